@@ -1,0 +1,63 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/load-config.js';
+import { packageVersion } from '../main.js';
+import { registerAdminCommand } from './admin-token-command.js';
+import { ApiError } from './api-client.js';
+import type { CliIo } from './command-context.js';
+import { registerCredentialCommand } from './credential-command.js';
+import { registerKeysCommand } from './keys-command.js';
+import { InputError } from './secret-input.js';
+import { registerServeCommand } from './serve-command.js';
+import { registerWebhookKmsCommand } from './webhook-kms-command.js';
+
+export const buildProgram = (io: CliIo): Command => {
+  const program = new Command('tokenvault')
+    .description('Token Vault: a credential vault and broker for AI agents')
+    .version(packageVersion())
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .exitOverride();
+  registerServeCommand(program, io);
+  registerCredentialCommand(program, io);
+  registerAdminCommand(program, io);
+  registerKeysCommand(program, io);
+  registerWebhookKmsCommand(program);
+  for (const command of program.commands) command.exitOverride();
+  return program;
+};
+
+/** Runs the CLI and returns the exit code: 0 ok, 1 the vault refused or failed, 2 bad usage. */
+export const runCli = async (argv: string[], io: CliIo = process): Promise<number> => {
+  const program = buildProgram(io);
+  const json = argv.includes('--json');
+  const fail = (code: string, message: string, exit: number, extra: Record<string, unknown> = {}) => {
+    io.stderr.write(
+      json ? `${JSON.stringify({ error: { code, message, ...extra } })}\n` : `error: ${message}\n`,
+    );
+    return exit;
+  };
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof ApiError) {
+      return fail(
+        error.code,
+        `${error.message} (${error.code}${error.requestId ? `, request ${error.requestId}` : ''})`,
+        1,
+        {
+          status: error.status,
+          request_id: error.requestId,
+        },
+      );
+    }
+    if (error instanceof InputError) return fail('invalid_input', error.message, 2);
+    if (error instanceof ConfigError)
+      return fail('invalid_config', error.message, 2, { problems: error.problems });
+    return fail('internal_error', (error as Error).message, 1);
+  }
+};

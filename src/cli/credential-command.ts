@@ -1,0 +1,217 @@
+import type { Command } from 'commander';
+import { type CliIo, contextFor, withClientOptions } from './command-context.js';
+import { keyValues, table } from './output.js';
+import { buildSecret, InputError } from './secret-input.js';
+
+interface CredentialView {
+  id: string;
+  name: string;
+  type: string;
+  status: string;
+  description: string;
+  scopes: string[];
+  allowed_hosts: string[];
+  injection: { in: string; name: string; template: string };
+  expires_at: string | null;
+  subject: string | null;
+  version: number;
+  secret_fields: string[];
+  namespace: string;
+  created_at: string;
+  updated_at: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const splitList = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+const show = (c: CredentialView) =>
+  keyValues([
+    ['name', c.name],
+    ['id', c.id],
+    ['namespace', c.namespace],
+    ['type', c.type],
+    ['status', c.status],
+    ['description', c.description || '-'],
+    ['scopes', c.scopes],
+    ['allowed hosts', c.allowed_hosts],
+    ['injection', `${c.injection.in} ${c.injection.name}: ${c.injection.template}`],
+    ['secret fields', c.secret_fields],
+    ['version', c.version],
+    ['expires at', c.expires_at],
+    ['subject', c.subject],
+    ['created at', c.created_at],
+    ['updated at', c.updated_at],
+  ]);
+
+const secretOptions = (command: Command) =>
+  command
+    .option('--secret-stdin', 'read the secret from standard input (keeps it out of shell history)')
+    .option('--secret-file <path>', 'read the secret from a file')
+    .option('--secret-json', 'the secret on stdin or in the file is a JSON object of fields')
+    .option(
+      '--field <key=value>',
+      'a secret field (KEY=@FILE reads the value from a file); repeatable',
+      collect,
+    )
+    .option('--description <text>', 'what this credential is for')
+    .option('--scopes <list>', 'comma-separated scopes the credential carries')
+    .option('--allowed-host <host>', 'an upstream host the secret may be sent to; repeatable', collect)
+    .option(
+      '--inject <in:name:template>',
+      'how a proxy injects it, e.g. "header:Authorization:Bearer {{api_key}}"',
+    )
+    .option('--expires-at <iso>', 'when the secret stops working (ISO-8601)')
+    .option('--subject <user>', 'the end user this credential belongs to');
+
+interface SecretFlags {
+  secretStdin?: boolean;
+  secretFile?: string;
+  secretJson?: boolean;
+  field?: string[];
+  description?: string;
+  scopes?: string;
+  allowedHost?: string[];
+  inject?: string;
+  expiresAt?: string;
+  subject?: string;
+}
+
+const parseInject = (value: string | undefined) => {
+  if (value === undefined) return undefined;
+  const [where, name, ...rest] = value.split(':');
+  if (!where || !name || rest.length === 0) {
+    throw new InputError('--inject expects IN:NAME:TEMPLATE, e.g. "header:Authorization:Bearer {{token}}"');
+  }
+  return { in: where, name, template: rest.join(':') };
+};
+
+const metadata = (flags: SecretFlags) => ({
+  description: flags.description,
+  scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
+  allowed_hosts: flags.allowedHost,
+  injection: parseInject(flags.inject),
+  expires_at: flags.expiresAt,
+  subject: flags.subject,
+});
+
+const path = (name: string) => `/v1/admin/credentials/${encodeURIComponent(name)}`;
+
+export const registerCredentialCommand = (program: Command, io: CliIo): void => {
+  const credential = program.command('credential').description('store and manage credentials');
+
+  secretOptions(withClientOptions(credential.command('add <name>')))
+    .description('store a credential; its secret is encrypted and never shown again')
+    .requiredOption('--type <type>', 'api_key | bearer | basic | oauth2 | custom')
+    .action(async (name: string, flags: SecretFlags & { type: string }, command: Command) => {
+      const ctx = contextFor(command, io);
+      const secret = await buildSecret(flags.type, flags, ctx.readStdin);
+      if (!secret) throw new InputError('give the secret with --secret-stdin, --secret-file or --field');
+      const created = await ctx.api.post<CredentialView>('/v1/admin/credentials', {
+        name,
+        type: flags.type,
+        secret,
+        ...metadata(flags),
+      });
+      ctx.out.result(
+        created,
+        () => `Stored credential "${created.name}" (${created.type}, version ${created.version}).`,
+      );
+    });
+
+  withClientOptions(credential.command('list'))
+    .description('list credentials (never their secrets)')
+    .action(async (_flags: unknown, command: Command) => {
+      const ctx = contextFor(command, io);
+      const items: CredentialView[] = [];
+      let after: string | null = null;
+      do {
+        const query: string = after === null ? '' : `&after=${encodeURIComponent(after)}`;
+        const page: { items: CredentialView[]; next_cursor: string | null } = await ctx.api.get(
+          `/v1/admin/credentials?limit=500${query}`,
+        );
+        items.push(...page.items);
+        after = page.next_cursor;
+      } while (after !== null);
+      ctx.out.result(items, () =>
+        items.length === 0
+          ? 'No credentials yet. Add one with `tokenvault credential add NAME --type api_key --secret-stdin`.'
+          : table(
+              ['NAME', 'TYPE', 'STATUS', 'VERSION', 'SCOPES', 'ALLOWED HOSTS', 'UPDATED'],
+              items.map((c) => [
+                c.name,
+                c.type,
+                c.status,
+                c.version,
+                c.scopes.join(','),
+                c.allowed_hosts.join(','),
+                c.updated_at,
+              ]),
+            ),
+      );
+    });
+
+  withClientOptions(credential.command('show <name>'))
+    .description('show a credential’s metadata (never its secret)')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      const ctx = contextFor(command, io);
+      const found = await ctx.api.get<CredentialView>(path(name));
+      ctx.out.result(found, () => show(found));
+    });
+
+  secretOptions(withClientOptions(credential.command('update <name>')))
+    .description('change metadata, or store a new secret version (the previous one is kept until pruned)')
+    .option('--status <status>', 'active | revoked | needs_reauth')
+    .action(async (name: string, flags: SecretFlags & { status?: string }, command: Command) => {
+      const ctx = contextFor(command, io);
+      const current = await ctx.api.get<CredentialView>(path(name));
+      const secret = await buildSecret(current.type, flags, ctx.readStdin);
+      const body = Object.fromEntries(
+        Object.entries({ ...metadata(flags), secret, status: flags.status }).filter(
+          ([, v]) => v !== undefined,
+        ),
+      );
+      if (Object.keys(body).length === 0)
+        throw new InputError('nothing to update: give a secret or a metadata option');
+      const updated = await ctx.api.patch<CredentialView>(path(name), body);
+      ctx.out.result(updated, () => `Updated credential "${updated.name}" (version ${updated.version}).`);
+    });
+
+  withClientOptions(credential.command('rm <name>'))
+    .description('delete a credential, all its versions and its data key')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      const ctx = contextFor(command, io);
+      await ctx.api.delete(path(name));
+      ctx.out.result({ deleted: name }, () => `Deleted credential "${name}".`);
+    });
+
+  withClientOptions(credential.command('versions <name>'))
+    .description('list the stored secret versions')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      const ctx = contextFor(command, io);
+      const { items } = await ctx.api.get<{
+        items: { version: number; created_at: string; current: boolean }[];
+      }>(`${path(name)}/versions`);
+      ctx.out.result(items, () =>
+        table(
+          ['VERSION', 'CREATED', 'CURRENT'],
+          items.map((v) => [v.version, v.created_at, v.current ? 'yes' : '']),
+        ),
+      );
+    });
+
+  withClientOptions(credential.command('prune <name>'))
+    .description('delete old secret versions')
+    .option('--keep <n>', 'newest versions to keep', '1')
+    .action(async (name: string, flags: { keep: string }, command: Command) => {
+      const ctx = contextFor(command, io);
+      const keep = Number(flags.keep);
+      if (!Number.isInteger(keep) || keep < 1)
+        throw new InputError('--keep must be a whole number of at least 1');
+      const result = await ctx.api.post<{ pruned: number }>(`${path(name)}/prune`, { keep });
+      ctx.out.result(result, () => `Pruned ${result.pruned} old version(s) of "${name}".`);
+    });
+};

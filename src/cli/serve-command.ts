@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { type SettingName, settings } from '../config/config-schema.js';
+import { loadConfig } from '../config/load-config.js';
+import { createVault } from '../main.js';
+import type { CliIo } from './command-context.js';
+
+const camelToKebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+export const registerServeCommand = (program: Command, io: CliIo): void => {
+  const serve = program
+    .command('serve')
+    .description('run the vault server (SQLite in ./.tokenvault unless --database-url is given)');
+  for (const spec of Object.values(settings)) {
+    serve.option(`${spec.flag} <value>`, `${spec.description} [env ${spec.env}]`);
+  }
+  serve.action(async (flags: Record<string, string>) => {
+    const config = loadConfig(
+      Object.fromEntries(
+        (Object.keys(settings) as SettingName[]).map((name) => [
+          name,
+          flags[name] ?? flags[camelToKebab(name)],
+        ]),
+      ),
+      io.env,
+    );
+    const vault = await createVault(config);
+    const url = await vault.listen();
+    io.stderr.write(
+      `Token Vault ${vault.store.dialect === 'sqlite' ? `(SQLite: ${vault.store.location})` : '(PostgreSQL)'} listening on ${url}\n`,
+    );
+    if (vault.adminTokenPath) {
+      io.stderr.write(
+        `Root admin token written to ${vault.adminTokenPath} (mode 0600). The CLI on this machine uses it.\n`,
+      );
+    }
+    await new Promise<void>((resolve) => {
+      const shutdown = (signal: string) => {
+        io.stderr.write(`${signal} received: finishing requests in flight, then stopping\n`);
+        const force = setTimeout(() => {
+          io.stderr.write('shutdown timed out; exiting\n');
+          process.exit(1);
+        }, config.shutdownTimeoutMs);
+        force.unref();
+        vault.stop().then(resolve, (error: unknown) => {
+          io.stderr.write(`error while stopping: ${(error as Error).message}\n`);
+          process.exitCode = 1;
+          resolve();
+        });
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+    });
+  });
+};

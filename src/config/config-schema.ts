@@ -1,0 +1,191 @@
+import { checkWebhookUrl } from '../crypto/webhook-key-provider.js';
+
+/**
+ * Every server setting: its flag, its environment variable, how it parses, and what it means.
+ * The README's configuration reference is written from this table, and a test keeps them in step.
+ * There is no default secret: settings marked `secret` have no default and never appear in output.
+ */
+export interface SettingSpec<T> {
+  flag: string;
+  env: string;
+  description: string;
+  default?: T;
+  secret?: boolean;
+  parse(raw: string): T;
+}
+
+const parsePort = (raw: string): number => {
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port < 0 || port > 65_535)
+    throw new Error('must be a port number from 0 to 65535');
+  return port;
+};
+
+const parsePositiveInt =
+  (min: number, max: number) =>
+  (raw: string): number => {
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max)
+      throw new Error(`must be a whole number from ${min} to ${max}`);
+    return value;
+  };
+
+const parseOneOf =
+  <T extends string>(...allowed: T[]) =>
+  (raw: string): T => {
+    if (!(allowed as string[]).includes(raw)) throw new Error(`must be one of ${allowed.join(', ')}`);
+    return raw as T;
+  };
+
+const parseNonEmpty = (raw: string): string => {
+  if (raw.trim() === '') throw new Error('must not be empty');
+  return raw;
+};
+
+const parseDatabaseUrl = (raw: string): string => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('must be a URL such as postgres://user:password@host:5432/tokenvault');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new Error('must be a postgres:// URL (leave it unset to use the embedded SQLite store)');
+  }
+  return raw;
+};
+
+const parseWebhookUrl = (raw: string): string => {
+  try {
+    return checkWebhookUrl(raw);
+  } catch (error) {
+    throw new Error(`is not usable: ${(error as Error).message}`);
+  }
+};
+
+const parseWebhookSecret = (raw: string): string => {
+  if (raw.length < 32) throw new Error('must be at least 32 characters');
+  return raw;
+};
+
+export const settings = {
+  host: {
+    flag: '--host',
+    env: 'TOKENVAULT_HOST',
+    description: 'Address to listen on.',
+    default: '127.0.0.1',
+    parse: parseNonEmpty,
+  },
+  port: {
+    flag: '--port',
+    env: 'TOKENVAULT_PORT',
+    description: 'Port to listen on.',
+    default: 8200,
+    parse: parsePort,
+  },
+  dataDir: {
+    flag: '--data-dir',
+    env: 'TOKENVAULT_DATA_DIR',
+    description: 'Directory for the SQLite store, the generated master key and the root admin token.',
+    default: './.tokenvault',
+    parse: parseNonEmpty,
+  },
+  databaseUrl: {
+    flag: '--database-url',
+    env: 'TOKENVAULT_DATABASE_URL',
+    description: 'PostgreSQL URL. Unset: the embedded SQLite store in the data dir.',
+    secret: true,
+    parse: parseDatabaseUrl,
+  },
+  vaultMode: {
+    flag: '--vault-mode',
+    env: 'TOKENVAULT_VAULT_MODE',
+    description:
+      'Key mode for a new vault: `platform` (the vault holds the key) or `webhook` (your webhook does). An existing vault keeps the mode in its store; change it with `tokenvault mode set`.',
+    default: 'platform' as 'platform' | 'webhook',
+    parse: parseOneOf('platform', 'webhook'),
+  },
+  masterKey: {
+    flag: '--master-key',
+    env: 'TOKENVAULT_MASTER_KEY',
+    description:
+      'Platform-mode root key: 32 bytes as base64 or hex. Unset: generated into `<data-dir>/master.key` (mode 0600) on first start. Prefer the variable to the flag.',
+    secret: true,
+    parse: parseNonEmpty,
+  },
+  kmsWebhookUrl: {
+    flag: '--kms-webhook-url',
+    env: 'TOKENVAULT_KMS_WEBHOOK_URL',
+    description: 'Webhook-mode key service URL (see docs/webhook-kms.md).',
+    parse: parseWebhookUrl,
+  },
+  kmsWebhookSecret: {
+    flag: '--kms-webhook-secret',
+    env: 'TOKENVAULT_KMS_WEBHOOK_SECRET',
+    description:
+      'Shared HMAC secret for the webhook (at least 32 characters). Prefer the variable to the flag.',
+    secret: true,
+    parse: parseWebhookSecret,
+  },
+  kmsWebhookTimeoutMs: {
+    flag: '--kms-webhook-timeout-ms',
+    env: 'TOKENVAULT_KMS_WEBHOOK_TIMEOUT_MS',
+    description: 'Timeout for one webhook call, in milliseconds.',
+    default: 5000,
+    parse: parsePositiveInt(50, 60_000),
+  },
+  logLevel: {
+    flag: '--log-level',
+    env: 'TOKENVAULT_LOG_LEVEL',
+    description: 'Log level.',
+    default: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
+    parse: parseOneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  },
+  bodyLimit: {
+    flag: '--body-limit',
+    env: 'TOKENVAULT_BODY_LIMIT',
+    description: 'Largest request body accepted, in bytes.',
+    default: 262_144,
+    parse: parsePositiveInt(1024, 16_777_216),
+  },
+  authFailureLimit: {
+    flag: '--auth-failure-limit',
+    env: 'TOKENVAULT_AUTH_FAILURE_LIMIT',
+    description: 'Failed authentications allowed per client address per minute before 429.',
+    default: 10,
+    parse: parsePositiveInt(1, 100_000),
+  },
+  trustProxy: {
+    flag: '--trust-proxy',
+    env: 'TOKENVAULT_TRUST_PROXY',
+    description:
+      'Trust X-Forwarded-For from these proxies (comma-separated addresses or CIDRs). Unset: trust none.',
+    parse: parseNonEmpty,
+  },
+  keyJobBatchSize: {
+    flag: '--key-job-batch-size',
+    env: 'TOKENVAULT_KEY_JOB_BATCH_SIZE',
+    description:
+      'Data keys re-wrapped per transaction during rotation or a mode switch (smaller: gentler on the database).',
+    default: 500,
+    parse: parsePositiveInt(1, 10_000),
+  },
+  shutdownTimeoutMs: {
+    flag: '--shutdown-timeout-ms',
+    env: 'TOKENVAULT_SHUTDOWN_TIMEOUT_MS',
+    description: 'How long SIGTERM waits for requests in flight before closing anyway.',
+    default: 10_000,
+    parse: parsePositiveInt(0, 600_000),
+  },
+} satisfies Record<string, SettingSpec<unknown>>;
+
+type Settings = typeof settings;
+type Parsed<S> = S extends SettingSpec<infer T> ? T : never;
+
+export type Config = Readonly<{
+  [K in keyof Settings]: Settings[K] extends { default: unknown }
+    ? Parsed<Settings[K]>
+    : Parsed<Settings[K]> | undefined;
+}>;
+
+export type SettingName = keyof Settings;

@@ -1,0 +1,154 @@
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { CredentialTable, Database } from '../store/schema.js';
+import type { CredentialStatus, CredentialType, Injection } from './credential-types.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Everything about a credential except its secret. */
+export interface Credential {
+  id: string;
+  namespace: string;
+  name: string;
+  type: CredentialType;
+  description: string;
+  scopes: string[];
+  allowedHosts: string[];
+  injection: Injection;
+  status: CredentialStatus;
+  expiresAt: string | null;
+  subject: string | null;
+  dataKeyId: string;
+  version: number;
+  secretFields: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+type Row = Selectable<CredentialTable> & { ciphertexts: string };
+
+const toCredential = (row: Row): Credential => ({
+  id: row.id,
+  namespace: row.namespace,
+  name: row.name,
+  type: row.type as CredentialType,
+  description: row.description,
+  scopes: JSON.parse(row.scopes) as string[],
+  allowedHosts: JSON.parse(row.allowed_hosts) as string[],
+  injection: JSON.parse(row.injection) as Injection,
+  status: row.status as CredentialStatus,
+  expiresAt: row.expires_at,
+  subject: row.subject,
+  dataKeyId: row.data_key_id,
+  version: row.current_version,
+  secretFields: Object.keys(JSON.parse(row.ciphertexts) as object).sort(),
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => ({
+  id: c.id,
+  namespace: c.namespace,
+  name: c.name,
+  type: c.type,
+  description: c.description,
+  scopes: JSON.stringify(c.scopes),
+  allowed_hosts: JSON.stringify(c.allowedHosts),
+  injection: JSON.stringify(c.injection),
+  status: c.status,
+  expires_at: c.expiresAt,
+  subject: c.subject,
+  data_key_id: c.dataKeyId,
+  current_version: c.version,
+  created_at: c.createdAt,
+  updated_at: c.updatedAt,
+});
+
+const selectWithCurrentVersion = (db: Db) =>
+  db
+    .selectFrom('credentials as c')
+    .innerJoin('credential_versions as v', (join) =>
+      join.onRef('v.credential_id', '=', 'c.id').onRef('v.version', '=', 'c.current_version'),
+    )
+    .selectAll('c')
+    .select('v.ciphertexts');
+
+export const credentialRepo = {
+  async findByName(
+    db: Db,
+    namespace: string,
+    name: string,
+  ): Promise<(Credential & { ciphertexts: string }) | undefined> {
+    const row = await selectWithCurrentVersion(db)
+      .where('c.namespace', '=', namespace)
+      .where('c.name', '=', name)
+      .executeTakeFirst();
+    return row ? { ...toCredential(row), ciphertexts: row.ciphertexts } : undefined;
+  },
+
+  async list(
+    db: Db,
+    namespace: string,
+    options: { limit: number; after?: string | undefined },
+  ): Promise<Credential[]> {
+    let query = selectWithCurrentVersion(db).where('c.namespace', '=', namespace);
+    if (options.after !== undefined) query = query.where('c.name', '>', options.after);
+    const rows = await query.orderBy('c.name').limit(options.limit).execute();
+    return rows.map(toCredential);
+  },
+
+  insert: (db: Db, row: CredentialTable) => db.insertInto('credentials').values(row).execute(),
+
+  update: (db: Db, id: string, row: Partial<CredentialTable>) =>
+    db.updateTable('credentials').set(row).where('id', '=', id).execute(),
+
+  remove: (db: Db, id: string) => db.deleteFrom('credentials').where('id', '=', id).execute(),
+
+  insertVersion: (
+    db: Db,
+    credentialId: string,
+    version: number,
+    ciphertexts: Record<string, string>,
+    now: string,
+  ) =>
+    db
+      .insertInto('credential_versions')
+      .values({
+        credential_id: credentialId,
+        version,
+        ciphertexts: JSON.stringify(ciphertexts),
+        created_at: now,
+      })
+      .execute(),
+
+  async findVersion(
+    db: Db,
+    credentialId: string,
+    version: number,
+  ): Promise<Record<string, string> | undefined> {
+    const row = await db
+      .selectFrom('credential_versions')
+      .select('ciphertexts')
+      .where('credential_id', '=', credentialId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return row ? (JSON.parse(row.ciphertexts) as Record<string, string>) : undefined;
+  },
+
+  listVersions: (db: Db, credentialId: string) =>
+    db
+      .selectFrom('credential_versions')
+      .select(['version', 'created_at'])
+      .where('credential_id', '=', credentialId)
+      .orderBy('version', 'desc')
+      .execute(),
+
+  removeVersionsBelow: (db: Db, credentialId: string, version: number) =>
+    db
+      .deleteFrom('credential_versions')
+      .where('credential_id', '=', credentialId)
+      .where('version', '<', version)
+      .executeTakeFirst(),
+
+  removeAllVersions: (db: Db, credentialId: string) =>
+    db.deleteFrom('credential_versions').where('credential_id', '=', credentialId).execute(),
+};

@@ -1,0 +1,267 @@
+import type { Kysely } from 'kysely';
+import { decryptField, encryptField } from '../crypto/envelope.js';
+import { VaultError } from '../errors/vault-error.js';
+import type { DataKeyService } from '../keys/data-key-service.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import type { Database } from '../store/schema.js';
+import { isUniqueViolation } from '../store/store-errors.js';
+import { type Credential, credentialRepo, toRow } from './credential-repo.js';
+import {
+  assertCredentialName,
+  assertNamespace,
+  type CredentialStatus,
+  defaultInjection,
+  type Injection,
+  parseCredentialType,
+  type SecretFields,
+  validateAllowedHosts,
+  validateInjection,
+  validateScopes,
+  validateSecret,
+} from './credential-types.js';
+
+export interface CreateCredentialInput {
+  name: string;
+  type: string;
+  secret: unknown;
+  description?: string | undefined;
+  scopes?: string[] | undefined;
+  allowedHosts?: string[] | undefined;
+  injection?: Injection | undefined;
+  expiresAt?: string | null | undefined;
+  subject?: string | null | undefined;
+}
+
+export interface UpdateCredentialInput {
+  secret?: unknown;
+  description?: string | undefined;
+  scopes?: string[] | undefined;
+  allowedHosts?: string[] | undefined;
+  injection?: Injection | undefined;
+  expiresAt?: string | null | undefined;
+  subject?: string | null | undefined;
+  status?: CredentialStatus | undefined;
+}
+
+export interface CredentialServiceDeps {
+  db: Kysely<Database>;
+  dataKeys: Pick<DataKeyService, 'prepare' | 'insert' | 'open' | 'remove'>;
+  clock: Clock;
+}
+
+const maxPageSize = 500;
+
+const parseExpiry = (value: string | null | undefined): string | null => {
+  if (value === undefined || value === null) return null;
+  const time = Date.parse(value);
+  if (Number.isNaN(time) || !/^\d{4}-\d{2}-\d{2}T/.test(value)) {
+    throw new VaultError(
+      'invalid_request',
+      `expires_at must be an ISO-8601 date-time such as 2027-01-31T00:00:00Z.`,
+    );
+  }
+  return new Date(time).toISOString();
+};
+
+const encryptAll = (
+  dek: Buffer,
+  dekId: string,
+  c: Pick<Credential, 'namespace' | 'id'>,
+  version: number,
+  secret: SecretFields,
+) =>
+  Object.fromEntries(
+    Object.entries(secret).map(([field, value]) => [
+      field,
+      encryptField(dek, dekId, { namespace: c.namespace, credentialId: c.id, version, field }, value),
+    ]),
+  );
+
+export const createCredentialService = ({ db, dataKeys, clock }: CredentialServiceDeps) => {
+  const find = async (namespace: string, name: string) => {
+    assertNamespace(namespace);
+    const credential = await credentialRepo.findByName(db, namespace, name);
+    if (!credential) {
+      throw new VaultError(
+        'credential_not_found',
+        `No credential named "${name.slice(0, 64)}" in namespace "${namespace}".`,
+      );
+    }
+    return credential;
+  };
+
+  const strip = ({
+    ciphertexts: _ciphertexts,
+    ...credential
+  }: Credential & { ciphertexts: string }): Credential => credential;
+
+  return {
+    async create(namespace: string, input: CreateCredentialInput): Promise<Credential> {
+      assertNamespace(namespace);
+      assertCredentialName(input.name);
+      const type = parseCredentialType(input.type);
+      const secret = validateSecret(type, input.secret);
+      const fields = Object.keys(secret);
+      const injection = validateInjection(input.injection ?? defaultInjection(type, fields), type, fields);
+      const scopes = validateScopes(input.scopes ?? []);
+      const allowedHosts = validateAllowedHosts(input.allowedHosts ?? []);
+      const expiresAt = parseExpiry(input.expiresAt);
+
+      const nameTaken = () =>
+        new VaultError(
+          'credential_exists',
+          `A credential named "${input.name}" already exists in namespace "${namespace}".`,
+        );
+      if (await credentialRepo.findByName(db, namespace, input.name)) throw nameTaken();
+
+      const id = newId();
+      const { dek, row: dataKeyRow } = await dataKeys.prepare(namespace, id);
+      const now = clock.now().toISOString();
+      const credential: Credential = {
+        id,
+        namespace,
+        name: input.name,
+        type,
+        description: input.description ?? '',
+        scopes,
+        allowedHosts,
+        injection,
+        status: 'active',
+        expiresAt,
+        subject: input.subject ?? null,
+        dataKeyId: dataKeyRow.id,
+        version: 1,
+        secretFields: [...fields].sort(),
+        createdAt: now,
+        updatedAt: now,
+      };
+      const ciphertexts = encryptAll(dek, dataKeyRow.id, credential, 1, secret);
+      try {
+        await db.transaction().execute(async (trx) => {
+          await dataKeys.insert(trx, dataKeyRow);
+          await credentialRepo.insert(trx, toRow(credential));
+          await credentialRepo.insertVersion(trx, id, 1, ciphertexts, now);
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw nameTaken();
+        throw error;
+      }
+      return credential;
+    },
+
+    async list(namespace: string, options: { limit?: number | undefined; after?: string | undefined } = {}) {
+      assertNamespace(namespace);
+      const limit = Math.min(Math.max(options.limit ?? 100, 1), maxPageSize);
+      const items = await credentialRepo.list(db, namespace, { limit: limit + 1, after: options.after });
+      const page = items.slice(0, limit);
+      return { items: page, nextCursor: items.length > limit ? (page.at(-1)?.name ?? null) : null };
+    },
+
+    get: async (namespace: string, name: string): Promise<Credential> => strip(await find(namespace, name)),
+
+    async update(namespace: string, name: string, input: UpdateCredentialInput): Promise<Credential> {
+      const current = strip(await find(namespace, name));
+      const secret = input.secret === undefined ? undefined : validateSecret(current.type, input.secret);
+      const fields = secret ? Object.keys(secret) : current.secretFields;
+      const injection =
+        input.injection !== undefined || secret !== undefined
+          ? validateInjection(input.injection ?? current.injection, current.type, fields)
+          : current.injection;
+      const next: Credential = {
+        ...current,
+        description: input.description ?? current.description,
+        scopes: input.scopes === undefined ? current.scopes : validateScopes(input.scopes),
+        allowedHosts:
+          input.allowedHosts === undefined ? current.allowedHosts : validateAllowedHosts(input.allowedHosts),
+        injection,
+        expiresAt: input.expiresAt === undefined ? current.expiresAt : parseExpiry(input.expiresAt),
+        subject: input.subject === undefined ? current.subject : input.subject,
+        status: input.status ?? current.status,
+        secretFields: [...fields].sort(),
+        updatedAt: clock.now().toISOString(),
+      };
+      // The data key is opened before the transaction: in webhook mode that is a network call.
+      const dek = secret ? await dataKeys.open(current.dataKeyId) : undefined;
+      return db.transaction().execute(async (trx) => {
+        if (secret && dek) {
+          const bumped = await trx
+            .updateTable('credentials')
+            .set((eb) => ({ current_version: eb('current_version', '+', 1) }))
+            .where('id', '=', current.id)
+            .returning('current_version')
+            .executeTakeFirstOrThrow();
+          next.version = bumped.current_version;
+          await credentialRepo.insertVersion(
+            trx,
+            current.id,
+            next.version,
+            encryptAll(dek, current.dataKeyId, current, next.version, secret),
+            next.updatedAt,
+          );
+        }
+        const { id: _id, current_version: _version, created_at: _created, ...row } = toRow(next);
+        await credentialRepo.update(trx, current.id, row);
+        return next;
+      });
+    },
+
+    async remove(namespace: string, name: string): Promise<void> {
+      const current = await find(namespace, name);
+      await db.transaction().execute(async (trx) => {
+        await credentialRepo.removeAllVersions(trx, current.id);
+        await credentialRepo.remove(trx, current.id);
+        await dataKeys.remove(trx, current.dataKeyId);
+      });
+    },
+
+    async versions(namespace: string, name: string) {
+      const current = await find(namespace, name);
+      const rows = await credentialRepo.listVersions(db, current.id);
+      return rows.map((row) => ({
+        version: row.version,
+        createdAt: row.created_at,
+        current: row.version === current.version,
+      }));
+    },
+
+    /** Deletes all but the newest `keep` secret versions; returns how many went. */
+    async prune(namespace: string, name: string, keep = 1): Promise<number> {
+      const current = await find(namespace, name);
+      if (!Number.isInteger(keep) || keep < 1)
+        throw new VaultError('invalid_request', 'keep must be a whole number of at least 1.');
+      const result = await credentialRepo.removeVersionsBelow(db, current.id, current.version - keep + 1);
+      return Number(result.numDeletedRows);
+    },
+
+    /** The decrypted secret. Only the agent retrieval path and the proxies may call this. */
+    async readSecret(namespace: string, name: string, options: { version?: number } = {}) {
+      const found = await find(namespace, name);
+      const credential = strip(found);
+      const version = options.version ?? credential.version;
+      const ciphertexts =
+        version === credential.version
+          ? (JSON.parse(found.ciphertexts) as Record<string, string>)
+          : await credentialRepo.findVersion(db, credential.id, version);
+      if (!ciphertexts) {
+        throw new VaultError(
+          'credential_version_not_found',
+          `Credential "${name}" has no version ${version}.`,
+        );
+      }
+      const dek = await dataKeys.open(credential.dataKeyId);
+      const secret: SecretFields = {};
+      for (const [field, ciphertext] of Object.entries(ciphertexts)) {
+        secret[field] = decryptField(
+          dek,
+          credential.dataKeyId,
+          { namespace, credentialId: credential.id, version, field },
+          ciphertext,
+        ).toString('utf8');
+      }
+      return { credential, version, secret };
+    },
+  };
+};
+
+export type CredentialService = ReturnType<typeof createCredentialService>;

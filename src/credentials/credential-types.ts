@@ -1,0 +1,227 @@
+import { VaultError } from '../errors/vault-error.js';
+
+export const credentialTypes = ['api_key', 'bearer', 'basic', 'oauth2', 'custom'] as const;
+export type CredentialType = (typeof credentialTypes)[number];
+export type CredentialStatus = 'active' | 'needs_reauth' | 'revoked';
+
+export type SecretFields = Record<string, string>;
+
+/** Where a proxy puts the secret on the way out. `template` uses `{{field}}` placeholders. */
+export interface Injection {
+  in: 'header' | 'query' | 'env';
+  name: string;
+  template: string;
+}
+
+interface TypeSpec {
+  required: string[];
+  optional: string[];
+  /** Extra template variables derived from the secret (never stored). */
+  derived: string[];
+  defaultInjection: Injection;
+}
+
+const typeSpecs: Record<Exclude<CredentialType, 'custom'>, TypeSpec> = {
+  api_key: {
+    required: ['api_key'],
+    optional: [],
+    derived: [],
+    defaultInjection: { in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' },
+  },
+  bearer: {
+    required: ['token'],
+    optional: [],
+    derived: [],
+    defaultInjection: { in: 'header', name: 'Authorization', template: 'Bearer {{token}}' },
+  },
+  basic: {
+    required: ['username', 'password'],
+    optional: [],
+    derived: ['basic_auth'],
+    defaultInjection: { in: 'header', name: 'Authorization', template: 'Basic {{basic_auth}}' },
+  },
+  oauth2: {
+    required: ['access_token'],
+    optional: ['refresh_token', 'token_type', 'id_token'],
+    derived: [],
+    defaultInjection: { in: 'header', name: 'Authorization', template: 'Bearer {{access_token}}' },
+  },
+};
+
+const namePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const namespacePattern = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const fieldNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const maxSecretValueLength = 16_384;
+const maxCustomFields = 50;
+
+export const isCredentialType = (value: string): value is CredentialType =>
+  (credentialTypes as readonly string[]).includes(value);
+
+export const assertCredentialName = (name: string): void => {
+  if (!namePattern.test(name)) {
+    throw new VaultError(
+      'invalid_name',
+      `"${name.slice(0, 80)}" is not a valid credential name: use 1 to 64 lowercase letters, digits, \`-\`, \`_\` or \`.\`, starting with a letter or digit (for example \`google-calendar\`).`,
+    );
+  }
+};
+
+export const assertNamespace = (namespace: string): void => {
+  if (!namespacePattern.test(namespace)) {
+    throw new VaultError(
+      'invalid_namespace',
+      `"${namespace.slice(0, 80)}" is not a valid namespace: use 1 to 64 lowercase letters, digits, \`-\` or \`_\`.`,
+    );
+  }
+};
+
+export const parseCredentialType = (type: string): CredentialType => {
+  if (!isCredentialType(type)) {
+    throw new VaultError(
+      'unknown_credential_type',
+      `"${type.slice(0, 40)}" is not a credential type; use one of ${credentialTypes.join(', ')}.`,
+    );
+  }
+  return type;
+};
+
+/** Checks a secret against its type and returns only the fields that type stores. */
+export const validateSecret = (type: CredentialType, secret: unknown): SecretFields => {
+  if (typeof secret !== 'object' || secret === null || Array.isArray(secret)) {
+    throw new VaultError(
+      'invalid_secret',
+      `The secret of a ${type} credential must be an object of string fields.`,
+    );
+  }
+  const entries = Object.entries(secret as Record<string, unknown>);
+  for (const [field, value] of entries) {
+    if (typeof value !== 'string' || value.length === 0) {
+      throw new VaultError(
+        'invalid_secret',
+        `Secret field "${field.slice(0, 64)}" must be a non-empty string.`,
+      );
+    }
+    if (value.length > maxSecretValueLength) {
+      throw new VaultError(
+        'invalid_secret',
+        `Secret field "${field.slice(0, 64)}" is longer than ${maxSecretValueLength} characters.`,
+      );
+    }
+  }
+  if (type === 'custom') return validateCustomSecret(entries as [string, string][]);
+
+  const spec = typeSpecs[type];
+  const given = new Set(entries.map(([field]) => field));
+  const missing = spec.required.filter((field) => !given.has(field));
+  if (missing.length > 0) {
+    throw new VaultError(
+      'invalid_secret',
+      `A ${type} credential needs secret field(s) ${missing.map((f) => `"${f}"`).join(', ')}.`,
+    );
+  }
+  const allowed = new Set([...spec.required, ...spec.optional]);
+  const unknown = [...given].filter((field) => !allowed.has(field));
+  if (unknown.length > 0) {
+    throw new VaultError(
+      'invalid_secret',
+      `A ${type} credential has no secret field(s) ${unknown.map((f) => `"${f.slice(0, 64)}"`).join(', ')}; it takes ${[...allowed].join(', ')}.`,
+    );
+  }
+  return Object.fromEntries(entries) as SecretFields;
+};
+
+const validateCustomSecret = (entries: [string, string][]): SecretFields => {
+  if (entries.length === 0)
+    throw new VaultError('invalid_secret', 'A custom credential needs at least one field.');
+  if (entries.length > maxCustomFields) {
+    throw new VaultError('invalid_secret', `A custom credential has at most ${maxCustomFields} fields.`);
+  }
+  for (const [field] of entries) {
+    if (!fieldNamePattern.test(field)) {
+      throw new VaultError(
+        'invalid_secret',
+        `"${field.slice(0, 64)}" is not a valid field name: use letters, digits and \`_\`, starting with a letter or \`_\`.`,
+      );
+    }
+  }
+  return Object.fromEntries(entries);
+};
+
+export const defaultInjection = (type: CredentialType, fields: string[]): Injection => {
+  if (type !== 'custom') return { ...typeSpecs[type].defaultInjection };
+  return { in: 'header', name: 'Authorization', template: `Bearer {{${fields[0]}}}` };
+};
+
+const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
+const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const placeholderPattern = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+const forbiddenHeaders = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade']);
+
+/** Validates how the secret is injected; placeholders must name fields the credential has. */
+export const validateInjection = (
+  injection: Injection,
+  type: CredentialType,
+  fields: string[],
+): Injection => {
+  const fail = (message: string): never => {
+    throw new VaultError('invalid_injection', message);
+  };
+  if (!['header', 'query', 'env'].includes(injection.in)) {
+    fail('injection.in must be one of header, query, env.');
+  }
+  if (injection.in === 'header' && !headerNamePattern.test(injection.name)) {
+    fail(`"${injection.name.slice(0, 64)}" is not a valid HTTP header name.`);
+  }
+  if (injection.in === 'header' && forbiddenHeaders.has(injection.name.toLowerCase())) {
+    fail(`The secret cannot be injected into the "${injection.name}" header.`);
+  }
+  if (injection.in === 'env' && !envNamePattern.test(injection.name)) {
+    fail(`"${injection.name.slice(0, 64)}" is not a valid environment variable name.`);
+  }
+  if (injection.in === 'query' && !/^[A-Za-z0-9._~-]{1,128}$/.test(injection.name)) {
+    fail(`"${injection.name.slice(0, 64)}" is not a valid query parameter name.`);
+  }
+  // CR, LF and other control characters would allow header injection on the way out (invariant 6).
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(injection.template) || injection.template.length > 1024) {
+    fail('injection.template must be at most 1024 characters with no control characters (no CR or LF).');
+  }
+  const known = new Set([...fields, ...(type === 'custom' ? [] : typeSpecs[type].derived)]);
+  const used = [...injection.template.matchAll(placeholderPattern)].map((m) => m[1] as string);
+  if (used.length === 0) fail('injection.template must contain at least one {{field}} placeholder.');
+  const unknown = used.filter((field) => !known.has(field));
+  if (unknown.length > 0) {
+    fail(
+      `injection.template uses ${unknown.map((f) => `{{${f}}}`).join(', ')}, which this credential does not have; available: ${[...known].join(', ')}.`,
+    );
+  }
+  return { in: injection.in, name: injection.name, template: injection.template };
+};
+
+/** Upstream host names (optionally with a port); no schemes, paths or wildcards beyond a leading `*.`. */
+export const validateAllowedHosts = (hosts: string[]): string[] => {
+  const hostPattern =
+    /^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$/;
+  const normalized = hosts.map((host) => host.trim().toLowerCase());
+  for (const host of normalized) {
+    if (!hostPattern.test(host)) {
+      throw new VaultError(
+        'invalid_request',
+        `"${host.slice(0, 80)}" is not a valid allowed host: give a host name such as api.slack.com (no scheme or path).`,
+      );
+    }
+  }
+  return [...new Set(normalized)];
+};
+
+export const validateScopes = (scopes: string[]): string[] => {
+  for (const scope of scopes) {
+    if (scope.length === 0 || scope.length > 256 || /\s/.test(scope)) {
+      throw new VaultError(
+        'invalid_request',
+        `"${scope.slice(0, 80)}" is not a valid scope: no spaces, 1 to 256 characters.`,
+      );
+    }
+  }
+  return [...new Set(scopes)];
+};

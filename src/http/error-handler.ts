@@ -1,0 +1,80 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { type ErrorCode, errorRegistry } from '../errors/error-registry.js';
+import { isVaultError } from '../errors/vault-error.js';
+import type { Metrics } from './metrics.js';
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; request_id: string };
+}
+
+/** Fastify's own errors that a client caused, mapped onto our codes. */
+const fastifyCodes: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_VALIDATION: 'invalid_request',
+};
+
+const messageFor = (code: ErrorCode, error: FastifyError, limit: number): string => {
+  switch (code) {
+    case 'invalid_json':
+      return 'The request body is not valid JSON; check for a trailing comma or an unquoted key.';
+    case 'body_too_large':
+      return `The request body is larger than ${limit} bytes, the most this server accepts.`;
+    case 'invalid_request':
+      return error.validation ? `Invalid request: ${error.message}.` : errorRegistry[code].message;
+    default:
+      return errorRegistry[code].message;
+  }
+};
+
+/**
+ * Replaces Fastify's default handler, which would send `error.message` even on a 500. A VaultError
+ * speaks for itself; a client mistake Fastify detected gets its stable code; anything else is
+ * `internal_error`, with the details in the log only.
+ */
+export const installErrorHandler = (
+  app: FastifyInstance,
+  { metrics, bodyLimit }: { metrics: Metrics; bodyLimit: number },
+) => {
+  const send = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    code: ErrorCode,
+    message: string,
+  ) => {
+    metrics.errors.inc({ code });
+    const body: ErrorBody = { error: { code, message, request_id: request.id } };
+    return reply.status(status).type('application/json; charset=utf-8').send(body);
+  };
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (isVaultError(error)) {
+      if (error.status >= 500)
+        request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
+      if (error.code === 'too_many_auth_failures' && error.details?.retryAfter) {
+        reply.header('retry-after', String(error.details.retryAfter));
+      }
+      return send(request, reply, error.status, error.code, error.message);
+    }
+    const mapped = error.code ? fastifyCodes[error.code] : undefined;
+    if (mapped) {
+      return send(request, reply, errorRegistry[mapped].status, mapped, messageFor(mapped, error, bodyLimit));
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return send(request, reply, 500, 'internal_error', errorRegistry.internal_error.message);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    send(
+      request,
+      reply,
+      404,
+      'not_found',
+      `No endpoint ${request.method} ${request.url.split('?')[0]}; see /docs.`,
+    ),
+  );
+};

@@ -1,0 +1,72 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { AdminTokenService } from '../../admin/admin-token-service.js';
+import {
+  AdminTokenView,
+  CreateAdminTokenBody,
+  CreatedAdminToken,
+  toAdminTokenView,
+} from '../schemas/admin-token-schemas.js';
+import { withErrors } from '../schemas/common-schemas.js';
+
+const tags = ['admin tokens'];
+const security = [{ adminToken: [] }];
+
+export const registerAdminTokenRoutes = (
+  app: FastifyInstance,
+  { adminTokens }: { adminTokens: AdminTokenService },
+) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.post(
+    '/v1/admin/tokens',
+    {
+      config: { audit: { event: 'admin_token.create' } },
+      schema: {
+        tags,
+        security,
+        summary: 'Create an admin token (shown once)',
+        body: CreateAdminTokenBody,
+        response: withErrors({ 201: CreatedAdminToken }),
+      },
+    },
+    async (request, reply) => {
+      const { token, adminToken } = await adminTokens.create(request.body.name, {
+        ttlSeconds: request.body.ttl_seconds,
+      });
+      return reply
+        .status(201)
+        .send({ id: adminToken.id, name: adminToken.name, token, expires_at: adminToken.expiresAt });
+    },
+  );
+
+  r.get(
+    '/v1/admin/tokens',
+    {
+      config: { audit: { none: 'lists token metadata; hashes and tokens never leave' } },
+      schema: {
+        tags,
+        security,
+        summary: 'List admin tokens (never the tokens themselves)',
+        response: withErrors({ 200: Type.Object({ items: Type.Array(AdminTokenView) }) }),
+      },
+    },
+    async () => ({ items: (await adminTokens.list()).map(toAdminTokenView) }),
+  );
+
+  r.delete(
+    '/v1/admin/tokens/:id',
+    {
+      config: { audit: { event: 'admin_token.revoke' } },
+      schema: {
+        tags,
+        security,
+        summary: 'Revoke an admin token; it fails on the very next request',
+        params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
+        response: withErrors({ 200: AdminTokenView }, 404),
+      },
+    },
+    async (request) => toAdminTokenView(await adminTokens.revoke(request.params.id)),
+  );
+};

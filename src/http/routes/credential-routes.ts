@@ -1,0 +1,191 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { CredentialService } from '../../credentials/credential-service.js';
+import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
+import {
+  CreateCredentialBody,
+  CredentialList,
+  CredentialView,
+  ListQuery,
+  NameParams,
+  PruneBody,
+  toCredentialView,
+  UpdateCredentialBody,
+  VersionList,
+} from '../schemas/credential-schemas.js';
+
+const tags = ['credentials'];
+const security = [{ adminToken: [] }];
+
+// TODO(audit): the events named here are written once the audit log lands (issue 3), because the
+// audit module does not exist yet; the declarations fix what each route will record.
+export const registerCredentialRoutes = (
+  app: FastifyInstance,
+  { credentials }: { credentials: CredentialService },
+) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.post(
+    '/v1/admin/credentials',
+    {
+      config: { audit: { event: 'credential.create' } },
+      schema: {
+        tags,
+        security,
+        summary: 'Store a credential (the secret is encrypted; responses never contain it)',
+        headers: NamespaceHeader,
+        body: CreateCredentialBody,
+        response: withErrors({ 201: CredentialView }, 409, 413, 415, 503),
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const credential = await credentials.create(namespaceOf(request.headers), {
+        name: b.name,
+        type: b.type,
+        secret: b.secret,
+        description: b.description,
+        scopes: b.scopes,
+        allowedHosts: b.allowed_hosts,
+        injection: b.injection as never,
+        expiresAt: b.expires_at,
+        subject: b.subject,
+      });
+      return reply.status(201).send(toCredentialView(credential));
+    },
+  );
+
+  r.get(
+    '/v1/admin/credentials',
+    {
+      config: { audit: { none: 'metadata read by an admin; no secret leaves' } },
+      schema: {
+        tags,
+        security,
+        summary: 'List credentials (metadata only), by name, in pages',
+        headers: NamespaceHeader,
+        querystring: ListQuery,
+        response: withErrors({ 200: CredentialList }),
+      },
+    },
+    async (request) => {
+      const { limit, after } = request.query;
+      const page = await credentials.list(namespaceOf(request.headers), {
+        limit: limit === undefined ? undefined : Number(limit),
+        after,
+      });
+      return { items: page.items.map(toCredentialView), next_cursor: page.nextCursor };
+    },
+  );
+
+  r.get(
+    '/v1/admin/credentials/:name',
+    {
+      config: { audit: { none: 'metadata read by an admin; no secret leaves' } },
+      schema: {
+        tags,
+        security,
+        summary: 'Show one credential (metadata only)',
+        headers: NamespaceHeader,
+        params: NameParams,
+        response: withErrors({ 200: CredentialView }, 404),
+      },
+    },
+    async (request) =>
+      toCredentialView(await credentials.get(namespaceOf(request.headers), request.params.name)),
+  );
+
+  r.patch(
+    '/v1/admin/credentials/:name',
+    {
+      config: { audit: { event: 'credential.update' } },
+      schema: {
+        tags,
+        security,
+        summary: 'Update metadata and/or the secret (a new secret becomes a new version)',
+        headers: NamespaceHeader,
+        params: NameParams,
+        body: UpdateCredentialBody,
+        response: withErrors({ 200: CredentialView }, 404, 413, 415, 503),
+      },
+    },
+    async (request) => {
+      const b = request.body;
+      const credential = await credentials.update(namespaceOf(request.headers), request.params.name, {
+        secret: b.secret,
+        description: b.description,
+        scopes: b.scopes,
+        allowedHosts: b.allowed_hosts,
+        injection: b.injection as never,
+        expiresAt: b.expires_at,
+        subject: b.subject,
+        status: b.status,
+      });
+      return toCredentialView(credential);
+    },
+  );
+
+  r.delete(
+    '/v1/admin/credentials/:name',
+    {
+      config: { audit: { event: 'credential.delete' } },
+      schema: {
+        tags,
+        security,
+        summary: 'Delete a credential, all its versions and its data key',
+        headers: NamespaceHeader,
+        params: NameParams,
+        response: withErrors({ 204: Type.Null() }, 404),
+      },
+    },
+    async (request, reply) => {
+      await credentials.remove(namespaceOf(request.headers), request.params.name);
+      return reply.status(204).send(null);
+    },
+  );
+
+  r.get(
+    '/v1/admin/credentials/:name/versions',
+    {
+      config: { audit: { none: 'metadata read by an admin; no secret leaves' } },
+      schema: {
+        tags,
+        security,
+        summary: 'List the stored secret versions of a credential',
+        headers: NamespaceHeader,
+        params: NameParams,
+        response: withErrors({ 200: VersionList }, 404),
+      },
+    },
+    async (request) => {
+      const versions = await credentials.versions(namespaceOf(request.headers), request.params.name);
+      return {
+        items: versions.map((v) => ({ version: v.version, created_at: v.createdAt, current: v.current })),
+      };
+    },
+  );
+
+  r.post(
+    '/v1/admin/credentials/:name/prune',
+    {
+      config: { audit: { event: 'credential.prune' } },
+      schema: {
+        tags,
+        security,
+        summary: 'Delete old secret versions, keeping the newest `keep`',
+        headers: NamespaceHeader,
+        params: NameParams,
+        body: PruneBody,
+        response: withErrors({ 200: Type.Object({ pruned: Type.Integer() }) }, 404),
+      },
+    },
+    async (request) => ({
+      pruned: await credentials.prune(
+        namespaceOf(request.headers),
+        request.params.name,
+        request.body.keep ?? 1,
+      ),
+    }),
+  );
+};

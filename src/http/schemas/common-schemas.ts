@@ -1,0 +1,33 @@
+import { type TSchema, Type } from '@sinclair/typebox';
+
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'Stable snake_case code; see docs/errors.md.' }),
+      message: Type.String(),
+      request_id: Type.String(),
+    }),
+  },
+  { description: 'Every error has this shape.' },
+);
+
+type CommonErrorStatus = 400 | 401 | 429 | 500;
+
+/** Response map with the error statuses a route can produce (the common ones are always there). */
+export const withErrors = <T extends Record<number, TSchema>, S extends number = never>(
+  ok: T,
+  ...statuses: S[]
+): T & Record<CommonErrorStatus | S, typeof ErrorResponse> =>
+  ({
+    ...ok,
+    ...Object.fromEntries([...new Set([400, 401, 429, 500, ...statuses])].map((s) => [s, ErrorResponse])),
+  }) as T & Record<CommonErrorStatus | S, typeof ErrorResponse>;
+
+export const NamespaceHeader = Type.Object({
+  'x-tokenvault-namespace': Type.Optional(
+    Type.String({ description: 'Namespace to act in; `default` when absent.', maxLength: 64 }),
+  ),
+});
+
+export const namespaceOf = (headers: { 'x-tokenvault-namespace'?: string | undefined }): string =>
+  headers['x-tokenvault-namespace'] ?? 'default';

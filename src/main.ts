@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { type DestinationStream, pino } from 'pino';
+import { type AdminTokenService, createAdminTokenService } from './admin/admin-token-service.js';
+import type { Config } from './config/config-schema.js';
+import { describeConfig } from './config/load-config.js';
+import { type CredentialService, createCredentialService } from './credentials/credential-service.js';
+import { deleteAllKekVersions } from './crypto/kek-repo.js';
+import { loadRootKey, removeRootKeyFile } from './crypto/master-key.js';
+import { createPlatformKeyProvider } from './crypto/platform-key-provider.js';
+import { createWebhookKeyProvider } from './crypto/webhook-key-provider.js';
+import { loggerOptions } from './http/logger-options.js';
+import { createMetrics } from './http/metrics.js';
+import { buildServer } from './http/server.js';
+import { createDataKeyService } from './keys/data-key-service.js';
+import { createKeyJobRunner, type KeyJobRunner } from './keys/key-job-runner.js';
+import { createKeyManagementService, type KeyManagementService } from './keys/key-management-service.js';
+import { type KeyProviders, providerFor } from './keys/key-providers.js';
+import { vaultStateRepo } from './keys/vault-state-repo.js';
+import { type Clock, systemClock } from './lib/clock.js';
+import { openStore, type Store } from './store/database.js';
+import { pingDatabase } from './store/migrations.js';
+
+export const adminTokenFileName = 'admin-token';
+
+export interface VaultOptions {
+  clock?: Clock;
+  /** Where JSON logs go (stdout by default); tests capture them to look for secrets. */
+  logDestination?: DestinationStream;
+  /** Re-wrap job tuning, mostly for tests. */
+  keyJob?: { leaseMs?: number; batchSize?: number; pollMs?: number };
+}
+
+export interface Vault {
+  app: FastifyInstance;
+  store: Store;
+  /** The domain services, for in-process callers (tests, benchmarks, later the MCP server). */
+  services: {
+    credentials: CredentialService;
+    adminTokens: AdminTokenService;
+    keys: KeyManagementService;
+    runner: KeyJobRunner;
+  };
+  /** Set when this start created the root admin token. */
+  adminTokenPath: string | undefined;
+  listen(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export const packageVersion = (): string =>
+  (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
+
+/** The composition root: config in, a running vault out. Everything else is a factory it calls. */
+export const createVault = async (config: Config, options: VaultOptions = {}): Promise<Vault> => {
+  const clock = options.clock ?? systemClock;
+  const logger = pino(loggerOptions(config.logLevel), options.logDestination);
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const { db } = store;
+  try {
+    const storedMode = await vaultStateRepo.getMode(db);
+    const mode = storedMode ?? config.vaultMode;
+    if (!storedMode) await vaultStateRepo.setMode(db, mode, clock.now());
+
+    let rootKeySource: 'env' | 'file' | undefined;
+    const enablePlatform = async () => {
+      const rootKey = loadRootKey({ masterKey: config.masterKey, dataDir: config.dataDir, create: true });
+      if (rootKey.created)
+        logger.info(
+          { path: rootKey.path && resolve(rootKey.path) },
+          'generated the platform master key (mode 0600)',
+        );
+      rootKeySource = rootKey.source;
+      const platform = createPlatformKeyProvider({ rootKey: rootKey.key, db, clock });
+      await platform.initialize();
+      providers.platform = platform;
+      return platform;
+    };
+
+    const providers: KeyProviders = {};
+    if (config.kmsWebhookUrl && config.kmsWebhookSecret) {
+      providers.webhook = createWebhookKeyProvider({
+        url: config.kmsWebhookUrl,
+        secret: config.kmsWebhookSecret,
+        timeoutMs: config.kmsWebhookTimeoutMs,
+        clock,
+      });
+    }
+    const job = await vaultStateRepo.getJob(db);
+    const platformStillUsed = job !== null && !job.finishedAt && job.target === 'webhook';
+    if (mode === 'platform' || platformStillUsed || config.masterKey) await enablePlatform();
+    providerFor(providers, mode);
+
+    const metrics = createMetrics();
+    const runner = createKeyJobRunner({
+      db,
+      providers,
+      clock,
+      owner: `${process.pid}-${randomUUID()}`,
+      logger,
+      batchSize: config.keyJobBatchSize,
+      ...options.keyJob,
+      onProgress: (remaining) => metrics.keyJobProgress.set(remaining),
+      onFinished: async (finished) => {
+        if (finished.target !== 'webhook') return;
+        // Webhook mode keeps no key material: the platform keyring and a generated key file go.
+        const removed = await deleteAllKekVersions(db);
+        const fileRemoved = rootKeySource === 'file' && removeRootKeyFile(config.dataDir);
+        providers.platform = undefined;
+        logger.info(
+          { kek_versions: removed, key_file_removed: fileRemoved },
+          'platform keys purged after switch to webhook mode',
+        );
+      },
+    });
+
+    const dataKeys = createDataKeyService({ db, providers, clock });
+    const credentials = createCredentialService({ db, dataKeys, clock });
+    const adminTokens = createAdminTokenService({ db, clock });
+    const keys = createKeyManagementService({ db, providers, clock, runner, enablePlatform });
+
+    const rootToken = await adminTokens.bootstrapRoot();
+    let adminTokenPath: string | undefined;
+    if (rootToken) {
+      adminTokenPath = resolve(config.dataDir, adminTokenFileName);
+      writeFileSync(adminTokenPath, `${rootToken}\n`, { mode: 0o600 });
+      chmodSync(adminTokenPath, 0o600);
+      logger.info({ path: adminTokenPath }, 'root admin token written (mode 0600); it is not logged');
+    }
+
+    const app = await buildServer({
+      credentials,
+      adminTokens,
+      keys,
+      clock,
+      logger,
+      metrics,
+      bodyLimit: config.bodyLimit,
+      authFailureLimit: config.authFailureLimit,
+      trustProxy: config.trustProxy,
+      version: packageVersion(),
+      readiness: [
+        { name: 'database', check: () => pingDatabase(db) },
+        {
+          name: 'key_provider',
+          check: async () => providerFor(providers, (await vaultStateRepo.getMode(db)) ?? 'platform').check(),
+        },
+      ],
+    });
+    runner.start();
+    logger.info({ config: describeConfig(config), store: store.dialect, mode }, 'vault initialised');
+
+    let stopping: Promise<void> | undefined;
+    return {
+      app,
+      store,
+      services: { credentials, adminTokens, keys, runner },
+      adminTokenPath,
+      async listen() {
+        return app.listen({ host: config.host, port: config.port });
+      },
+      stop() {
+        stopping ??= (async () => {
+          await app.close();
+          await runner.stop();
+          await store.close();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+};

@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTempDataDir, type TempDataDir } from '../../test/helpers/sqlite.js';
+import { runStoreContract } from '../../test/helpers/store-contract.js';
+import { openStore, redactUrl, type Store, sqliteFileName } from './database.js';
+
+describe('store on SQLite', () => {
+  runStoreContract(async () => {
+    const temp = await createTempDataDir();
+    // A directory that does not exist yet, as on a first `serve`.
+    const dataDir = join(temp.dir, 'data');
+    return {
+      dialect: 'sqlite',
+      options: { dataDir },
+      location: join(dataDir, 'tokenvault.db'),
+      cleanup: temp.cleanup,
+    };
+  });
+});
+
+describe('SQLite file', () => {
+  let temp: TempDataDir;
+  let store: Store | undefined;
+  let dataDir: string;
+
+  beforeEach(async () => {
+    temp = await createTempDataDir();
+    dataDir = join(temp.dir, 'data');
+    store = await openStore({ dataDir });
+  });
+
+  afterEach(async () => {
+    await store?.close();
+    await temp.cleanup();
+  });
+
+  const pragma = async (name: string): Promise<unknown> => {
+    const { rows } = await sql<Record<string, unknown>>`${sql.raw(`pragma ${name}`)}`.execute(store!.db);
+    return rows[0]?.[name];
+  };
+
+  it('lives at <dataDir>/tokenvault.db in a data dir only its owner can enter', async () => {
+    expect(sqliteFileName).toBe('tokenvault.db');
+    expect(existsSync(join(dataDir, 'tokenvault.db'))).toBe(true);
+    expect(store!.location).toBe(join(dataDir, 'tokenvault.db'));
+    expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+  });
+
+  it('is in WAL mode, as any other connection sees it', async () => {
+    expect(await pragma('journal_mode')).toBe('wal');
+    const other = new SQLite(join(dataDir, sqliteFileName), { readonly: true });
+    try {
+      expect(other.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      other.close();
+    }
+  });
+
+  it('runs with secure_delete, full sync and foreign keys on', async () => {
+    expect(await pragma('secure_delete')).toBe(1);
+    // 2 = FULL: a commit survives power loss (DESIGN invariant 2).
+    expect(await pragma('synchronous')).toBe(2);
+    expect(await pragma('foreign_keys')).toBe(1);
+  });
+
+  it('leaves no trace of a deleted row in the file', async () => {
+    const db = store!.db;
+    const marker = `deleted-secret-${randomBytes(8).toString('hex')}`;
+    const fileText = async () => {
+      await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db);
+      const files = [sqliteFileName, `${sqliteFileName}-wal`].map((name) => join(dataDir, name));
+      const contents = await Promise.all(
+        files.filter((file) => existsSync(file)).map((file) => readFile(file)),
+      );
+      return Buffer.concat(contents).toString('latin1');
+    };
+
+    await db.insertInto('vault_state').values({ key: 'k', value: marker, updated_at: 'now' }).execute();
+    // The marker must be in the file first, or its absence below would prove nothing.
+    expect(await fileText()).toContain(marker);
+
+    await db.deleteFrom('vault_state').where('key', '=', 'k').execute();
+    expect(await fileText()).not.toContain(marker);
+  });
+});
+
+describe('redactUrl', () => {
+  it('hides the password and keeps the rest', () => {
+    const redacted = redactUrl('postgres://vault:s3cr3t-pw@db.internal:5433/tokenvault?sslmode=require');
+    expect(redacted).not.toContain('s3cr3t-pw');
+    expect(redacted).toBe('postgres://vault:***@db.internal:5433/tokenvault?sslmode=require');
+  });
+
+  it('hides a password that needed percent-encoding', () => {
+    const redacted = redactUrl('postgres://vault:p%40ss%2Fword@localhost/tokenvault');
+    expect(redacted).not.toContain('p%40ss');
+    expect(redacted).not.toContain('p@ss');
+    expect(redacted).toContain('vault:***@localhost');
+  });
+
+  it('leaves a URL without a password as it is', () => {
+    expect(redactUrl('postgres://vault@localhost:5432/tokenvault')).toBe(
+      'postgres://vault@localhost:5432/tokenvault',
+    );
+  });
+
+  it('does not echo a URL it cannot parse, which may hold a password', () => {
+    const redacted = redactUrl('not a url but maybe s3cr3t-pw');
+    expect(redacted).not.toContain('s3cr3t-pw');
+  });
+});
