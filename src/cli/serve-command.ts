@@ -4,8 +4,6 @@ import { loadConfig } from '../config/load-config.js';
 import { createVault } from '../main.js';
 import type { CliIo } from './command-context.js';
 
-const camelToKebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
 export const registerServeCommand = (program: Command, io: CliIo): void => {
   const serve = program
     .command('serve')
@@ -15,24 +13,19 @@ export const registerServeCommand = (program: Command, io: CliIo): void => {
   }
   serve.action(async (flags: Record<string, string>) => {
     const config = loadConfig(
-      Object.fromEntries(
-        (Object.keys(settings) as SettingName[]).map((name) => [
-          name,
-          flags[name] ?? flags[camelToKebab(name)],
-        ]),
-      ),
+      Object.fromEntries((Object.keys(settings) as SettingName[]).map((name) => [name, flags[name]])),
       io.env,
     );
     const vault = await createVault(config);
     const url = await vault.listen();
-    io.stderr.write(
-      `Token Vault ${vault.store.dialect === 'sqlite' ? `(SQLite: ${vault.store.location})` : '(PostgreSQL)'} listening on ${url}\n`,
-    );
+    // The token line comes first: whoever waits for "listening on" has everything by then.
     if (vault.adminTokenPath) {
       io.stderr.write(
         `Root admin token written to ${vault.adminTokenPath} (mode 0600). The CLI on this machine uses it.\n`,
       );
     }
+    const where = vault.store.dialect === 'sqlite' ? `SQLite: ${vault.store.location}` : 'PostgreSQL';
+    io.stderr.write(`Token Vault (${where}) listening on ${url}\n`);
     await new Promise<void>((resolve) => {
       const shutdown = (signal: string) => {
         io.stderr.write(`${signal} received: finishing requests in flight, then stopping\n`);

@@ -21,6 +21,7 @@ export const loadConfig = (
 ): Config => {
   const problems: string[] = [];
   const values: Record<string, unknown> = {};
+  const invalid = new Set<SettingName>();
 
   for (const [name, spec] of Object.entries(settings) as [SettingName, SettingSpec<unknown>][]) {
     const fromFlag = flags[name];
@@ -34,6 +35,7 @@ export const loadConfig = (
       values[name] = spec.parse(raw);
     } catch (error) {
       // The value itself is never echoed: it may be a secret.
+      invalid.add(name);
       problems.push(`${source} ${(error as Error).message}`);
     }
   }
@@ -44,10 +46,16 @@ export const loadConfig = (
     }
   }
 
-  if (values.vaultMode === 'webhook' && (!values.kmsWebhookUrl || !values.kmsWebhookSecret)) {
+  // Cross-setting checks only speak about settings that parsed; the others are reported already.
+  const webhookInvalid = invalid.has('kmsWebhookUrl') || invalid.has('kmsWebhookSecret');
+  if (
+    !webhookInvalid &&
+    values.vaultMode === 'webhook' &&
+    (!values.kmsWebhookUrl || !values.kmsWebhookSecret)
+  ) {
     problems.push('webhook mode needs TOKENVAULT_KMS_WEBHOOK_URL and TOKENVAULT_KMS_WEBHOOK_SECRET');
   }
-  if (Boolean(values.kmsWebhookUrl) !== Boolean(values.kmsWebhookSecret)) {
+  if (!webhookInvalid && Boolean(values.kmsWebhookUrl) !== Boolean(values.kmsWebhookSecret)) {
     problems.push(
       'TOKENVAULT_KMS_WEBHOOK_URL and TOKENVAULT_KMS_WEBHOOK_SECRET go together: set both or neither',
     );

@@ -182,7 +182,7 @@ export const validateInjection = (
     fail(`"${injection.name.slice(0, 64)}" is not a valid query parameter name.`);
   }
   // CR, LF and other control characters would allow header injection on the way out (invariant 6).
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(injection.template) || injection.template.length > 1024) {
     fail('injection.template must be at most 1024 characters with no control characters (no CR or LF).');
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isVaultError } from '../errors/vault-error.js';
@@ -62,7 +62,7 @@ const failure = async (promise: Promise<unknown>): Promise<{ code: string; messa
   throw new Error('expected a VaultError');
 };
 
-const readAll = async (req: import('node:http').IncomingMessage): Promise<string> => {
+const readAll = async (req: IncomingMessage): Promise<string> => {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');

@@ -31,8 +31,7 @@ export type SignatureHeaders = Record<
 
 /** Either a fetch `Headers` or node's `IncomingHttpHeaders` (lower-case names). */
 export type HeaderSource =
-  | { get(name: string): string | null }
-  | Record<string, string | string[] | undefined>;
+  { get(name: string): string | null } | Record<string, string | string[] | undefined>;
 
 export type Verification = { ok: true; nonce: string } | { ok: false; reason: string };
 

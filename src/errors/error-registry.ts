@@ -13,7 +13,6 @@ export const errorRegistry = {
   unsupported_media_type: { status: 415, message: 'Send the request body as application/json.' },
   body_too_large: { status: 413, message: 'The request body is larger than the server accepts.' },
   not_found: { status: 404, message: 'No such endpoint.' },
-  method_not_allowed: { status: 405, message: 'This endpoint does not accept that method.' },
 
   // admin authentication
   unauthenticated: { status: 401, message: 'Send an admin token as `Authorization: Bearer tv_admin_…`.' },
@@ -79,7 +78,6 @@ export const errorRegistry = {
   },
 
   // operations
-  not_ready: { status: 503, message: 'The vault is not ready.' },
   internal_error: {
     status: 500,
     message: 'Something went wrong on the server; the request id is in the log.',

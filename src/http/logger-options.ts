@@ -37,11 +37,10 @@ export const loggerOptions = (level: string): LoggerOptions => ({
   timestamp: () => `,"time":"${new Date().toISOString()}"`,
   redact: { paths: redactPaths, censor: '[redacted]' },
   serializers: {
-    req: (req: { method: string; url: string; id: string }) => ({
+    req: (req: { method: string; url: string }) => ({
       method: req.method,
       // The query string can carry anything a client put there; keep only the path.
       path: req.url.split('?')[0],
-      request_id: req.id,
     }),
     res: (res: { statusCode: number }) => ({ status: res.statusCode }),
   },

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { AdminTokenService } from '../admin/admin-token-service.js';
 import type { CredentialService } from '../credentials/credential-service.js';
 import type { KeyManagementService } from '../keys/key-management-service.js';
@@ -47,6 +47,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
   });
 
   installErrorHandler(app, { metrics, bodyLimit: deps.bodyLimit });

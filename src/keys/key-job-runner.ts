@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { KeyProvider } from '../crypto/key-provider.js';
 import { isVaultError } from '../errors/vault-error.js';
@@ -158,6 +159,10 @@ export const createKeyJobRunner = (deps: KeyJobRunnerDeps) => {
       if (!renewed) return;
       job = renewed;
       deps.onProgress?.(Math.max(job.total - done, 0));
+      // With SQLite and platform keys every step above is synchronous underneath, so without this the
+      // whole re-wrap would run as one unbroken chain of microtasks and the server would answer nothing
+      // (not even /healthz) until it ended. Yielding once per batch keeps the re-wrap online.
+      await yieldToEventLoop();
     }
     if (stopped) return;
     const remaining = await countPending(db, job.target);

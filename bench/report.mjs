@@ -1,0 +1,74 @@
+// Plain-text tables for the console.
+
+const fmt = (value, digits = 2) =>
+  value === undefined || value === null || Number.isNaN(value) ? '–' : Number(value).toFixed(digits);
+
+const table = (headers, rows) => {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+};
+
+export const loadTable = (runs) =>
+  table(
+    ['server', 'operation', 'req/s', 'p50 ms', 'p99 ms', 'vs ceiling', 'non-2xx'],
+    runs.map((r) => [
+      r.server,
+      r.operation,
+      fmt(r.rps, 0),
+      fmt(r.latencyMs.p50),
+      fmt(r.latencyMs.p99),
+      r.ratioToCeiling === undefined ? '(ceiling)' : `${fmt(r.ratioToCeiling * 100, 1)} %`,
+      r.non2xx + r.errors,
+    ]),
+  );
+
+export const serverTimeTable = (runs) =>
+  table(
+    [
+      'server',
+      'operation',
+      'CPU ms/req',
+      'db CPU ms/req',
+      'event loop busy',
+      'in-server mean ms',
+      'in-server p50 ms',
+      'in-server p99 ms',
+      '<= 0.5 ms',
+      '<= 1 ms',
+    ],
+    runs.map((r) => [
+      r.server,
+      r.operation,
+      fmt(r.serverCpuMsPerRequest, 3),
+      fmt(r.dbCpuMsPerRequest, 3),
+      `${fmt(r.eventLoopUtilization * 100, 0)} %`,
+      fmt(r.inServer?.meanMs, 3),
+      fmt(r.inServer?.p50Ms, 3),
+      fmt(r.inServer?.p99Ms, 3),
+      r.inServer ? `${fmt(r.inServer.under0_5ms * 100, 1)} %` : '–',
+      r.inServer ? `${fmt(r.inServer.under1ms * 100, 1)} %` : '–',
+    ]),
+  );
+
+export const injectTable = (rows) =>
+  table(
+    ['store', 'sequential reads', 'p50 ms', 'p99 ms'],
+    rows.map((r) => [r.store, r.n, fmt(r.p50Ms, 3), fmt(r.p99Ms, 3)]),
+  );
+
+export const rewrapTable = (rows) =>
+  table(
+    ['store', 'keys', 'batch', 'seed s', 're-wrap s', 'keys/s', 'vault CPU s', 'db CPU s', 'verified'],
+    rows.map((r) => [
+      r.store,
+      r.done,
+      r.batchSize,
+      fmt(r.seedSeconds, 1),
+      fmt(r.jobSeconds, 1),
+      fmt(r.keysPerSecond, 0),
+      fmt(r.vaultCpuSeconds, 1),
+      fmt(r.dbCpuSeconds, 1),
+      r.allUnderNewKey && r.verify.ok ? 'yes' : 'NO',
+    ]),
+  );

@@ -1,0 +1,149 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { TestVault, TestVaultOptions } from '../helpers/vault.js';
+import { startTestVault } from '../helpers/vault.js';
+
+export const canary = 'CANARY-7f3a9c-do-not-leak';
+
+/** Every form in which a leaked canary could show up. */
+const forms = (value: string) => [
+  value,
+  Buffer.from(value).toString('base64'),
+  Buffer.from(value).toString('base64url'),
+  Buffer.from(value).toString('hex'),
+];
+
+const expectNoCanary = (where: string, haystack: string | Buffer) => {
+  const text = Buffer.isBuffer(haystack) ? haystack.toString('latin1') : haystack;
+  for (const form of forms(canary)) {
+    expect(text.includes(form), `${where} contains the canary (${form.slice(0, 12)}…)`).toBe(false);
+  }
+};
+
+/**
+ * Invariant 1: a secret stored in the vault shows up nowhere by accident: not in the database, the
+ * logs, a response body, an error, or the metrics. The same run proves the canary really was stored
+ * (it decrypts), so a silent failure to store cannot pass for secrecy.
+ */
+export const canaryContract = (
+  storeOptions: () => Promise<TestVaultOptions & { cleanup?: () => Promise<void> }>,
+  dumpDatabase: (t: TestVault) => Promise<string | Buffer>,
+) => {
+  let t: TestVault;
+  let cleanup: (() => Promise<void>) | undefined;
+  const bodies: string[] = [];
+
+  const call = async (...args: Parameters<TestVault['request']>) => {
+    const response = await t.request(...args);
+    bodies.push(JSON.stringify(response.headers), response.text);
+    return response;
+  };
+
+  beforeAll(async () => {
+    const options = await storeOptions();
+    cleanup = options.cleanup;
+    t = await startTestVault(options);
+
+    const secrets: [string, string, Record<string, string>][] = [
+      ['k', 'api_key', { api_key: canary }],
+      ['b', 'bearer', { token: `Bearer-ish ${canary}` }],
+      ['u', 'basic', { username: 'bob', password: canary }],
+      ['o', 'oauth2', { access_token: canary, refresh_token: `r-${canary}`, token_type: 'Bearer' }],
+      ['c', 'custom', { client_id: 'id', client_secret: canary }],
+    ];
+    for (const [name, type, secret] of secrets) {
+      expect((await call('POST', '/v1/admin/credentials', { body: { name, type, secret } })).status).toBe(
+        201,
+      );
+    }
+    await call('GET', '/v1/admin/credentials');
+    await call('GET', '/v1/admin/credentials/k');
+    await call('PATCH', '/v1/admin/credentials/k', { body: { secret: { api_key: `${canary}-v2` } } });
+    await call('GET', '/v1/admin/credentials/k/versions');
+
+    // Refusals that carry the canary in their input must not echo it.
+    await call('POST', '/v1/admin/credentials', {
+      body: { name: 'k', type: 'api_key', secret: { api_key: canary } },
+    });
+    await call('POST', '/v1/admin/credentials', {
+      body: { name: 'x', type: 'basic', secret: { username: 'bob', password: 'p', extra: canary } },
+    });
+    await call('POST', '/v1/admin/credentials', {
+      body: { name: 'x', type: 'nonsense', secret: { api_key: canary } },
+    });
+    await call('POST', '/v1/admin/credentials', {
+      rawBody: `{"name":"x","type":"api_key","secret":{"api_key":"${canary}"`,
+    });
+    await call('POST', '/v1/admin/credentials', {
+      body: { name: 'x', type: 'api_key', secret: { api_key: canary }, padding: 'p'.repeat(300_000) },
+    });
+    await call('POST', '/v1/admin/credentials', {
+      body: { name: 'x', type: 'api_key', secret: { api_key: 42 } },
+    });
+    await call('GET', '/v1/admin/credentials', { token: `tv_admin_${canary}` });
+    await call('GET', '/v1/admin/credentials', { token: canary });
+
+    const rotated = await call('POST', '/v1/admin/keys/rotate');
+    expect(rotated.status).toBe(202);
+    for (let i = 0; i < 100; i++) {
+      const status = (await call('GET', '/v1/admin/keys/status')).body as {
+        job: { finished_at: string | null };
+      };
+      if (status.job.finished_at) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await call('POST', '/v1/admin/keys/verify');
+    await call('GET', '/metrics', { token: null });
+    await call('GET', '/readyz', { token: null });
+  });
+
+  afterAll(async () => {
+    await t?.stop();
+    await cleanup?.();
+  });
+
+  it('really stored the canary (it decrypts)', async () => {
+    expect((await t.vault.services.credentials.readSecret('default', 'u')).secret.password).toBe(canary);
+    expect(
+      (await t.vault.services.credentials.readSecret('default', 'k', { version: 1 })).secret.api_key,
+    ).toBe(canary);
+  });
+
+  it('is in no response body or header, error included', () => {
+    expect(bodies.length).toBeGreaterThan(20);
+    expectNoCanary('a response', bodies.join('\n'));
+  });
+
+  it('is in no log line, even at trace level', () => {
+    expect(t.logs()).toContain('request completed');
+    expectNoCanary('the logs', t.logs());
+  });
+
+  it('is nowhere in the database', async () => {
+    expectNoCanary('the database', await dumpDatabase(t));
+  });
+};
+
+/** The SQLite files as bytes: the database, its WAL and its shared-memory index. */
+export const sqliteFiles = (t: TestVault): Buffer =>
+  Buffer.concat(
+    readdirSync(t.dataDir)
+      .filter((file) => file.startsWith('tokenvault.db'))
+      .map((file) => readFileSync(join(t.dataDir, file))),
+  );
+
+/** Every row of every table of the public schema, as text. */
+export const postgresRows = async (t: TestVault): Promise<string> => {
+  const { db } = t.vault.store;
+  const tables = await sql<{ table_name: string }>`
+    select table_name from information_schema.tables where table_schema = 'public'`.execute(db);
+  expect(tables.rows.length).toBeGreaterThanOrEqual(6);
+  const dumps: string[] = [];
+  for (const { table_name } of tables.rows) {
+    const rows = await sql`select * from ${sql.table(table_name)}`.execute(db);
+    dumps.push(JSON.stringify(rows.rows));
+  }
+  return dumps.join('\n');
+};
