@@ -137,6 +137,8 @@ const measureOnce = async (target, workload, setupRequest) => {
     dbCpuMsPerRequest:
       dbBefore === undefined || dbAfter === undefined ? undefined : perRequest((dbAfter - dbBefore) * 1000),
     inServer: route ? durationBetween(histogramBefore, histogramAfter) : undefined,
+    // Other work on the machine shows here: on 2 cores this run alone keeps about 2 busy.
+    loadAverage1m: os.loadavg()[0],
   };
 };
 
@@ -173,6 +175,7 @@ const summarize = (label, operation, samples, ratios) => {
       serverCpuMsPerRequest: s.serverCpuMsPerRequest,
       dbCpuMsPerRequest: s.dbCpuMsPerRequest,
       ratioToCeiling: ratios?.[i],
+      loadAverage1m: s.loadAverage1m,
     })),
   };
 };
@@ -316,6 +319,12 @@ const main = async () => {
       `${settings.connections} connections; ${settings.rewrapCount} keys to re-wrap`,
   );
   const notes = [];
+  const [load1] = info.loadAverageAtStart;
+  if (load1 > info.cpus * 0.5) {
+    const warning = `the machine was busy before the run (1-minute load average ${load1.toFixed(1)} on ${info.cpus} CPUs): expect low and noisy figures`;
+    notes.push(warning);
+    log(`warning: ${warning}`);
+  }
 
   let pgSource;
   let dbCpu;

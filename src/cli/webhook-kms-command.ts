@@ -121,7 +121,7 @@ const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /
 export const registerWebhookKmsCommand = (program: Command, io: WebhookKmsCommandIo = processIo): void => {
   const kms = program
     .command('webhook-kms')
-    .description('The reference key webhook for webhook mode (see docs/webhook-kms.md).');
+    .description('the reference key webhook for webhook mode (see docs/webhook-kms.md)');
 
   kms
     .command('serve')
