@@ -78,7 +78,9 @@ const startThrowaway = async (binDir, log) => {
       } catch {
         try {
           run(join(binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '30']);
-        } catch {}
+        } catch {
+          log(`could not stop the PostgreSQL server in ${dataDir}; stop it by hand`);
+        }
       }
       started = false;
     }
@@ -126,7 +128,9 @@ const startThrowaway = async (binDir, log) => {
         log(`PostgreSQL did not start on port ${candidate} (attempt ${attempt} of 5)`);
         try {
           run(join(binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate']);
-        } catch {}
+        } catch {
+          // It never started; the next attempt starts afresh.
+        }
         started = false;
       }
     }

@@ -246,21 +246,26 @@ const benchRewrap = async (store, env, dbCpu) => {
 
 // ---------------------------------------------------------------------------------------------------
 
-const machine = () => {
-  let commit;
+/** Read-only git facts, so a result names the code it measured (the bench builds the working tree). */
+const gitInfo = () => {
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8' }).trim();
-  } catch {}
-  return {
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model,
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    node: process.version,
-    platform: `${os.platform()} ${os.release()}`,
-    loadAverageAtStart: os.loadavg(),
-    commit,
-  };
+    const git = (...args) => execFileSync('git', args, { cwd: here, encoding: 'utf8' }).trim();
+    const changed = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
+    return { commit: git('rev-parse', '--short', 'HEAD'), uncommittedSrcFiles: changed };
+  } catch {
+    return { commit: undefined, uncommittedSrcFiles: undefined };
+  }
 };
+
+const machine = () => ({
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model,
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+  platform: `${os.platform()} ${os.release()}`,
+  loadAverageAtStart: os.loadavg(),
+  ...gitInfo(),
+});
 
 const verdictsFor = (runs, sequential, rewraps) => ({
   readServerTimeUnder1ms: sequential.map((seq) => {

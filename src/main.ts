@@ -7,17 +7,14 @@ import { type AdminTokenService, createAdminTokenService } from './admin/admin-t
 import type { Config } from './config/config-schema.js';
 import { describeConfig } from './config/load-config.js';
 import { type CredentialService, createCredentialService } from './credentials/credential-service.js';
-import { deleteAllKekVersions } from './crypto/kek-repo.js';
-import { loadRootKey, removeRootKeyFile } from './crypto/master-key.js';
-import { createPlatformKeyProvider } from './crypto/platform-key-provider.js';
-import { createWebhookKeyProvider } from './crypto/webhook-key-provider.js';
 import { loggerOptions } from './http/logger-options.js';
 import { createMetrics } from './http/metrics.js';
 import { buildServer } from './http/server.js';
 import { createDataKeyService } from './keys/data-key-service.js';
 import { createKeyJobRunner, type KeyJobRunner } from './keys/key-job-runner.js';
 import { createKeyManagementService, type KeyManagementService } from './keys/key-management-service.js';
-import { type KeyProviders, providerFor } from './keys/key-providers.js';
+import { providerFor } from './keys/key-providers.js';
+import { setupKeys } from './keys/key-setup.js';
 import { vaultStateRepo } from './keys/vault-state-repo.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { openStore, type Store } from './store/database.js';
@@ -60,38 +57,12 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const { db } = store;
   try {
-    const storedMode = await vaultStateRepo.getMode(db);
-    const mode = storedMode ?? config.vaultMode;
-    if (!storedMode) await vaultStateRepo.setMode(db, mode, clock.now());
-
-    let rootKeySource: 'env' | 'file' | undefined;
-    const enablePlatform = async () => {
-      const rootKey = loadRootKey({ masterKey: config.masterKey, dataDir: config.dataDir, create: true });
-      if (rootKey.created)
-        logger.info(
-          { path: rootKey.path && resolve(rootKey.path) },
-          'generated the platform master key (mode 0600)',
-        );
-      rootKeySource = rootKey.source;
-      const platform = createPlatformKeyProvider({ rootKey: rootKey.key, db, clock });
-      await platform.initialize();
-      providers.platform = platform;
-      return platform;
-    };
-
-    const providers: KeyProviders = {};
-    if (config.kmsWebhookUrl && config.kmsWebhookSecret) {
-      providers.webhook = createWebhookKeyProvider({
-        url: config.kmsWebhookUrl,
-        secret: config.kmsWebhookSecret,
-        timeoutMs: config.kmsWebhookTimeoutMs,
-        clock,
-      });
-    }
-    const job = await vaultStateRepo.getJob(db);
-    const platformStillUsed = job !== null && !job.finishedAt && job.target === 'webhook';
-    if (mode === 'platform' || platformStillUsed || config.masterKey) await enablePlatform();
-    providerFor(providers, mode);
+    const { mode, providers, enablePlatform, purgePlatformKeys } = await setupKeys({
+      config,
+      db,
+      clock,
+      logger,
+    });
 
     const metrics = createMetrics();
     const runner = createKeyJobRunner({
@@ -104,15 +75,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       ...options.keyJob,
       onProgress: (remaining) => metrics.keyJobProgress.set(remaining),
       onFinished: async (finished) => {
-        if (finished.target !== 'webhook') return;
-        // Webhook mode keeps no key material: the platform keyring and a generated key file go.
-        const removed = await deleteAllKekVersions(db);
-        const fileRemoved = rootKeySource === 'file' && removeRootKeyFile(config.dataDir);
-        providers.platform = undefined;
-        logger.info(
-          { kek_versions: removed, key_file_removed: fileRemoved },
-          'platform keys purged after switch to webhook mode',
-        );
+        if (finished.target === 'webhook') await purgePlatformKeys();
       },
     });
 

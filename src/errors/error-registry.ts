@@ -77,6 +77,100 @@ export const errorRegistry = {
     message: 'Key rotation is for platform mode; in webhook mode the webhook owns and rotates the key.',
   },
 
+  // agents and their authentication
+  agent_unauthenticated: {
+    status: 401,
+    message:
+      'Send an agent credential: `Authorization: Bearer tv_agent_…`, a signed JWT assertion, or a workload identity token.',
+  },
+  agent_key_invalid: { status: 401, message: 'The agent key is not valid.' },
+  agent_key_expired: {
+    status: 401,
+    message: 'The agent key has expired; create a new one with `tokenvault agent key create`.',
+  },
+  agent_key_revoked: {
+    status: 401,
+    message: 'The agent key has been revoked; create a new one with `tokenvault agent key create`.',
+  },
+  agent_disabled: {
+    status: 403,
+    message: 'The agent is disabled; an admin can enable it with `tokenvault agent enable`.',
+  },
+  agent_mismatch: {
+    status: 403,
+    message: 'The agent in the path is not the agent that authenticated; use your own agent id or name.',
+  },
+  agent_not_found: { status: 404, message: 'No agent has that id or name in this namespace.' },
+  agent_exists: { status: 409, message: 'An agent with that name already exists in this namespace.' },
+  agent_key_not_found: { status: 404, message: 'The agent has no key with that id.' },
+  jwt_invalid: {
+    status: 401,
+    message: 'The JWT assertion is malformed or its signature does not match a key registered for the agent.',
+  },
+  jwt_audience_invalid: { status: 401, message: 'The JWT audience (`aud`) is not this vault.' },
+  jwt_expired: { status: 401, message: 'The JWT has expired (`exp`); sign a fresh one.' },
+  jwt_lifetime_too_long: {
+    status: 401,
+    message: 'The JWT expires more than 5 minutes ahead; sign one with a shorter `exp`.',
+  },
+  jwt_replayed: {
+    status: 401,
+    message: 'This JWT (`jti`) was already used; sign a fresh one for each request.',
+  },
+  issuer_untrusted: { status: 401, message: 'The token comes from an issuer this vault does not trust.' },
+  workload_not_bound: {
+    status: 401,
+    message:
+      'The workload token is valid, but no agent is bound to its claims; bind one with `tokenvault agent bind`.',
+  },
+  issuer_not_found: { status: 404, message: 'No trusted issuer has that name in this namespace.' },
+  issuer_exists: {
+    status: 409,
+    message: 'A trusted issuer with that name already exists in this namespace.',
+  },
+  issuer_unreachable: {
+    status: 502,
+    message: 'The issuer’s discovery document or keys could not be fetched.',
+  },
+
+  // grants and retrieval
+  credential_not_granted: {
+    status: 403,
+    message: 'No live grant gives this agent that credential; ask an admin for `tokenvault grant create`.',
+  },
+  grant_expired: {
+    status: 403,
+    message: 'The grant for this credential has expired; ask an admin for a new grant.',
+  },
+  grant_revoked: { status: 403, message: 'The grant for this credential was revoked.' },
+  scope_not_granted: { status: 403, message: 'The grant does not include the requested scope(s).' },
+  reveal_not_granted: {
+    status: 403,
+    message:
+      'This grant is proxy-only: the raw secret is not returned. Call the upstream API through the vault proxy at /v1/proxy/{service}/… instead.',
+  },
+  credential_needs_reauth: {
+    status: 409,
+    message:
+      'The credential needs a human to re-authorize it (its refresh failed); ask an admin to reconnect it.',
+  },
+  credential_revoked: { status: 403, message: 'The credential has been revoked by an admin.' },
+  credential_expired: {
+    status: 403,
+    message: 'The credential has expired; an admin must store a new secret.',
+  },
+  grant_not_found: { status: 404, message: 'No grant has that id in this namespace.' },
+  invalid_scope: { status: 400, message: 'A grant’s scopes must be a subset of the credential’s scopes.' },
+  invalid_ttl: { status: 400, message: 'A grant lasts from 1 hour to 30 days, or until revoked.' },
+  invalid_import: { status: 400, message: 'The grant import document is not valid.' },
+
+  // audit
+  audit_unavailable: {
+    status: 503,
+    message:
+      'The audit log could not be written, so the request was refused (the vault fails closed). Nothing was changed.',
+  },
+
   // operations
   internal_error: {
     status: 500,

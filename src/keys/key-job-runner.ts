@@ -148,21 +148,27 @@ export const createKeyJobRunner = (deps: KeyJobRunnerDeps) => {
       { job_id: job.id, target: job.target, done: job.done, total: job.total },
       'key re-wrap running',
     );
-    let after = '';
     let done = job.done;
-    while (!stopped) {
-      const { moved, lastId } = await runBatch(job, after);
-      if (lastId === undefined) break;
-      after = lastId;
-      done += moved;
-      const renewed = await claim(job.id, done);
-      if (!renewed) return;
-      job = renewed;
-      deps.onProgress?.(Math.max(job.total - done, 0));
-      // With SQLite and platform keys every step above is synchronous underneath, so without this the
-      // whole re-wrap would run as one unbroken chain of microtasks and the server would answer nothing
-      // (not even /healthz) until it ended. Yielding once per batch keeps the re-wrap online.
-      await yieldToEventLoop();
+    // Passes go in id order; a key inserted behind the cursor during a pass (a credential created
+    // while the mode switches) is caught by the next one. Stop when a pass moves nothing.
+    for (let movedInPass = -1; movedInPass !== 0 && !stopped;) {
+      movedInPass = 0;
+      let after = '';
+      while (!stopped) {
+        const { moved, lastId } = await runBatch(job, after);
+        if (lastId === undefined) break;
+        after = lastId;
+        done += moved;
+        movedInPass += moved;
+        const renewed = await claim(job.id, done);
+        if (!renewed) return;
+        job = renewed;
+        deps.onProgress?.(Math.max(job.total - done, 0));
+        // With SQLite and platform keys every step above is synchronous underneath, so without this the
+        // whole re-wrap would run as one unbroken chain of microtasks and the server would answer nothing
+        // (not even /healthz) until it ended. Yielding once per batch keeps the re-wrap online.
+        await yieldToEventLoop();
+      }
     }
     if (stopped) return;
     const remaining = await countPending(db, job.target);

@@ -12,6 +12,14 @@ export interface Database {
   credentials: CredentialTable;
   credential_versions: CredentialVersionTable;
   admin_tokens: AdminTokenTable;
+  agents: AgentTable;
+  agent_keys: AgentKeyTable;
+  jwt_replay: JwtReplayTable;
+  trusted_issuers: TrustedIssuerTable;
+  workload_bindings: WorkloadBindingTable;
+  grants: GrantTable;
+  audit_events: AuditEventTable;
+  audit_head: AuditHeadTable;
 }
 
 /** Small key/value rows: `mode`, `key_job`. Values are JSON. */
@@ -74,4 +82,99 @@ export interface AdminTokenTable {
   expires_at: string | null;
   revoked_at: string | null;
   last_used_at: string | null;
+}
+
+/** A machine identity. `jwks` is a registered public JWK set (JSON); `jwks_url` a remote one. */
+export interface AgentTable {
+  id: string;
+  namespace: string;
+  name: string;
+  description: string;
+  status: string;
+  jwks: string | null;
+  jwks_url: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Agent API keys (`tv_agent_…`), stored as SHA-256; several per agent so they can be rotated. */
+export interface AgentKeyTable {
+  id: string;
+  namespace: string;
+  agent_id: string;
+  name: string;
+  key_hash: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+/** `jti`s of accepted agent JWT assertions, kept until they expire so none is accepted twice. */
+export interface JwtReplayTable {
+  jti_hash: string;
+  expires_at: string;
+}
+
+/** An OIDC issuer whose workload identity tokens the operator trusts (discovery + JWKS). */
+export interface TrustedIssuerTable {
+  id: string;
+  namespace: string;
+  name: string;
+  issuer: string;
+  audience: string;
+  created_at: string;
+}
+
+/** Maps tokens of a trusted issuer with matching claims (JSON object of exact values) to an agent. */
+export interface WorkloadBindingTable {
+  id: string;
+  namespace: string;
+  issuer_id: string;
+  agent_id: string;
+  claims: string;
+  created_at: string;
+}
+
+/** Agent × credential: scopes (JSON), reveal flag, expiry (null: until revoked). */
+export interface GrantTable {
+  id: string;
+  namespace: string;
+  agent_id: string;
+  credential_id: string;
+  scopes: string;
+  reveal: number;
+  expires_at: string | null;
+  created_at: string;
+  created_by: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+}
+
+/** Append-only, hash-chained: `hash` covers the event and `prev_hash`. */
+export interface AuditEventTable {
+  seq: number;
+  id: string;
+  time: string;
+  namespace: string;
+  actor_type: string;
+  actor_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  decision: string;
+  reason: string | null;
+  client_ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** One row (id = 1): the newest event's seq and hash. Appenders lock it, so the chain stays linear. */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
 }

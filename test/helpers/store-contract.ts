@@ -21,6 +21,14 @@ const tableNames: Record<keyof Database, true> = {
   credentials: true,
   credential_versions: true,
   admin_tokens: true,
+  agents: true,
+  agent_keys: true,
+  jwt_replay: true,
+  trusted_issuers: true,
+  workload_bindings: true,
+  grants: true,
+  audit_events: true,
+  audit_head: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

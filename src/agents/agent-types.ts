@@ -1,0 +1,36 @@
+export type AgentStatus = 'active' | 'disabled';
+export type AgentAuthMethod = 'api_key' | 'jwt' | 'oidc';
+
+export interface Agent {
+  id: string;
+  namespace: string;
+  name: string;
+  description: string;
+  status: AgentStatus;
+  /** Registered public keys for JWT assertions, if any (public JWKs only; never private). */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  jwksUrl: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Who an agent request is from, once authenticated. */
+export interface AgentPrincipal {
+  agentId: string;
+  agentName: string;
+  namespace: string;
+  method: AgentAuthMethod;
+  /** The API key id, the JWT `jti`, or the trusted issuer's name, for the audit record. */
+  credentialRef: string | null;
+}
+
+export interface AgentAuthRequest {
+  /** The bearer token from `Authorization`, without the scheme. */
+  token: string;
+  clientIp: string;
+}
+
+/** Authenticates agent requests; throws a VaultError with the precise code (agent_key_revoked, jwt_replayed, …). */
+export interface AgentAuthenticator {
+  authenticate(request: AgentAuthRequest): Promise<AgentPrincipal>;
+}
