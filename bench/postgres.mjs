@@ -203,31 +203,3 @@ export const openPostgres = async (log) => {
     },
   };
 };
-
-/**
- * CPU seconds used so far by a PostgreSQL server: the postmaster, its live children, and the children
- * it has already reaped (cutime/cstime). Linux only; `undefined` elsewhere.
- */
-export const postgresCpuSeconds = (postmasterPid) => {
-  if (!postmasterPid || !existsSync(`/proc/${postmasterPid}/stat`)) return undefined;
-  const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  const fields = (pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // The command name may contain spaces; the fields after it are space-separated.
-      return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    } catch {
-      return undefined;
-    }
-  };
-  // After the command name: [0]=state [1]=ppid ... [11]=utime [12]=stime [13]=cutime [14]=cstime.
-  const master = fields(postmasterPid);
-  if (!master) return undefined;
-  let total = Number(master[11]) + Number(master[12]) + Number(master[13]) + Number(master[14]);
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === postmasterPid) continue;
-    const f = fields(entry);
-    if (f && Number(f[1]) === postmasterPid) total += Number(f[11]) + Number(f[12]);
-  }
-  return total / ticks;
-};

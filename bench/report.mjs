@@ -3,6 +3,8 @@
 const fmt = (value, digits = 2) =>
   value === undefined || value === null || Number.isNaN(value) ? '–' : Number(value).toFixed(digits);
 
+const share = (value) => (value === undefined ? '–' : `${fmt(value * 100, 0)} %`);
+
 const table = (headers, rows) => {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
@@ -11,7 +13,17 @@ const table = (headers, rows) => {
 
 export const loadTable = (runs) =>
   table(
-    ['server', 'operation', 'req/s', 'p50 ms', 'p99 ms', 'vs ceiling', 'non-2xx'],
+    [
+      'server',
+      'operation',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'vs ceiling',
+      'non-2xx',
+      'load gen CPU',
+      'others CPU',
+    ],
     runs.map((r) => [
       r.server,
       r.operation,
@@ -20,6 +32,8 @@ export const loadTable = (runs) =>
       fmt(r.latencyMs.p99),
       r.ratioToCeiling === undefined ? '(ceiling)' : `${fmt(r.ratioToCeiling * 100, 1)} %`,
       r.non2xx + r.errors,
+      share(r.loadGeneratorCpuShare),
+      share(r.otherCpuShare),
     ]),
   );
 

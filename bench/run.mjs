@@ -17,8 +17,9 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { forkChild, killChildren, startServer } from './children.mjs';
+import { busyShare, machineCpuSeconds, postgresCpuSeconds } from './cpu.mjs';
 import { durationBetween, runLoad, scrapeDuration } from './load.mjs';
-import { openPostgres, postgresCpuSeconds } from './postgres.mjs';
+import { openPostgres } from './postgres.mjs';
 import { injectTable, loadTable, rewrapTable, serverTimeTable } from './report.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -116,12 +117,16 @@ const measureOnce = async (target, workload, setupRequest) => {
   const histogramBefore = route ? await scrapeDuration(server.url, route.method, route.path) : undefined;
   const dbBefore = target.dbCpu?.();
   await server.call('mark');
+  const machineBefore = machineCpuSeconds();
+  const ownBefore = process.cpuUsage();
   const result = await runLoad({
     url: server.url,
     connections: settings.connections,
     duration: settings.duration,
     setupRequest,
   });
+  const ownCpu = process.cpuUsage(ownBefore);
+  const machineAfter = machineCpuSeconds();
   const usage = await server.call('measure');
   const dbAfter = target.dbCpu?.();
   const histogramAfter = route ? await scrapeDuration(server.url, route.method, route.path) : undefined;
@@ -130,15 +135,24 @@ const measureOnce = async (target, workload, setupRequest) => {
     log(`  statuses: ${JSON.stringify(result.statuses)}`);
   }
   const perRequest = (ms) => ms / Math.max(result.requests, 1);
+  const dbSeconds = dbBefore === undefined || dbAfter === undefined ? undefined : dbAfter - dbBefore;
+  // Whatever else ran on the machine meanwhile (other people's builds and tests, the idle servers):
+  // busy CPU that was neither the load generator, nor this server, nor its database.
+  const ours = (ownCpu.user + ownCpu.system) / 1e6 + usage.cpuMs / 1000 + (dbSeconds ?? 0);
+  const machineSeconds = machineAfter && machineBefore ? machineAfter.total - machineBefore.total : 0;
+  const otherCpuShare =
+    machineSeconds > 0
+      ? Math.max(0, (machineAfter.busy - machineBefore.busy - ours) / machineSeconds)
+      : undefined;
   return {
     ...result,
     serverCpuMsPerRequest: perRequest(usage.cpuMs),
     eventLoopUtilization: usage.eventLoopUtilization,
-    dbCpuMsPerRequest:
-      dbBefore === undefined || dbAfter === undefined ? undefined : perRequest((dbAfter - dbBefore) * 1000),
+    dbCpuMsPerRequest: dbSeconds === undefined ? undefined : perRequest(dbSeconds * 1000),
+    loadGeneratorCpuShare:
+      machineSeconds > 0 ? (ownCpu.user + ownCpu.system) / 1e6 / machineSeconds : undefined,
+    otherCpuShare,
     inServer: route ? durationBetween(histogramBefore, histogramAfter) : undefined,
-    // Other work on the machine shows here: on 2 cores this run alone keeps about 2 busy.
-    loadAverage1m: os.loadavg()[0],
   };
 };
 
@@ -162,6 +176,8 @@ const summarize = (label, operation, samples, ratios) => {
     serverCpuMsPerRequest: m((s) => s.serverCpuMsPerRequest),
     dbCpuMsPerRequest: m((s) => s.dbCpuMsPerRequest),
     eventLoopUtilization: m((s) => s.eventLoopUtilization),
+    loadGeneratorCpuShare: m((s) => s.loadGeneratorCpuShare),
+    otherCpuShare: m((s) => s.otherCpuShare),
     inServer: samples[0].inServer
       ? Object.fromEntries(Object.keys(samples[0].inServer).map((k) => [k, m((s) => s.inServer[k])]))
       : undefined,
@@ -175,14 +191,14 @@ const summarize = (label, operation, samples, ratios) => {
       serverCpuMsPerRequest: s.serverCpuMsPerRequest,
       dbCpuMsPerRequest: s.dbCpuMsPerRequest,
       ratioToCeiling: ratios?.[i],
-      loadAverage1m: s.loadAverage1m,
+      otherCpuShare: s.otherCpuShare,
     })),
   };
 };
 
 /**
  * Every target gets every workload once per round, the ceiling first, so a vault run and the ceiling
- * run it is compared with are minutes apart at most; the ratio kept is the median of the per-round ratios.
+ * run it is compared with are at most 20 seconds apart; the ratio kept is the median of the per-round ratios.
  */
 const benchLoad = async (targets) => {
   const samples = new Map();
@@ -237,6 +253,12 @@ const benchRewrap = async (store, env, dbCpu) => {
   const code = await handle.exited;
   if (code !== 0 || !result) throw new Error(`the re-wrap on ${store} failed (exit ${code})`);
   log(`  ${store}: ${result.done} keys in ${result.jobSeconds.toFixed(1)} s`);
+  if (result.jobDoneCounter !== result.done) {
+    log(
+      `  warning: the job counted ${result.jobDoneCounter} keys moved, but ${result.done} are under its key`,
+    );
+  }
+  for (const message of result.jobLog) log(`  vault log (warn or worse): ${message}`);
   return {
     store,
     ...result,
@@ -324,9 +346,11 @@ const main = async () => {
       `${settings.connections} connections; ${settings.rewrapCount} keys to re-wrap`,
   );
   const notes = [];
-  const [load1] = info.loadAverageAtStart;
-  if (load1 > info.cpus * 0.5) {
-    const warning = `the machine was busy before the run (1-minute load average ${load1.toFixed(1)} on ${info.cpus} CPUs): expect low and noisy figures`;
+  const before = machineCpuSeconds();
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  info.busyBeforeStart = busyShare(before, machineCpuSeconds());
+  if (info.busyBeforeStart > 0.25) {
+    const warning = `the machine was ${(info.busyBeforeStart * 100).toFixed(0)} % busy before the bench started (other work on it): expect low and noisy figures`;
     notes.push(warning);
     log(`warning: ${warning}`);
   }

@@ -76,6 +76,7 @@ const clientEnv = new Set([
   'TOKENVAULT_KMS_SECRET',
   'TOKENVAULT_TEST_DATABASE_URL',
   'TOKENVAULT_REQUIRE_POSTGRES',
+  'TOKENVAULT_BENCH_DATABASE_URL',
 ]);
 
 /** The config with every secret setting masked, safe to log. */

@@ -1,5 +1,5 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { KeyProvider } from '../crypto/key-provider.js';
 import { isVaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
@@ -101,13 +101,34 @@ export const createKeyJobRunner = (deps: KeyJobRunnerDeps) => {
       movable.length > 0 ? await targetProvider(job).wrap(opened.filter((d) => d !== undefined)) : [];
     const now = clock.now().toISOString();
     let moved = 0;
+    // One UPDATE per (old ref, new ref) group rather than one per row: a row moves only if it still has
+    // the ref it was read with, so a concurrent writer is never overwritten.
+    const groups = new Map<string, { from: string; to: string; rows: { id: string; wrapped: string }[] }>();
+    movable.forEach((row, i) => {
+      const to = wrapped[i]!.ref;
+      const key = `${row.kek_ref}\n${to}`;
+      const group = groups.get(key) ?? { from: row.kek_ref, to, rows: [] };
+      group.rows.push({ id: row.id, wrapped: wrapped[i]!.wrapped });
+      groups.set(key, group);
+    });
     await db.transaction().execute(async (trx) => {
-      for (const [i, row] of movable.entries()) {
+      for (const group of groups.values()) {
         const result = await trx
           .updateTable('data_keys')
-          .set({ wrapped_key: wrapped[i]!.wrapped, kek_ref: wrapped[i]!.ref, updated_at: now })
-          .where('id', '=', row.id)
-          .where('kek_ref', '=', row.kek_ref)
+          .set({
+            wrapped_key: sql<string>`case id ${sql.join(
+              group.rows.map((row) => sql`when ${row.id} then ${row.wrapped}`),
+              sql` `,
+            )} end`,
+            kek_ref: group.to,
+            updated_at: now,
+          })
+          .where(
+            'id',
+            'in',
+            group.rows.map((r) => r.id),
+          )
+          .where('kek_ref', '=', group.from)
           .executeTakeFirst();
         moved += Number(result.numUpdatedRows);
       }
@@ -193,16 +214,17 @@ export const createKeyJobRunner = (deps: KeyJobRunnerDeps) => {
 
   const tick = async () => {
     if (running || stopped) return;
-    const job = await vaultStateRepo.getJob(db);
-    if (!job || job.finishedAt) return;
-    running = run(job.id)
-      .catch((error: unknown) => {
+    // The guard is set before the first await, so a poll that fires meanwhile cannot start a second loop.
+    running = (async () => {
+      const job = await vaultStateRepo.getJob(db);
+      if (!job || job.finishedAt) return;
+      await run(job.id).catch((error: unknown) => {
         const code = isVaultError(error) ? error.code : 'internal_error';
         logger.error({ err: error, code, job_id: job.id }, 'key re-wrap paused; it resumes on its own');
-      })
-      .finally(() => {
-        running = undefined;
       });
+    })().finally(() => {
+      running = undefined;
+    });
     await running;
   };
 
