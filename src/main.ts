@@ -4,9 +4,18 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type DestinationStream, pino } from 'pino';
 import { type AdminTokenService, createAdminTokenService } from './admin/admin-token-service.js';
-import type { Config } from './config/config-schema.js';
+import { createAgentAuthenticator } from './agents/agent-authenticator.js';
+import { type AgentService, createAgentService } from './agents/agent-service.js';
+import type { AgentAuthenticator } from './agents/agent-types.js';
+import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
+import { createRemoteKeySets } from './agents/remote-keys.js';
+import { type AuditService, createAuditService } from './audit/audit-service.js';
+import { type AuditWriter, createAuditWriter } from './audit/audit-writer.js';
+import { type Config, defaultAudience } from './config/config-schema.js';
 import { describeConfig } from './config/load-config.js';
 import { type CredentialService, createCredentialService } from './credentials/credential-service.js';
+import { createGrantService, type GrantService } from './grants/grant-service.js';
+import { createRetrievalService, type RetrievalService } from './grants/retrieval-service.js';
 import { loggerOptions } from './http/logger-options.js';
 import { createMetrics } from './http/metrics.js';
 import { buildServer } from './http/server.js';
@@ -39,6 +48,16 @@ export interface Vault {
     adminTokens: AdminTokenService;
     keys: KeyManagementService;
     runner: KeyJobRunner;
+    agents: AgentService;
+    issuers: IssuerService;
+    agentAuthenticator: AgentAuthenticator;
+    /** The audit log's writer (an AuditRecorder): pass it to every service that records events. */
+    audit: AuditWriter;
+    /** Reading, exporting and verifying the audit log. */
+    auditLog: AuditService;
+    grants: GrantService;
+    /** The agent retrieval path (seed contract), for in-process callers and benchmarks. */
+    retrieval: RetrievalService;
   };
   /** Set when this start created the root admin token. */
   adminTokenPath: string | undefined;
@@ -56,12 +75,15 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
   const logger = pino(loggerOptions(config.logLevel), options.logDestination);
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const { db } = store;
+  const audit = createAuditWriter({ db, dialect: store.dialect, clock, logger, durable: store.durable });
+  const auditLog = createAuditService({ db, dialect: store.dialect });
   try {
     const { mode, providers, enablePlatform, purgePlatformKeys } = await setupKeys({
       config,
       db,
       clock,
       logger,
+      durable: store.durable,
     });
 
     const metrics = createMetrics();
@@ -83,6 +105,13 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     const credentials = createCredentialService({ db, dataKeys, clock });
     const adminTokens = createAdminTokenService({ db, clock });
     const keys = createKeyManagementService({ db, providers, clock, runner, enablePlatform });
+    const grants = createGrantService({ db, clock, audit });
+    const retrieval = createRetrievalService({ db, clock, credentials, audit });
+    const vaultAudience = config.audience ?? defaultAudience(config);
+    const remoteKeys = createRemoteKeySets({ clock });
+    const agents = createAgentService({ db, clock, audit });
+    const issuers = createIssuerService({ db, clock, audit, remoteKeys, vaultAudience });
+    const agentAuthenticator = createAgentAuthenticator({ db, clock, vaultAudience, remoteKeys });
 
     const rootToken = await adminTokens.bootstrapRoot();
     let adminTokenPath: string | undefined;
@@ -97,6 +126,13 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       credentials,
       adminTokens,
       keys,
+      audit,
+      auditLog,
+      grants,
+      retrieval,
+      agents,
+      issuers,
+      agentAuthenticator,
       clock,
       logger,
       metrics,
@@ -104,6 +140,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       authFailureLimit: config.authFailureLimit,
       trustProxy: config.trustProxy,
       version: packageVersion(),
+      durable: store.durable,
       readiness: [
         { name: 'database', check: () => pingDatabase(db) },
         {
@@ -119,7 +156,19 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     return {
       app,
       store,
-      services: { credentials, adminTokens, keys, runner },
+      services: {
+        credentials,
+        adminTokens,
+        keys,
+        runner,
+        audit,
+        auditLog,
+        grants,
+        retrieval,
+        agents,
+        issuers,
+        agentAuthenticator,
+      },
       adminTokenPath,
       async listen() {
         return app.listen({ host: config.host, port: config.port });
@@ -127,6 +176,8 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       stop() {
         stopping ??= (async () => {
           await app.close();
+          // Requests in flight have finished; whatever they queued is committed before the store closes.
+          await audit.close();
           await runner.stop();
           await store.close();
         })();
@@ -134,6 +185,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       },
     };
   } catch (error) {
+    await audit.close();
     await store.close();
     throw error;
   }

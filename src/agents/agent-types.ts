@@ -34,3 +34,34 @@ export interface AgentAuthRequest {
 export interface AgentAuthenticator {
   authenticate(request: AgentAuthRequest): Promise<AgentPrincipal>;
 }
+
+/** An agent API key as listed: never the key itself, nor its hash. */
+export interface AgentKey {
+  id: string;
+  agentId: string;
+  name: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+/** An OIDC issuer whose workload tokens the namespace accepts, for one audience. */
+export interface TrustedIssuer {
+  id: string;
+  namespace: string;
+  name: string;
+  issuer: string;
+  audience: string;
+  createdAt: string;
+}
+
+/** Tokens of `issuerId` whose claims equal every value in `claims` authenticate as `agentId`. */
+export interface WorkloadBinding {
+  id: string;
+  namespace: string;
+  issuerId: string;
+  agentId: string;
+  claims: Record<string, string>;
+  createdAt: string;
+}

@@ -4,6 +4,9 @@ import type { Database } from '../store/schema.js';
 export type ActorType = 'agent' | 'admin' | 'system' | 'anonymous';
 export type Decision = 'allow' | 'deny';
 
+/** Non-secret facts about an event; stored as sorted-key JSON. */
+export type AuditDetails = Record<string, string | number | boolean | null | string[]>;
+
 /**
  * One audit event as callers describe it. Never put a secret in here: `details` is for non-secret
  * facts (scopes asked for, auth method, key id), and the writer rejects values that look like tokens.
@@ -19,7 +22,7 @@ export interface AuditEventInput {
   reason: string;
   client?: { ip: string | null; userAgent: string | null } | undefined;
   requestId?: string | null | undefined;
-  details?: Record<string, string | number | boolean | null | string[]> | undefined;
+  details?: AuditDetails | undefined;
 }
 
 /** What the rest of the vault needs from the audit log. */
@@ -32,4 +35,39 @@ export interface AuditRecorder {
   record(event: AuditEventInput): Promise<void>;
   /** Appends inside the caller's transaction, so a change and its audit record commit together. */
   recordInTransaction(trx: Transaction<Database>, event: AuditEventInput): Promise<void>;
+}
+
+/** One stored event, as `audit list` and the exports show it (column names, details parsed). */
+export interface AuditEvent {
+  seq: number;
+  id: string;
+  time: string;
+  namespace: string;
+  actor_type: ActorType;
+  actor_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  decision: Decision;
+  reason: string | null;
+  client_ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: AuditDetails;
+  prev_hash: string;
+  hash: string;
+}
+
+/**
+ * What a request handler or hook may tell the HTTP audit hook about the request it is serving
+ * (`request.auditContext`): who the actor is when it is not an admin (an authenticated agent), the
+ * target when the path does not name it, extra details, or that the event was already recorded.
+ */
+export interface AuditRequestContext {
+  actor?: AuditEventInput['actor'];
+  target?: AuditEventInput['target'];
+  namespace?: string;
+  details?: AuditDetails;
+  /** Set once a service or hook has recorded this request's outcome itself, so it is not recorded twice. */
+  recorded?: boolean;
 }

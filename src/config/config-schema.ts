@@ -155,6 +155,17 @@ export const settings = {
     default: 10,
     parse: parsePositiveInt(1, 100_000),
   },
+  audience: {
+    flag: '--audience',
+    env: 'TOKENVAULT_AUDIENCE',
+    description:
+      'The vault’s public URL: `aud` of agent JWT assertions, and the default audience of trusted issuers. Unset: `http://<host>:<port>`. See docs/agent-auth.md.',
+    parse: (raw: string): string => {
+      if (raw.length > 512 || /\s/.test(raw))
+        throw new Error('must be at most 512 characters with no spaces');
+      return raw;
+    },
+  },
   trustProxy: {
     flag: '--trust-proxy',
     env: 'TOKENVAULT_TRUST_PROXY',
@@ -178,6 +189,10 @@ export const settings = {
     parse: parsePositiveInt(0, 600_000),
   },
 } satisfies Record<string, SettingSpec<unknown>>;
+
+/** The audience when none is configured: the URL the vault listens on. */
+export const defaultAudience = (config: Pick<Config, 'host' | 'port'>): string =>
+  `http://${config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host}:${config.port}`;
 
 type Settings = typeof settings;
 type Parsed<S> = S extends SettingSpec<infer T> ? T : never;

@@ -132,6 +132,12 @@ export const errorRegistry = {
     status: 502,
     message: 'The issuer’s discovery document or keys could not be fetched.',
   },
+  binding_not_found: { status: 404, message: 'The agent has no workload binding with that id.' },
+  binding_exists: {
+    status: 409,
+    message:
+      'Tokens of that issuer with those claims are already bound to an agent; a token maps to one agent.',
+  },
 
   // grants and retrieval
   credential_not_granted: {

@@ -1,14 +1,23 @@
 import type { AdminPrincipal } from '../admin/admin-token-service.js';
+import type { AuditRequestContext } from '../audit/audit-types.js';
 
 /**
  * Every route declares the audit event it writes, or why it writes none, so audit coverage is a
  * decision made where the route is defined (checked when the route is registered).
  */
-export type AuditDeclaration = { event: string } | { none: string };
+export type AuditDeclaration =
+  | {
+      event: string;
+      /** `service`: the domain service records the event in the change's own transaction. */
+      recordedBy?: 'service';
+    }
+  | { none: string };
 
 declare module 'fastify' {
   interface FastifyRequest {
     admin?: AdminPrincipal;
+    /** What a handler tells the audit hook about this request (actor, target, details); see audit-hooks.ts. */
+    auditContext?: AuditRequestContext;
   }
   interface FastifyContextConfig {
     audit?: AuditDeclaration;

@@ -2,25 +2,48 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { AdminTokenService } from '../admin/admin-token-service.js';
+import type { AgentService } from '../agents/agent-service.js';
+import type { AgentAuthenticator } from '../agents/agent-types.js';
+import type { IssuerService } from '../agents/issuer-service.js';
+import type { AuditService } from '../audit/audit-service.js';
+import type { AuditRecorder } from '../audit/audit-types.js';
 import type { CredentialService } from '../credentials/credential-service.js';
+import type { GrantService } from '../grants/grant-service.js';
+import type { RetrievalService } from '../grants/retrieval-service.js';
 import type { KeyManagementService } from '../keys/key-management-service.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { createAdminAuthenticator } from './admin-auth.js';
+import { installAgentAuth } from './agent-auth.js';
+import { installAuditHooks } from './audit-hooks.js';
 import { createAuthFailureLimiter } from './auth-failure-limiter.js';
 import { installErrorHandler } from './error-handler.js';
 import './fastify-types.js';
 import type { FastifyBaseLogger } from 'fastify';
 import { createMetrics, type Metrics } from './metrics.js';
 import { registerAdminTokenRoutes } from './routes/admin-token-routes.js';
+import { registerAgentRoutes } from './routes/agent-routes.js';
+import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCredentialRoutes } from './routes/credential-routes.js';
+import { registerGrantRoutes } from './routes/grant-routes.js';
+import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
+import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
 
 export interface ServerDeps {
   credentials: CredentialService;
   adminTokens: AdminTokenService;
   keys: KeyManagementService;
+  /** Records the outcome of every route that declares an audit event (see audit-hooks.ts). */
+  audit: Pick<AuditRecorder, 'record'>;
+  auditLog: AuditService;
+  grants: GrantService;
+  retrieval: RetrievalService;
+  agents: AgentService;
+  issuers: IssuerService;
+  /** Behind `app.authenticateAgent(request)` (see agent-auth.ts). */
+  agentAuthenticator: AgentAuthenticator;
   readiness: ReadinessCheck[];
   clock: Clock;
   logger: FastifyBaseLogger;
@@ -29,9 +52,12 @@ export interface ServerDeps {
   authFailureLimit: number;
   trustProxy?: string | undefined;
   version: string;
+  /** Resolves once every commit so far is on disk (the store's `durable`). */
+  durable: () => Promise<void>;
 }
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{8,128}$/;
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Builds the HTTP app without listening; tests drive it with `inject()`. */
 export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> => {
@@ -51,6 +77,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
   });
 
   installErrorHandler(app, { metrics, bodyLimit: deps.bodyLimit });
+  installAuditHooks(app, { audit: deps.audit });
 
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && !route.config?.audit) {
@@ -63,6 +90,11 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');
+  });
+
+  // A change is acknowledged only once it is on disk (on SQLite the WAL is fsynced off the event loop).
+  app.addHook('onSend', async (request) => {
+    if (!safeMethods.has(request.method)) await deps.durable();
   });
 
   app.addHook('onResponse', async (request, reply) => {
@@ -81,7 +113,14 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
           'Credential vault and broker for AI agents. Errors are `{"error":{"code","message","request_id"}}`.',
       },
       components: {
-        securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'tv_admin_… token' } },
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'tv_admin_… token' },
+          agentToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'tv_agent_… key, agent JWT or workload token',
+          },
+        },
       },
     },
   });
@@ -100,8 +139,20 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     registerCredentialRoutes(admin, { credentials: deps.credentials });
     registerAdminTokenRoutes(admin, { adminTokens: deps.adminTokens });
     registerKeyRoutes(admin, { keys: deps.keys });
+    registerAuditRoutes(admin, { auditLog: deps.auditLog });
+    registerGrantRoutes(admin, { grants: deps.grants });
+    registerAgentRoutes(admin, { agents: deps.agents });
+    registerIssuerRoutes(admin, { issuers: deps.issuers });
   });
 
+  installAgentAuth(app, {
+    authenticator: deps.agentAuthenticator,
+    audit: deps.audit,
+    metrics,
+    authFailureLimit: deps.authFailureLimit,
+    clock: deps.clock,
+  });
+  registerRetrievalRoutes(app, { retrieval: deps.retrieval });
   registerOpsRoutes(app, { metrics, readiness: deps.readiness });
   return app;
 };

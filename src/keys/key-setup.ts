@@ -38,11 +38,14 @@ export const setupKeys = async ({
   db,
   clock,
   logger,
+  durable,
 }: {
   config: KeySetupConfig;
   db: Kysely<Database>;
   clock: Clock;
   logger: JobLogger;
+  /** The store's `durable`: the re-wrapped keys must be on disk before the old key file goes. */
+  durable: () => Promise<void>;
 }) => {
   const storedMode = await vaultStateRepo.getMode(db);
   const mode = storedMode ?? config.vaultMode;
@@ -91,6 +94,7 @@ export const setupKeys = async ({
     }
     const hadKeyring = (await listKekVersions(db)).length > 0;
     const removed = await deleteAllKekVersions(db);
+    await durable();
     const fileRemoved = removeRootKeyFile(config.dataDir);
     providers.platform = undefined;
     if (hadKeyring || fileRemoved) {

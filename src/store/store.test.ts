@@ -61,10 +61,11 @@ describe('SQLite file', () => {
     }
   });
 
-  it('runs with secure_delete, full sync and foreign keys on', async () => {
+  it('runs with secure_delete, NORMAL sync plus an fsync before acknowledging, and foreign keys on', async () => {
     expect(await pragma('secure_delete')).toBe(1);
-    // 2 = FULL: a commit survives power loss (DESIGN invariant 2).
-    expect(await pragma('synchronous')).toBe(2);
+    // 1 = NORMAL: commits append to the WAL; `durable()` fsyncs it off the event loop (wal-sync.ts).
+    expect(await pragma('synchronous')).toBe(1);
+    await expect(store!.durable()).resolves.toBeUndefined();
     expect(await pragma('foreign_keys')).toBe(1);
   });
 

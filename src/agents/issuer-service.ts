@@ -1,0 +1,256 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
+import { assertNamespace } from '../credentials/credential-types.js';
+import { VaultError } from '../errors/vault-error.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import type { Database } from '../store/schema.js';
+import { isUniqueViolation } from '../store/store-errors.js';
+import { auditedChange, type ChangeContext } from './agent-audit.js';
+import { bindingRepo, type Db, issuerRepo, toBinding, toTrustedIssuer } from './agent-repo.js';
+import { assertAudience, assertIssuerName, validateBindingClaims } from './agent-rules.js';
+import { requireAgent } from './agent-service.js';
+import type { TrustedIssuer, WorkloadBinding } from './agent-types.js';
+import { checkFetchUrl, type RemoteKeySets } from './remote-keys.js';
+
+export interface IssuerServiceDeps {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction'>;
+  remoteKeys: Pick<RemoteKeySets, 'discover'>;
+  /** The audience a trusted issuer's tokens must carry when the admin names none. */
+  vaultAudience: string;
+}
+
+export interface TrustIssuerInput {
+  name: string;
+  issuer: string;
+  audience?: string | undefined;
+}
+
+export interface BindInput {
+  /** Name of a trusted issuer of the namespace. */
+  issuer: string;
+  claims: unknown;
+}
+
+export type BindingView = WorkloadBinding & { issuerName: string };
+
+type Target = { type: string; id: string };
+
+/** OIDC workload federation: trusted issuers, and bindings of their tokens' claims to agents. */
+export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudience }: IssuerServiceDeps) => {
+  const findIssuer = async (trx: Db, namespace: string, name: string): Promise<TrustedIssuer> => {
+    assertNamespace(namespace);
+    const issuer = await issuerRepo.findByName(trx, namespace, name);
+    if (!issuer) {
+      throw new VaultError(
+        'issuer_not_found',
+        `No trusted issuer named "${name.slice(0, 64)}" in namespace "${namespace}"; see \`tokenvault issuer list\`.`,
+      );
+    }
+    return issuer;
+  };
+
+  const record = (
+    trx: Transaction<Database>,
+    ctx: ChangeContext,
+    namespace: string,
+    action: string,
+    target: Target,
+    details: AuditEventInput['details'],
+  ) =>
+    audit.recordInTransaction(trx, {
+      ...ctx,
+      namespace,
+      action,
+      target,
+      decision: 'allow',
+      reason: 'ok',
+      details,
+    });
+
+  /** Runs a change; a refusal is audited as a deny of `action` on the target as it was named. */
+  const change = <T>(
+    ctx: ChangeContext,
+    namespace: string,
+    action: string,
+    target: Target,
+    run: () => Promise<T>,
+  ) => auditedChange(audit, { ...ctx, namespace, action, target }, run);
+
+  const trust = async (
+    namespace: string,
+    input: TrustIssuerInput,
+    ctx: ChangeContext,
+  ): Promise<TrustedIssuer> => {
+    assertNamespace(namespace);
+    assertIssuerName(input.name);
+    const issuer = checkFetchUrl(input.issuer, 'issuer URL', { query: false });
+    const audience = input.audience ?? vaultAudience;
+    assertAudience(audience);
+    const exists = (message: string) => new VaultError('issuer_exists', message);
+    const nameTaken = () =>
+      exists(`A trusted issuer named "${input.name}" already exists in namespace "${namespace}".`);
+    if (await issuerRepo.findByName(db, namespace, input.name)) throw nameTaken();
+    const twin = (await issuerRepo.findByIssuer(db, issuer, namespace)).find((i) => i.audience === audience);
+    if (twin) throw exists(`${issuer} is already trusted for audience ${audience} as "${twin.name}".`);
+    // Checked now, so a typo or an unreachable issuer shows here rather than at the first workload login.
+    await remoteKeys.discover(issuer);
+    const row = {
+      id: newId(),
+      namespace,
+      name: input.name,
+      issuer,
+      audience,
+      created_at: clock.now().toISOString(),
+    };
+    try {
+      await db.transaction().execute(async (trx) => {
+        await issuerRepo.insert(trx, row);
+        await record(
+          trx,
+          ctx,
+          namespace,
+          'issuer.trust',
+          { type: 'issuer', id: row.id },
+          {
+            name: row.name,
+            issuer,
+            audience,
+          },
+        );
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw nameTaken();
+      throw error;
+    }
+    return toTrustedIssuer(row);
+  };
+
+  const remove = (namespace: string, name: string, ctx: ChangeContext): Promise<TrustedIssuer> =>
+    db.transaction().execute(async (trx) => {
+      const issuer = await findIssuer(trx, namespace, name);
+      const bindings = await bindingRepo.removeForIssuer(trx, issuer.id);
+      await issuerRepo.remove(trx, issuer.id);
+      await record(
+        trx,
+        ctx,
+        namespace,
+        'issuer.delete',
+        { type: 'issuer', id: issuer.id },
+        {
+          name: issuer.name,
+          issuer: issuer.issuer,
+          bindings_deleted: Number(bindings.numDeletedRows),
+        },
+      );
+      return issuer;
+    });
+
+  const bind = async (namespace: string, agentRef: string, input: BindInput, ctx: ChangeContext) => {
+    const claims = validateBindingClaims(input.claims);
+    return db.transaction().execute(async (trx): Promise<BindingView> => {
+      const agent = await requireAgent(trx, namespace, agentRef);
+      const issuer = await findIssuer(trx, namespace, input.issuer);
+      // Bindings with identical claims would make one token name two agents.
+      const twin = (await bindingRepo.listForIssuers(trx, [issuer.id])).find(
+        (b) => JSON.stringify(b.claims) === JSON.stringify(claims),
+      );
+      if (twin) {
+        throw new VaultError(
+          'binding_exists',
+          `Tokens of "${issuer.name}" with these claims are already bound (binding ${twin.id}); a token must map to one agent.`,
+        );
+      }
+      const row = {
+        id: newId(),
+        namespace,
+        issuer_id: issuer.id,
+        agent_id: agent.id,
+        claims: JSON.stringify(claims),
+        created_at: clock.now().toISOString(),
+      };
+      await bindingRepo.insert(trx, row);
+      await record(
+        trx,
+        ctx,
+        namespace,
+        'agent.bind',
+        { type: 'agent', id: agent.id },
+        {
+          agent: agent.name,
+          binding_id: row.id,
+          issuer: issuer.name,
+          claims: Object.entries(claims).map(([k, v]) => `${k}=${v}`),
+        },
+      );
+      return { ...toBinding(row), issuerName: issuer.name };
+    });
+  };
+
+  const unbind = (namespace: string, agentRef: string, bindingId: string, ctx: ChangeContext) =>
+    db.transaction().execute(async (trx) => {
+      const agent = await requireAgent(trx, namespace, agentRef);
+      const row = await bindingRepo.find(trx, agent.id, bindingId);
+      if (!row) {
+        throw new VaultError(
+          'binding_not_found',
+          `Agent "${agent.name}" has no workload binding with id "${bindingId.slice(0, 64)}".`,
+        );
+      }
+      await bindingRepo.remove(trx, row.id);
+      await record(
+        trx,
+        ctx,
+        namespace,
+        'agent.unbind',
+        { type: 'agent', id: agent.id },
+        {
+          agent: agent.name,
+          binding_id: row.id,
+        },
+      );
+      return toBinding(row);
+    });
+
+  return {
+    /** Trusts an issuer after fetching its discovery document. */
+    trust: (namespace: string, input: TrustIssuerInput, ctx: ChangeContext) =>
+      change(ctx, namespace, 'issuer.trust', { type: 'issuer', id: input.name }, () =>
+        trust(namespace, input, ctx),
+      ),
+
+    list: (namespace: string): Promise<TrustedIssuer[]> => {
+      assertNamespace(namespace);
+      return issuerRepo.list(db, namespace);
+    },
+
+    get: (namespace: string, name: string): Promise<TrustedIssuer> => findIssuer(db, namespace, name),
+
+    /** Stops trusting the issuer; its bindings go with it. */
+    remove: (namespace: string, name: string, ctx: ChangeContext) =>
+      change(ctx, namespace, 'issuer.delete', { type: 'issuer', id: name }, () =>
+        remove(namespace, name, ctx),
+      ),
+
+    /** Maps tokens of a trusted issuer whose claims have exactly these values to the agent. */
+    bind: (namespace: string, agentRef: string, input: BindInput, ctx: ChangeContext) =>
+      change(ctx, namespace, 'agent.bind', { type: 'agent', id: agentRef }, () =>
+        bind(namespace, agentRef, input, ctx),
+      ),
+
+    unbind: (namespace: string, agentRef: string, bindingId: string, ctx: ChangeContext) =>
+      change(ctx, namespace, 'agent.unbind', { type: 'agent', id: agentRef }, () =>
+        unbind(namespace, agentRef, bindingId, ctx),
+      ),
+
+    async listBindings(namespace: string, agentRef: string): Promise<BindingView[]> {
+      const agent = await requireAgent(db, namespace, agentRef);
+      const rows = await bindingRepo.listForAgent(db, agent.id);
+      return rows.map(({ issuer_name, ...row }) => ({ ...toBinding(row), issuerName: issuer_name }));
+    },
+  };
+};
+
+export type IssuerService = ReturnType<typeof createIssuerService>;

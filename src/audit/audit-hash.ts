@@ -1,0 +1,91 @@
+import { hash as oneShotHash } from 'node:crypto';
+import type { AuditDetails } from './audit-types.js';
+
+/** `prev_hash` of the first event: there is nothing before it. */
+export const genesisHash = '0'.repeat(64);
+
+/**
+ * The fields of a stored event that its hash covers, named as the columns are. `seq` is not among
+ * them: an event's place in the chain is fixed by `prev_hash`, and `verify` checks separately that the
+ * seqs run 1, 2, 3, … without a gap, so a swap shows up as a broken link rather than as an edit.
+ */
+export interface ChainedFields {
+  id: string;
+  time: string;
+  namespace: string;
+  actor_type: string;
+  actor_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  decision: string;
+  reason: string | null;
+  client_ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  /** Canonical JSON text (see `canonicalDetails`), exactly as stored. */
+  details: string;
+}
+
+/** Sorted-key JSON of the details object, with no whitespace: one text per set of facts. */
+export const canonicalDetails = (details: AuditDetails | undefined): string => {
+  if (!details) return '{}';
+  const sorted: AuditDetails = {};
+  for (const key of Object.keys(details).sort()) {
+    const value = details[key];
+    if (value !== undefined) sorted[key] = value;
+  }
+  return JSON.stringify(sorted);
+};
+
+/** First element of the canonical array: names this serialisation, so it can change one day. */
+export const canonicalVersion = 'tv-audit-1';
+
+/** The hashed columns, in canonical order (`verify` builds the same array in SQL). */
+export const chainedColumns = [
+  'id',
+  'time',
+  'namespace',
+  'actor_type',
+  'actor_id',
+  'action',
+  'target_type',
+  'target_id',
+  'decision',
+  'reason',
+  'client_ip',
+  'user_agent',
+  'request_id',
+  'details',
+] as const satisfies readonly (keyof ChainedFields)[];
+
+/**
+ * The canonical text of an event: a JSON array in a fixed field order (`chainedColumns`), nulls
+ * explicit. JSON quoting makes it unambiguous (no value can pose as a field separator), and
+ * `JSON.stringify` is native, which matters when `verify` hashes a million events.
+ */
+export const canonicalEvent = (e: ChainedFields): string =>
+  JSON.stringify([
+    canonicalVersion,
+    e.id,
+    e.time,
+    e.namespace,
+    e.actor_type,
+    e.actor_id,
+    e.action,
+    e.target_type,
+    e.target_id,
+    e.decision,
+    e.reason,
+    e.client_ip,
+    e.user_agent,
+    e.request_id,
+    e.details,
+  ]);
+
+/** `sha256(prev_hash + "\n" + canonical)`, hex: each event commits to the whole chain before it. */
+export const hashCanonical = (prevHash: string, canonical: string): string =>
+  oneShotHash('sha256', `${prevHash}\n${canonical}`, 'hex');
+
+export const chainHash = (prevHash: string, e: ChainedFields): string =>
+  hashCanonical(prevHash, canonicalEvent(e));

@@ -1,0 +1,203 @@
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Database, GrantTable } from '../store/schema.js';
+import type { Grant, GrantDetails, RevokeReason } from './grant-types.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Rows per `IN (…)` list: far below SQLite's and PostgreSQL's parameter limits. */
+const chunkSize = 500;
+
+const chunks = <T>(items: readonly T[]): T[][] => {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += chunkSize) out.push(items.slice(i, i + chunkSize));
+  return out;
+};
+
+const toGrant = (row: Selectable<GrantTable>): Grant => ({
+  id: row.id,
+  namespace: row.namespace,
+  agentId: row.agent_id,
+  credentialId: row.credential_id,
+  scopes: JSON.parse(row.scopes) as string[],
+  reveal: Number(row.reveal) === 1,
+  expiresAt: row.expires_at,
+  createdAt: row.created_at,
+  createdBy: row.created_by,
+  revokedAt: row.revoked_at,
+  revokedReason: row.revoked_reason,
+});
+
+const toGrantRow = (g: Grant): GrantTable => ({
+  id: g.id,
+  namespace: g.namespace,
+  agent_id: g.agentId,
+  credential_id: g.credentialId,
+  scopes: JSON.stringify(g.scopes),
+  reveal: g.reveal ? 1 : 0,
+  expires_at: g.expiresAt,
+  created_at: g.createdAt,
+  created_by: g.createdBy,
+  revoked_at: g.revokedAt,
+  revoked_reason: g.revokedReason,
+});
+
+/** Grants with the agent's and the credential's names; left joins, since either may be gone. */
+const selectDetails = (db: Db) =>
+  db
+    .selectFrom('grants as g')
+    .leftJoin('agents as a', 'a.id', 'g.agent_id')
+    .leftJoin('credentials as c', 'c.id', 'g.credential_id')
+    .selectAll('g')
+    .select(['a.name as agent_name', 'c.name as credential_name']);
+
+const toDetails = (
+  row: Selectable<GrantTable> & { agent_name: string | null; credential_name: string | null },
+): GrantDetails => ({ ...toGrant(row), agentName: row.agent_name, credentialName: row.credential_name });
+
+export interface GrantListFilter {
+  agentId?: string | undefined;
+  credentialId?: string | undefined;
+  /** Only grants live at this time (not revoked, not expired). */
+  liveAt?: string | undefined;
+  limit: number;
+  /** Keyset cursor: the (created_at, id) of the last row of the previous page. */
+  after?: { createdAt: string; id: string } | undefined;
+}
+
+export const grantRepo = {
+  insert: (db: Db, grant: Grant) => db.insertInto('grants').values(toGrantRow(grant)).execute(),
+
+  async findById(db: Db, namespace: string, id: string): Promise<GrantDetails | undefined> {
+    const row = await selectDetails(db)
+      .where('g.namespace', '=', namespace)
+      .where('g.id', '=', id)
+      .executeTakeFirst();
+    return row ? toDetails(row) : undefined;
+  },
+
+  async list(db: Db, namespace: string, filter: GrantListFilter): Promise<GrantDetails[]> {
+    let query = selectDetails(db).where('g.namespace', '=', namespace);
+    if (filter.agentId !== undefined) query = query.where('g.agent_id', '=', filter.agentId);
+    if (filter.credentialId !== undefined) query = query.where('g.credential_id', '=', filter.credentialId);
+    if (filter.liveAt !== undefined) {
+      const at = filter.liveAt;
+      query = query
+        .where('g.revoked_at', 'is', null)
+        .where((eb) => eb.or([eb('g.expires_at', 'is', null), eb('g.expires_at', '>', at)]));
+    }
+    if (filter.after !== undefined) {
+      const { createdAt, id } = filter.after;
+      query = query.where((eb) =>
+        eb.or([
+          eb('g.created_at', '>', createdAt),
+          eb.and([eb('g.created_at', '=', createdAt), eb('g.id', '>', id)]),
+        ]),
+      );
+    }
+    const rows = await query.orderBy('g.created_at').orderBy('g.id').limit(filter.limit).execute();
+    return rows.map(toDetails);
+  },
+
+  /** Ids of the grants not yet revoked, for an agent, a credential, both, or a whole namespace. */
+  async unrevokedIds(
+    db: Db,
+    namespace: string,
+    filter: { agentId?: string; credentialId?: string },
+  ): Promise<string[]> {
+    let query = db
+      .selectFrom('grants')
+      .select('id')
+      .where('namespace', '=', namespace)
+      .where('revoked_at', 'is', null);
+    if (filter.agentId !== undefined) query = query.where('agent_id', '=', filter.agentId);
+    if (filter.credentialId !== undefined) query = query.where('credential_id', '=', filter.credentialId);
+    return (await query.orderBy('created_at').execute()).map((row) => row.id);
+  },
+
+  /** Marks the grants revoked (those not revoked already); returns how many changed. */
+  async revoke(db: Db, ids: readonly string[], at: string, reason: RevokeReason): Promise<number> {
+    let changed = 0;
+    for (const chunk of chunks(ids)) {
+      const result = await db
+        .updateTable('grants')
+        .set({ revoked_at: at, revoked_reason: reason })
+        .where('id', 'in', chunk)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      changed += Number(result.numUpdatedRows);
+    }
+    return changed;
+  },
+
+  /** The kill switch's half on grants: every grant of the namespace not yet revoked. */
+  async revokeNamespace(db: Db, namespace: string, at: string): Promise<number> {
+    const result = await db
+      .updateTable('grants')
+      .set({ revoked_at: at, revoked_reason: 'revoke_all' satisfies RevokeReason })
+      .where('namespace', '=', namespace)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  },
+
+  /**
+   * One query for the retrieval path: the agent's grants for the credential of that name, with the
+   * credential's state. No rows when there is no grant or no such credential; the caller cannot
+   * and need not tell the two apart.
+   */
+  async forRetrieval(db: Db, namespace: string, agentId: string, credentialName: string) {
+    const rows = await db
+      .selectFrom('grants as g')
+      .innerJoin('credentials as c', 'c.id', 'g.credential_id')
+      .selectAll('g')
+      .select(['c.status as credential_status', 'c.expires_at as credential_expires_at'])
+      .where('g.namespace', '=', namespace)
+      .where('g.agent_id', '=', agentId)
+      .where('c.namespace', '=', namespace)
+      .where('c.name', '=', credentialName)
+      .execute();
+    const first = rows[0];
+    return {
+      grants: rows.map(toGrant),
+      credential: first
+        ? { id: first.credential_id, status: first.credential_status, expiresAt: first.credential_expires_at }
+        : undefined,
+    };
+  },
+};
+
+/** Agents and credentials as grants refer to them: looked up by id or name, no secret involved. */
+export const grantTargets = {
+  /** By id or by name; an id match wins should another agent be named like that id. */
+  async findAgent(db: Db, namespace: string, ref: string) {
+    const rows = await db
+      .selectFrom('agents')
+      .select(['id', 'name', 'status'])
+      .where('namespace', '=', namespace)
+      .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
+      .limit(2)
+      .execute();
+    return rows.find((row) => row.id === ref) ?? rows[0];
+  },
+
+  async findCredential(db: Db, namespace: string, name: string) {
+    const row = await db
+      .selectFrom('credentials')
+      .select(['id', 'name', 'scopes'])
+      .where('namespace', '=', namespace)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row ? { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) as string[] } : undefined;
+  },
+
+  /** The kill switch's half on authentication: every agent API key of the namespace. */
+  async revokeAgentKeys(db: Db, namespace: string, at: string): Promise<number> {
+    const result = await db
+      .updateTable('agent_keys')
+      .set({ revoked_at: at })
+      .where('namespace', '=', namespace)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  },
+};

@@ -1,0 +1,253 @@
+import type { Kysely } from 'kysely';
+import type { AuditWriter } from '../audit/audit-writer.js';
+import { assertNamespace } from '../credentials/credential-types.js';
+import { VaultError } from '../errors/vault-error.js';
+import type { Clock } from '../lib/clock.js';
+import type { Database } from '../store/schema.js';
+import { type AuditContext, auditEvent, auditRefusal } from './grant-audit.js';
+import { createGrantImporter } from './grant-import.js';
+import { grantLifetime, grantScopes, grantStatus } from './grant-policy.js';
+import { grantRepo, grantTargets } from './grant-repo.js';
+import type { Grant, GrantDetails, GrantRecord, GrantTerms, RevokeReason } from './grant-types.js';
+import { createGrantWrites } from './grant-writes.js';
+
+export interface GrantServiceDeps {
+  db: Kysely<Database>;
+  clock: Clock;
+  audit: Pick<AuditWriter, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
+}
+
+export interface CreateGrantInput extends GrantTerms {
+  /** The agent's id or name. */
+  agent: string;
+  credential: string;
+  /** Absent: all the credential's scopes. */
+  scopes?: string[] | undefined;
+}
+
+export interface GrantListOptions {
+  agent?: string | undefined;
+  credential?: string | undefined;
+  /** Include revoked and expired grants. */
+  all?: boolean | undefined;
+  limit?: number | undefined;
+  after?: string | undefined;
+}
+
+const maxPageSize = 500;
+
+const encodeCursor = (g: Grant) => Buffer.from(`${g.createdAt}|${g.id}`, 'utf8').toString('base64url');
+const decodeCursor = (cursor: string) => {
+  const [createdAt, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (!createdAt || !id)
+    throw new VaultError('invalid_request', 'The `after` cursor is not one this server gave out.');
+  return { createdAt, id };
+};
+
+/**
+ * Grants: agent × credential, with scopes (a subset of the credential's), a reveal flag and a
+ * lifetime. At most one grant per agent × credential is live: a new one replaces the old (which is
+ * revoked as `superseded`), so what an agent may do is always one row to read. Every change is
+ * audited in its own transaction; refusals are audited too.
+ */
+export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
+  const writes = createGrantWrites({ clock, audit });
+  const withStatus = (grant: GrantDetails): GrantRecord => ({
+    ...grant,
+    status: grantStatus(grant, clock.now()),
+  });
+
+  const agentOrFail = async (namespace: string, ref: string) => {
+    const agent = await grantTargets.findAgent(db, namespace, ref);
+    if (!agent) {
+      throw new VaultError(
+        'agent_not_found',
+        `No agent "${ref.slice(0, 64)}" (id or name) in namespace "${namespace}".`,
+      );
+    }
+    return agent;
+  };
+
+  const credentialOrFail = async (namespace: string, name: string) => {
+    const credential = await grantTargets.findCredential(db, namespace, name);
+    if (!credential) {
+      throw new VaultError(
+        'credential_not_found',
+        `No credential named "${name.slice(0, 64)}" in namespace "${namespace}".`,
+      );
+    }
+    return credential;
+  };
+
+  const find = async (namespace: string, id: string) => {
+    const grant = await grantRepo.findById(db, namespace, id);
+    if (!grant)
+      throw new VaultError(
+        'grant_not_found',
+        `No grant with id "${id.slice(0, 64)}" in namespace "${namespace}".`,
+      );
+    return grant;
+  };
+
+  return {
+    async create(namespace: string, input: CreateGrantInput, ctx: AuditContext) {
+      return auditRefusal(
+        audit,
+        () =>
+          auditEvent(ctx, {
+            namespace,
+            action: 'grant.create',
+            target: { type: 'grant', id: null },
+            decision: 'deny',
+            reason: '',
+            details: { agent: input.agent.slice(0, 200), credential: input.credential.slice(0, 200) },
+          }),
+        async () => {
+          assertNamespace(namespace);
+          const ttlSeconds = grantLifetime(input);
+          const agent = await agentOrFail(namespace, input.agent);
+          const credential = await credentialOrFail(namespace, input.credential);
+          const scopes = grantScopes(input.scopes, credential);
+          const grant = writes.newGrant(namespace, ctx, {
+            agentId: agent.id,
+            credentialId: credential.id,
+            scopes,
+            reveal: input.reveal ?? false,
+            ttlSeconds,
+          });
+          const replaced = await db
+            .transaction()
+            .execute((trx) =>
+              writes.insert(trx, ctx, grant, { agent: agent.name, credential: credential.name }, 'api'),
+            );
+          return {
+            grant: withStatus({ ...grant, agentName: agent.name, credentialName: credential.name }),
+            replaced,
+          };
+        },
+      );
+    },
+
+    async list(namespace: string, options: GrantListOptions = {}) {
+      assertNamespace(namespace);
+      const limit = Math.min(Math.max(options.limit ?? 100, 1), maxPageSize);
+      const agentId =
+        options.agent === undefined ? undefined : (await agentOrFail(namespace, options.agent)).id;
+      const credentialId =
+        options.credential === undefined
+          ? undefined
+          : (await credentialOrFail(namespace, options.credential)).id;
+      const items = await grantRepo.list(db, namespace, {
+        agentId,
+        credentialId,
+        liveAt: options.all ? undefined : clock.now().toISOString(),
+        limit: limit + 1,
+        after: options.after === undefined ? undefined : decodeCursor(options.after),
+      });
+      const page = items.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        items: page.map(withStatus),
+        nextCursor: items.length > limit && last ? encodeCursor(last) : null,
+      };
+    },
+
+    async show(namespace: string, id: string): Promise<GrantRecord> {
+      assertNamespace(namespace);
+      return withStatus(await find(namespace, id));
+    },
+
+    /** Revokes one grant. Revoking a revoked grant changes nothing and records nothing. */
+    async revoke(namespace: string, id: string, ctx: AuditContext): Promise<GrantRecord> {
+      const refusal = () =>
+        auditEvent(ctx, {
+          namespace,
+          action: 'grant.revoke',
+          target: { type: 'grant', id: id.slice(0, 64) },
+          decision: 'deny',
+          reason: '',
+        });
+      return auditRefusal(audit, refusal, async () => {
+        assertNamespace(namespace);
+        const grant = await find(namespace, id);
+        if (grant.revokedAt !== null) return withStatus(grant);
+        await db.transaction().execute(async (trx) => {
+          // Only the request that actually changed the row records it (two concurrent revokes: one event).
+          const changed = await grantRepo.revoke(trx, [grant.id], clock.now().toISOString(), 'revoked');
+          if (changed > 0) await writes.recordRevocations(trx, ctx, namespace, [grant.id], 'revoked');
+        });
+        return withStatus(await find(namespace, id));
+      });
+    },
+
+    /** Revokes every grant an agent holds, or every grant on a credential; returns their ids. */
+    async revokeFor(
+      namespace: string,
+      target: { agent: string } | { credential: string },
+      ctx: AuditContext,
+    ): Promise<string[]> {
+      const byAgent = 'agent' in target;
+      const refusal = () =>
+        auditEvent(ctx, {
+          namespace,
+          action: 'grant.revoke',
+          target: byAgent
+            ? { type: 'agent', id: target.agent.slice(0, 200) }
+            : { type: 'credential', id: target.credential.slice(0, 200) },
+          decision: 'deny',
+          reason: '',
+        });
+      return auditRefusal(audit, refusal, async () => {
+        assertNamespace(namespace);
+        const filter = byAgent
+          ? { agentId: (await agentOrFail(namespace, target.agent)).id }
+          : { credentialId: (await credentialOrFail(namespace, target.credential)).id };
+        return db.transaction().execute(async (trx) => {
+          const ids = await grantRepo.unrevokedIds(trx, namespace, filter);
+          const reason: RevokeReason = byAgent ? 'agent_revoked' : 'credential_revoked';
+          await writes.revoke(trx, ctx, namespace, ids, clock.now().toISOString(), reason);
+          return ids;
+        });
+      });
+    },
+
+    /**
+     * The namespace kill switch: every grant and every agent API key of the namespace revoked in one
+     * transaction. Only new grants and new keys undo it.
+     */
+    async revokeAll(namespace: string, ctx: AuditContext) {
+      const refusal = () =>
+        auditEvent(ctx, {
+          namespace,
+          action: 'namespace.revoke_all',
+          target: { type: 'namespace', id: namespace.slice(0, 64) },
+          decision: 'deny',
+          reason: '',
+        });
+      await auditRefusal(audit, refusal, async () => assertNamespace(namespace));
+      const at = clock.now().toISOString();
+      return db.transaction().execute(async (trx) => {
+        const grantsRevoked = await grantRepo.revokeNamespace(trx, namespace, at);
+        const agentKeysRevoked = await grantTargets.revokeAgentKeys(trx, namespace, at);
+        await audit.recordInTransaction(
+          trx,
+          auditEvent(ctx, {
+            namespace,
+            action: 'namespace.revoke_all',
+            target: { type: 'namespace', id: namespace },
+            decision: 'allow',
+            reason: 'ok',
+            details: { grants_revoked: grantsRevoked, agent_keys_revoked: agentKeysRevoked },
+          }),
+        );
+        return { namespace, grantsRevoked, agentKeysRevoked, revokedAt: at };
+      });
+    },
+
+    /** The seed article's policy document(s): see grant-import.ts. */
+    importGrants: createGrantImporter({ db, audit, writes }),
+  };
+};
+
+export type GrantService = ReturnType<typeof createGrantService>;
+export type { GrantRecord, GrantTerms };

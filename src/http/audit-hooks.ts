@@ -1,0 +1,134 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
+import { errorRegistry } from '../errors/error-registry.js';
+import type { ErrorBody } from './error-handler.js';
+import './fastify-types.js';
+
+/** The codes the admin `onRequest` hook refuses with: a failed admin authentication. */
+const adminAuthFailures = new Set<string>([
+  'unauthenticated',
+  'admin_token_invalid',
+  'admin_token_expired',
+  'admin_token_revoked',
+  'too_many_auth_failures',
+]);
+
+const changedMessage =
+  'The audit log could not be written, so the response was withheld (the vault fails closed). The change may have been applied: check before retrying.';
+
+/** The stable code of an error response body (our error handler always writes one). */
+const errorCodeOf = (payload: unknown): string | undefined => {
+  const text =
+    typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : '';
+  if (!text.startsWith('{')) return undefined;
+  try {
+    const code = (JSON.parse(text) as Partial<ErrorBody>).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** What the path names (`:name`, `:id`), else the `name` a create sends; typed by the event's noun. */
+const targetOf = (request: FastifyRequest, action: string): AuditEventInput['target'] => {
+  const params = (request.params ?? {}) as Record<string, unknown>;
+  const body = request.body as Record<string, unknown> | undefined;
+  const id = [params.name, params.id, body && typeof body === 'object' ? body.name : undefined].find(
+    (value): value is string => typeof value === 'string',
+  );
+  return id === undefined ? undefined : { type: action.split('.')[0] as string, id };
+};
+
+const headerValue = (value: string | string[] | undefined): string | null =>
+  typeof value === 'string' ? value : null;
+
+/**
+ * DESIGN invariant 2 at the HTTP edge. Every route that declares `config.audit.event` has its outcome
+ * recorded (allowed, or denied with the error code as the reason) durably in `onSend`, before a byte of
+ * the response leaves; a failed admin authentication on any admin route is recorded as
+ * `admin.authenticate`. When the record cannot be written the response is replaced by
+ * `503 audit_unavailable`: the original body is never sent.
+ *
+ * A route declaring `recordedBy: 'service'` is recorded by its service inside the change's own
+ * transaction, so this hook records it only when the request never reached the handler (a failed
+ * admin authentication, a body that did not validate): no one else would. Install before any route.
+ */
+export const installAuditHooks = (
+  app: FastifyInstance,
+  { audit }: { audit: Pick<AuditRecorder, 'record'> },
+) => {
+  const reachedHandler = new WeakSet<FastifyRequest>();
+
+  app.addHook('onRoute', (route) => {
+    const declaration = route.config?.audit;
+    if (!declaration || !('event' in declaration) || declaration.recordedBy === undefined) return;
+    if (declaration.recordedBy !== 'service') {
+      throw new Error(`route ${route.method} ${route.url}: audit.recordedBy can only be 'service'`);
+    }
+    const handler = route.handler;
+    route.handler = function (request, reply) {
+      reachedHandler.add(request);
+      return handler.call(this, request, reply);
+    };
+  });
+
+  const outcomeOf = (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const declaration = request.routeOptions.config?.audit;
+    const context = request.auditContext;
+    if (!declaration || context?.recorded) return undefined;
+    const status = reply.statusCode;
+    const reason = status >= 400 ? (errorCodeOf(payload) ?? `http_${status}`) : 'ok';
+    let action: string;
+    if ('event' in declaration) {
+      if (declaration.recordedBy === 'service' && reachedHandler.has(request)) return undefined;
+      action = declaration.event;
+    } else {
+      const adminRoute = (request.routeOptions.url ?? '').startsWith('/v1/admin/');
+      if (!adminRoute || request.admin || !adminAuthFailures.has(reason)) return undefined;
+      action = 'admin.authenticate';
+    }
+    const event: AuditEventInput = {
+      namespace: context?.namespace ?? headerValue(request.headers['x-tokenvault-namespace']) ?? 'default',
+      actor:
+        context?.actor ??
+        (request.admin ? { type: 'admin', id: request.admin.tokenId } : { type: 'anonymous', id: null }),
+      action,
+      target: context?.target ?? (action === 'admin.authenticate' ? undefined : targetOf(request, action)),
+      decision: status >= 400 ? 'deny' : 'allow',
+      reason,
+      client: { ip: request.ip, userAgent: headerValue(request.headers['user-agent']) },
+      requestId: request.id,
+      details: {
+        method: request.method,
+        route: request.routeOptions.url ?? null,
+        status,
+        ...context?.details,
+      },
+    };
+    return event;
+  };
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const event = outcomeOf(request, reply, payload);
+    if (!event) return payload;
+    try {
+      await audit.record(event);
+      return payload;
+    } catch (error) {
+      request.log.error({ err: error, action: event.action }, 'audit record failed: response withheld');
+      (payload as { destroy?: () => void } | null)?.destroy?.();
+      const mutated = event.decision === 'allow' && request.method !== 'GET' && request.method !== 'HEAD';
+      const body: ErrorBody = {
+        error: {
+          code: 'audit_unavailable',
+          message: mutated ? changedMessage : errorRegistry.audit_unavailable.message,
+          request_id: request.id,
+        },
+      };
+      reply.removeHeader('location');
+      reply.removeHeader('content-disposition');
+      reply.code(503).type('application/json; charset=utf-8');
+      return JSON.stringify(body);
+    }
+  });
+};

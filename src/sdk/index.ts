@@ -1,0 +1,11 @@
+/** `token-vault/sdk`: the agent-side client. See docs/agents-quickstart.md. */
+export {
+  createVaultClient,
+  type GetCredentialOptions,
+  isVaultClientError,
+  type VaultClient,
+  VaultClientError,
+  type VaultClientErrorCode,
+  type VaultClientOptions,
+  type VaultCredential,
+} from './vault-client.js';

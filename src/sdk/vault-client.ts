@@ -1,0 +1,263 @@
+import type { ErrorCode } from '../errors/error-registry.js';
+
+/**
+ * The agent-side client: `await vault.getCredential('slack', { scope: 'read' })`. It caches each
+ * answer until shortly before it expires, shares one request among concurrent callers, retries network
+ * failures and 5xx answers with exponential backoff and jitter, never caches or retries a refusal, and
+ * throws `VaultClientError` carrying the vault's code. Only global `fetch`; no other dependency.
+ */
+
+/** Codes the vault sends (docs/errors.md), and the client's own for failures with no vault answer. */
+export type VaultClientErrorCode =
+  ErrorCode | 'network_error' | 'timeout' | 'bad_response' | 'http_error' | 'invalid_options';
+
+export class VaultClientError extends Error {
+  override readonly name = 'VaultClientError';
+  /** The vault's stable code (`credential_not_granted`, `grant_expired`, …) or the client's own. */
+  readonly code: VaultClientErrorCode;
+  /** The HTTP status; 0 when no answer came (network error, timeout). */
+  readonly status: number;
+  /** The vault's request id, to find the request in its log and audit trail. */
+  readonly requestId: string | null;
+  /** Whether the client retried (or would retry) this kind of failure. */
+  readonly retryable: boolean;
+
+  constructor(
+    code: VaultClientErrorCode,
+    message: string,
+    options: { status?: number; requestId?: string | null; retryable?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options.status ?? 0;
+    this.requestId = options.requestId ?? null;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+export const isVaultClientError = (error: unknown): error is VaultClientError =>
+  error instanceof VaultClientError;
+
+export interface VaultCredential {
+  accessToken: string;
+  /** `Bearer`, `Basic`, the OAuth token type, `api_key` or `custom`. */
+  tokenType: string;
+  /** When the grant or the credential ends; null when neither does. */
+  expiresAt: Date | null;
+  /** The scopes granted, narrowed to those asked for. */
+  scopes: string[];
+  /** Every field, for a custom credential with several. */
+  fields?: Record<string, string>;
+}
+
+export interface GetCredentialOptions {
+  /** Narrow to these scopes (a list, or one string `a,b`). Must be within the grant. */
+  scope?: string | readonly string[];
+  /** Skip the cache (still shares a request already in flight). */
+  forceRefresh?: boolean;
+}
+
+export interface VaultClientOptions {
+  /** The vault's base URL, e.g. `http://127.0.0.1:8200`. */
+  url: string;
+  /** This agent's id or name (`agent-42`). */
+  agentId: string;
+  /** The agent's key (`tv_agent_…`). Give this or `getToken`. */
+  token?: string;
+  /** Called for every request: a fresh JWT assertion, or a rotated key. Give this or `token`. */
+  getToken?: () => string | Promise<string>;
+  fetch?: typeof fetch;
+  clock?: { now(): Date };
+  /** Fetch again this long before `expires_at` (default 30). */
+  refreshSkewSeconds?: number;
+  /** How long to keep an answer with no `expires_at` (default 60). */
+  defaultTtlSeconds?: number;
+  /** Retries after the first attempt, for network errors and 5xx only (default 3). */
+  retries?: number;
+  /** Backoff: `baseMs · 2^attempt`, at most `maxMs`, with half of it random (defaults 100 and 2000). */
+  backoff?: { baseMs?: number; maxMs?: number };
+  /** Per attempt (default 10000). */
+  timeoutMs?: number;
+  /** For tests: how to wait, and the jitter's randomness. */
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+export interface VaultClient {
+  getCredential(service: string, options?: GetCredentialOptions): Promise<VaultCredential>;
+  /** Forgets cached answers: one service's, or all. */
+  invalidate(service?: string): void;
+}
+
+interface CacheEntry {
+  value: VaultCredential;
+  freshUntil: number;
+}
+
+const normalizeScopes = (scope: GetCredentialOptions['scope']): string[] => {
+  if (scope === undefined) return [];
+  const values = typeof scope === 'string' ? [scope] : scope;
+  return [...new Set(values.flatMap((v) => v.split(/[\s,]+/)).filter((s) => s.length > 0))].sort();
+};
+
+const nonNegative = (name: string, value: number | undefined, fallback: number): number => {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) {
+    throw new VaultClientError('invalid_options', `${name} must be a number of at least 0.`);
+  }
+  return value;
+};
+
+const parseToken = (body: unknown): VaultCredential | undefined => {
+  const b = body as Record<string, unknown> | null;
+  if (typeof b !== 'object' || b === null) return undefined;
+  const { access_token, token_type, expires_at, scopes, fields } = b;
+  if (typeof access_token !== 'string' || typeof token_type !== 'string') return undefined;
+  if (expires_at !== null && (typeof expires_at !== 'string' || Number.isNaN(Date.parse(expires_at))))
+    return undefined;
+  if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string')) return undefined;
+  return {
+    accessToken: access_token,
+    tokenType: token_type,
+    expiresAt: expires_at === null ? null : new Date(expires_at),
+    scopes: scopes as string[],
+    ...(typeof fields === 'object' && fields !== null
+      ? { fields: { ...(fields as Record<string, string>) } }
+      : {}),
+  };
+};
+
+export const createVaultClient = (options: VaultClientOptions): VaultClient => {
+  if (typeof options.url !== 'string' || !/^https?:\/\//.test(options.url)) {
+    throw new VaultClientError('invalid_options', 'url must be the vault’s http(s) base URL.');
+  }
+  if (typeof options.agentId !== 'string' || options.agentId.length === 0) {
+    throw new VaultClientError('invalid_options', 'agentId must be your agent id or name.');
+  }
+  if ((options.token === undefined) === (options.getToken === undefined)) {
+    throw new VaultClientError('invalid_options', 'Give exactly one of token and getToken.');
+  }
+  const base = options.url.replace(/\/+$/, '');
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const now = () => (options.clock ?? { now: () => new Date() }).now().getTime();
+  const skewMs = nonNegative('refreshSkewSeconds', options.refreshSkewSeconds, 30) * 1000;
+  const defaultTtlMs = nonNegative('defaultTtlSeconds', options.defaultTtlSeconds, 60) * 1000;
+  const retries = Math.floor(nonNegative('retries', options.retries, 3));
+  const baseMs = nonNegative('backoff.baseMs', options.backoff?.baseMs, 100);
+  const maxMs = nonNegative('backoff.maxMs', options.backoff?.maxMs, 2000);
+  const timeoutMs = nonNegative('timeoutMs', options.timeoutMs, 10_000);
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const random = options.random ?? Math.random;
+  const token = async () => (options.token !== undefined ? options.token : await options.getToken!());
+
+  const cache = new Map<string, CacheEntry>();
+  const inFlight = new Map<string, Promise<VaultCredential>>();
+
+  /** One attempt: the credential, or a VaultClientError saying whether another attempt may help. */
+  const attempt = async (service: string, scopes: string[]): Promise<VaultCredential> => {
+    const query = scopes.length > 0 ? `?scope=${encodeURIComponent(scopes.join(','))}` : '';
+    const url = `${base}/v1/agents/${encodeURIComponent(options.agentId)}/credentials/${encodeURIComponent(service)}${query}`;
+    const headers = { authorization: `Bearer ${await token()}`, accept: 'application/json' };
+    let response: Response;
+    try {
+      response = await doFetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (error) {
+      const timedOut = (error as Error | null)?.name === 'TimeoutError';
+      throw new VaultClientError(
+        timedOut ? 'timeout' : 'network_error',
+        timedOut ? `The vault did not answer within ${timeoutMs} ms.` : `Cannot reach the vault at ${base}.`,
+        { retryable: true, cause: error },
+      );
+    }
+    const headerId = response.headers.get('x-request-id');
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch (error) {
+      throw new VaultClientError(
+        'bad_response',
+        `The vault answered ${response.status} with a body that is not JSON.`,
+        {
+          status: response.status,
+          requestId: headerId,
+          retryable: response.status >= 500,
+          cause: error,
+        },
+      );
+    }
+    if (!response.ok) {
+      const error = (body as { error?: { code?: unknown; message?: unknown; request_id?: unknown } } | null)
+        ?.error;
+      throw new VaultClientError(
+        (typeof error?.code === 'string' ? error.code : 'http_error') as VaultClientErrorCode,
+        typeof error?.message === 'string' ? error.message : `The vault answered ${response.status}.`,
+        {
+          status: response.status,
+          requestId: typeof error?.request_id === 'string' ? error.request_id : headerId,
+          retryable: response.status >= 500,
+        },
+      );
+    }
+    const credential = parseToken(body);
+    if (!credential) {
+      throw new VaultClientError('bad_response', 'The vault’s answer is not a credential.', {
+        status: response.status,
+        requestId: headerId,
+      });
+    }
+    return credential;
+  };
+
+  const fetchWithRetries = async (service: string, scopes: string[]): Promise<VaultCredential> => {
+    for (let n = 0; ; n += 1) {
+      try {
+        return await attempt(service, scopes);
+      } catch (error) {
+        if (!isVaultClientError(error) || !error.retryable || n >= retries) throw error;
+        const delay = Math.min(maxMs, baseMs * 2 ** n);
+        await sleep(delay / 2 + random() * (delay / 2));
+      }
+    }
+  };
+
+  const remember = (key: string, value: VaultCredential) => {
+    const fetchedAt = now();
+    const freshUntil =
+      value.expiresAt === null ? fetchedAt + defaultTtlMs : value.expiresAt.getTime() - skewMs;
+    if (freshUntil > fetchedAt) cache.set(key, { value, freshUntil });
+    else cache.delete(key);
+  };
+
+  return {
+    getCredential(service, getOptions = {}) {
+      const scopes = normalizeScopes(getOptions.scope);
+      const key = `${service}\n${scopes.join(' ')}`;
+      const cached = cache.get(key);
+      if (!getOptions.forceRefresh && cached && now() < cached.freshUntil)
+        return Promise.resolve(cached.value);
+      const pending = inFlight.get(key);
+      if (pending) return pending;
+      const request = fetchWithRetries(service, scopes)
+        .then(
+          (value) => {
+            remember(key, value);
+            return value;
+          },
+          (error: unknown) => {
+            // A refusal is never served from cache: the next call asks the vault again.
+            cache.delete(key);
+            throw error;
+          },
+        )
+        .finally(() => inFlight.delete(key));
+      inFlight.set(key, request);
+      return request;
+    },
+
+    invalidate(service) {
+      for (const key of [...cache.keys()]) {
+        if (service === undefined || key.startsWith(`${service}\n`)) cache.delete(key);
+      }
+    },
+  };
+};

@@ -1,0 +1,33 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestVault, type TestVault } from '../helpers/vault.js';
+import { auditHttpContract } from './audit-http-contract.js';
+
+describe('audit at the HTTP edge on SQLite', () => {
+  auditHttpContract(async () => ({}));
+});
+
+describe('audit of rate-limited admin authentication', () => {
+  let t: TestVault;
+  beforeAll(async () => {
+    t = await startTestVault({ settings: { authFailureLimit: '2' } });
+  });
+  afterAll(async () => t?.stop());
+
+  it('records the 429 as a denied admin.authenticate with the client address', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      statuses.push(
+        (await t.request('GET', '/v1/admin/keys/status', { token: 'tv_admin_guess-guess-guess-guess' }))
+          .status,
+      );
+    }
+    expect(statuses).toEqual([401, 401, 429]);
+    const events = (await t.vault.services.auditLog.list({ limit: 10, action: 'admin.authenticate' })).items;
+    expect(events.map((e) => e.reason)).toEqual([
+      'admin_token_invalid',
+      'admin_token_invalid',
+      'too_many_auth_failures',
+    ]);
+    expect(events.every((e) => e.decision === 'deny' && e.client_ip === '127.0.0.1')).toBe(true);
+  });
+});

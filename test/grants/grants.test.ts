@@ -1,0 +1,6 @@
+import { describe } from 'vitest';
+import { grantContract } from './grant-contract.js';
+
+describe('grants on SQLite', () => {
+  grantContract(async () => ({}));
+});
