@@ -102,8 +102,8 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     });
 
     const dataKeys = createDataKeyService({ db, providers, clock });
-    const credentials = createCredentialService({ db, dataKeys, clock });
-    const adminTokens = createAdminTokenService({ db, clock });
+    const credentials = createCredentialService({ db, dataKeys, clock, audit });
+    const adminTokens = createAdminTokenService({ db, clock, audit });
     const keys = createKeyManagementService({ db, providers, clock, runner, enablePlatform });
     const grants = createGrantService({ db, clock, audit });
     const retrieval = createRetrievalService({ db, clock, credentials, audit });

@@ -1,4 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
+import { type AuditContext, auditedChange, auditEvent } from '../audit/audit-context.js';
+import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import { newId, newToken } from '../lib/ids.js';
@@ -38,13 +40,36 @@ const lastUsedResolutionMs = 60_000;
 export interface AdminTokenServiceDeps {
   db: Kysely<Database>;
   clock: Clock;
+  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction'>;
 }
 
+const systemContext: AuditContext = { actor: { type: 'system', id: null } };
+
 /** Admin tokens: random `tv_admin_…`, shown once, stored as SHA-256, compared in constant time. */
-export const createAdminTokenService = ({ db, clock }: AdminTokenServiceDeps) => {
+export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceDeps) => {
+  /** Admin tokens are not in a namespace; their events are filed under `default`. */
+  const event = (
+    ctx: AuditContext,
+    action: string,
+    target: string | null,
+    details: AuditEventInput['details'] = {},
+  ) =>
+    auditEvent(ctx, {
+      namespace: 'default',
+      action,
+      target: { type: 'admin_token', id: target },
+      decision: 'allow',
+      reason: 'ok',
+      details,
+    });
+
   const lastWritten = new Map<string, number>();
 
-  const insert = async (name: string, options: { isRoot?: boolean; expiresAt?: string | null }) => {
+  const insert = async (
+    name: string,
+    options: { isRoot?: boolean; expiresAt?: string | null },
+    ctx: AuditContext,
+  ) => {
     const token = newToken('tv_admin_');
     const row = {
       id: newId(),
@@ -56,7 +81,17 @@ export const createAdminTokenService = ({ db, clock }: AdminTokenServiceDeps) =>
       revoked_at: null,
       last_used_at: null,
     };
-    await db.insertInto('admin_tokens').values(row).execute();
+    await db.transaction().execute(async (trx) => {
+      await trx.insertInto('admin_tokens').values(row).execute();
+      await audit.recordInTransaction(
+        trx,
+        event(ctx, 'admin_token.create', name, {
+          token_id: row.id,
+          root: row.is_root === 1,
+          expires_at: row.expires_at,
+        }),
+      );
+    });
     return { token, adminToken: toAdminToken(row) };
   };
 
@@ -65,28 +100,37 @@ export const createAdminTokenService = ({ db, clock }: AdminTokenServiceDeps) =>
     async bootstrapRoot(): Promise<string | undefined> {
       const existing = await db.selectFrom('admin_tokens').select('id').limit(1).executeTakeFirst();
       if (existing) return undefined;
-      return (await insert('root', { isRoot: true })).token;
+      return (await insert('root', { isRoot: true }, systemContext)).token;
     },
 
-    async create(name: string, options: { ttlSeconds?: number | undefined } = {}) {
-      if (!tokenNamePattern.test(name)) {
-        throw new VaultError(
-          'invalid_request',
-          'A token name is 1 to 64 letters, digits, spaces, `.`, `_`, `@` or `-`, starting with a letter or digit.',
-        );
-      }
-      if (
-        options.ttlSeconds !== undefined &&
-        (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds < 60)
-      ) {
-        throw new VaultError('invalid_request', 'ttl_seconds must be a whole number of at least 60.');
-      }
-      const expiresAt =
-        options.ttlSeconds === undefined
-          ? null
-          : new Date(clock.now().getTime() + options.ttlSeconds * 1000).toISOString();
-      return insert(name, { expiresAt });
-    },
+    create: (
+      name: string,
+      options: { ttlSeconds?: number | undefined } = {},
+      ctx: AuditContext = systemContext,
+    ) =>
+      auditedChange(
+        audit,
+        () => event(ctx, 'admin_token.create', name.slice(0, 64)),
+        async () => {
+          if (!tokenNamePattern.test(name)) {
+            throw new VaultError(
+              'invalid_request',
+              'A token name is 1 to 64 letters, digits, spaces, `.`, `_`, `@` or `-`, starting with a letter or digit.',
+            );
+          }
+          if (
+            options.ttlSeconds !== undefined &&
+            (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds < 60)
+          ) {
+            throw new VaultError('invalid_request', 'ttl_seconds must be a whole number of at least 60.');
+          }
+          const expiresAt =
+            options.ttlSeconds === undefined
+              ? null
+              : new Date(clock.now().getTime() + options.ttlSeconds * 1000).toISOString();
+          return insert(name, { expiresAt }, ctx);
+        },
+      ),
 
     async list(): Promise<AdminToken[]> {
       const rows = await db
@@ -98,25 +142,39 @@ export const createAdminTokenService = ({ db, clock }: AdminTokenServiceDeps) =>
       return rows.map(toAdminToken);
     },
 
-    async revoke(id: string): Promise<AdminToken> {
-      const now = clock.now().toISOString();
-      const row = await db
-        .updateTable('admin_tokens')
-        .set({ revoked_at: now })
-        .where('id', '=', id)
-        .where('revoked_at', 'is', null)
-        .returningAll()
-        .executeTakeFirst();
-      if (row) return toAdminToken(row);
-      const existing = await db
-        .selectFrom('admin_tokens')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (!existing)
-        throw new VaultError('admin_token_not_found', `No admin token has id "${id.slice(0, 64)}".`);
-      return toAdminToken(existing);
-    },
+    revoke: (id: string, ctx: AuditContext = systemContext) =>
+      auditedChange(
+        audit,
+        () => event(ctx, 'admin_token.revoke', id.slice(0, 64)),
+        async (): Promise<AdminToken> => {
+          const now = clock.now().toISOString();
+          const row = await db.transaction().execute(async (trx) => {
+            const revoked = await trx
+              .updateTable('admin_tokens')
+              .set({ revoked_at: now })
+              .where('id', '=', id)
+              .where('revoked_at', 'is', null)
+              .returningAll()
+              .executeTakeFirst();
+            if (revoked) {
+              await audit.recordInTransaction(
+                trx,
+                event(ctx, 'admin_token.revoke', revoked.name, { token_id: revoked.id }),
+              );
+            }
+            return revoked;
+          });
+          if (row) return toAdminToken(row);
+          const existing = await db
+            .selectFrom('admin_tokens')
+            .selectAll()
+            .where('id', '=', id)
+            .executeTakeFirst();
+          if (!existing)
+            throw new VaultError('admin_token_not_found', `No admin token has id "${id.slice(0, 64)}".`);
+          return toAdminToken(existing);
+        },
+      ),
 
     /** Resolves a presented token, or throws the precise reason it is refused. */
     async authenticate(token: string): Promise<AdminPrincipal> {

@@ -7,7 +7,7 @@ import { newId, newToken } from '../lib/ids.js';
 import { hashToken } from '../lib/token-hash.js';
 import type { Database } from '../store/schema.js';
 import { isUniqueViolation } from '../store/store-errors.js';
-import { auditedChange, type ChangeContext } from './agent-audit.js';
+import { type AuditContext, auditedChange } from '../audit/audit-context.js';
 import { validatePublicJwks } from './agent-jwks.js';
 import { agentKeyRepo, agentRepo, bindingRepo, type Db, toAgent, toAgentKey } from './agent-repo.js';
 import {
@@ -64,7 +64,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
 
   const record = (
     trx: Transaction<Database>,
-    ctx: ChangeContext,
+    ctx: AuditContext,
     agent: Pick<Agent, 'id' | 'namespace' | 'name'>,
     action: string,
     details: AuditEventInput['details'] = {},
@@ -114,14 +114,14 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
 
   /** Runs a change; a refusal is audited as a deny of `action` on the agent as it was named. */
   const change = <T>(
-    ctx: ChangeContext,
+    ctx: AuditContext,
     namespace: string,
     action: string,
     ref: string,
     run: () => Promise<T>,
   ) => auditedChange(audit, { ...ctx, namespace, action, target: { type: 'agent', id: ref } }, run);
 
-  const setStatus = (namespace: string, ref: string, status: Agent['status'], ctx: ChangeContext) => {
+  const setStatus = (namespace: string, ref: string, status: Agent['status'], ctx: AuditContext) => {
     const action = status === 'disabled' ? 'agent.disable' : 'agent.enable';
     return change(ctx, namespace, action, ref, () =>
       db.transaction().execute(async (trx) => {
@@ -134,7 +134,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     );
   };
 
-  const create = async (namespace: string, input: CreateAgentInput, ctx: ChangeContext) => {
+  const create = async (namespace: string, input: CreateAgentInput, ctx: AuditContext) => {
     assertNamespace(namespace);
     assertAgentName(input.name);
     assertDescription(input.description ?? '');
@@ -176,7 +176,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     namespace: string,
     ref: string,
     input: { name?: string | undefined; description?: string | undefined },
-    ctx: ChangeContext,
+    ctx: AuditContext,
   ): Promise<Agent> => {
     if (input.name !== undefined) assertAgentName(input.name);
     if (input.description !== undefined) assertDescription(input.description);
@@ -209,7 +209,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     }
   };
 
-  const remove = (namespace: string, ref: string, ctx: ChangeContext): Promise<Agent> =>
+  const remove = (namespace: string, ref: string, ctx: AuditContext): Promise<Agent> =>
     db.transaction().execute(async (trx) => {
       const agent = await find(trx, namespace, ref);
       const keys = await agentKeyRepo.removeForAgent(trx, agent.id);
@@ -230,7 +230,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     namespace: string,
     ref: string,
     input: JwksInput,
-    ctx: ChangeContext,
+    ctx: AuditContext,
   ): Promise<Agent> => {
     if ((input.jwks === undefined) === (input.jwksUrl === undefined)) {
       throw new VaultError(
@@ -255,7 +255,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     });
   };
 
-  const clearJwks = (namespace: string, ref: string, ctx: ChangeContext): Promise<Agent> =>
+  const clearJwks = (namespace: string, ref: string, ctx: AuditContext): Promise<Agent> =>
     db.transaction().execute(async (trx) => {
       const agent = await find(trx, namespace, ref);
       const row = await agentRepo.update(trx, agent.id, {
@@ -267,7 +267,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
       return toAgent(row);
     });
 
-  const createKey = (namespace: string, ref: string, input: CreateKeyInput, ctx: ChangeContext) =>
+  const createKey = (namespace: string, ref: string, input: CreateKeyInput, ctx: AuditContext) =>
     db.transaction().execute(async (trx) => {
       const agent = await find(trx, namespace, ref);
       const live = await agentKeyRepo.countLive(trx, agent.id, clock.now().toISOString());
@@ -290,7 +290,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     namespace: string,
     ref: string,
     keyId: string,
-    ctx: ChangeContext,
+    ctx: AuditContext,
   ): Promise<AgentKeyView> =>
     db.transaction().execute(async (trx) => {
       const agent = await find(trx, namespace, ref);
@@ -310,7 +310,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
 
   return {
     /** Creates the agent and its first API key, which is returned here and never again. */
-    create: (namespace: string, input: CreateAgentInput, ctx: ChangeContext) =>
+    create: (namespace: string, input: CreateAgentInput, ctx: AuditContext) =>
       change(ctx, namespace, 'agent.create', input.name, () => create(namespace, input, ctx)),
 
     async list(namespace: string, options: { limit?: number | undefined; after?: string | undefined } = {}) {
@@ -323,27 +323,27 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
 
     get: (namespace: string, ref: string): Promise<Agent> => find(db, namespace, ref),
 
-    update: (namespace: string, ref: string, input: Parameters<typeof update>[2], ctx: ChangeContext) =>
+    update: (namespace: string, ref: string, input: Parameters<typeof update>[2], ctx: AuditContext) =>
       change(ctx, namespace, 'agent.update', ref, () => update(namespace, ref, input, ctx)),
 
     /** Takes effect on the very next request on every replica: authentication reads the status. */
-    disable: (namespace: string, ref: string, ctx: ChangeContext) =>
+    disable: (namespace: string, ref: string, ctx: AuditContext) =>
       setStatus(namespace, ref, 'disabled', ctx),
-    enable: (namespace: string, ref: string, ctx: ChangeContext) => setStatus(namespace, ref, 'active', ctx),
+    enable: (namespace: string, ref: string, ctx: AuditContext) => setStatus(namespace, ref, 'active', ctx),
 
     /** Deletes the agent with its keys, workload bindings and grants, in one transaction. */
-    remove: (namespace: string, ref: string, ctx: ChangeContext) =>
+    remove: (namespace: string, ref: string, ctx: AuditContext) =>
       change(ctx, namespace, 'agent.delete', ref, () => remove(namespace, ref, ctx)),
 
     /** Registers the agent's public keys for JWT assertions: a JWK set, or a URL that serves one. */
-    setJwks: (namespace: string, ref: string, input: JwksInput, ctx: ChangeContext) =>
+    setJwks: (namespace: string, ref: string, input: JwksInput, ctx: AuditContext) =>
       change(ctx, namespace, 'agent.jwks.set', ref, () => setJwks(namespace, ref, input, ctx)),
 
-    clearJwks: (namespace: string, ref: string, ctx: ChangeContext) =>
+    clearJwks: (namespace: string, ref: string, ctx: AuditContext) =>
       change(ctx, namespace, 'agent.jwks.clear', ref, () => clearJwks(namespace, ref, ctx)),
 
     /** Another API key, so keys can be rotated without downtime; returned here and never again. */
-    createKey: (namespace: string, ref: string, input: CreateKeyInput, ctx: ChangeContext) =>
+    createKey: (namespace: string, ref: string, input: CreateKeyInput, ctx: AuditContext) =>
       change(ctx, namespace, 'agent.key.create', ref, () => createKey(namespace, ref, input, ctx)),
 
     async listKeys(namespace: string, ref: string): Promise<AgentKeyView[]> {
@@ -356,7 +356,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     },
 
     /** Revokes one key; it is refused from the very next request. Revoking twice changes nothing. */
-    revokeKey: (namespace: string, ref: string, keyId: string, ctx: ChangeContext) =>
+    revokeKey: (namespace: string, ref: string, keyId: string, ctx: AuditContext) =>
       change(ctx, namespace, 'agent.key.revoke', ref, () => revokeKey(namespace, ref, keyId, ctx)),
   };
 };

@@ -6,7 +6,7 @@ import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Database } from '../store/schema.js';
 import { isUniqueViolation } from '../store/store-errors.js';
-import { auditedChange, type ChangeContext } from './agent-audit.js';
+import { type AuditContext, auditedChange } from '../audit/audit-context.js';
 import { bindingRepo, type Db, issuerRepo, toBinding, toTrustedIssuer } from './agent-repo.js';
 import { assertAudience, assertIssuerName, validateBindingClaims } from './agent-rules.js';
 import { requireAgent } from './agent-service.js';
@@ -54,7 +54,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
 
   const record = (
     trx: Transaction<Database>,
-    ctx: ChangeContext,
+    ctx: AuditContext,
     namespace: string,
     action: string,
     target: Target,
@@ -72,7 +72,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
 
   /** Runs a change; a refusal is audited as a deny of `action` on the target as it was named. */
   const change = <T>(
-    ctx: ChangeContext,
+    ctx: AuditContext,
     namespace: string,
     action: string,
     target: Target,
@@ -82,7 +82,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
   const trust = async (
     namespace: string,
     input: TrustIssuerInput,
-    ctx: ChangeContext,
+    ctx: AuditContext,
   ): Promise<TrustedIssuer> => {
     assertNamespace(namespace);
     assertIssuerName(input.name);
@@ -128,7 +128,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
     return toTrustedIssuer(row);
   };
 
-  const remove = (namespace: string, name: string, ctx: ChangeContext): Promise<TrustedIssuer> =>
+  const remove = (namespace: string, name: string, ctx: AuditContext): Promise<TrustedIssuer> =>
     db.transaction().execute(async (trx) => {
       const issuer = await findIssuer(trx, namespace, name);
       const bindings = await bindingRepo.removeForIssuer(trx, issuer.id);
@@ -148,7 +148,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
       return issuer;
     });
 
-  const bind = async (namespace: string, agentRef: string, input: BindInput, ctx: ChangeContext) => {
+  const bind = async (namespace: string, agentRef: string, input: BindInput, ctx: AuditContext) => {
     const claims = validateBindingClaims(input.claims);
     return db.transaction().execute(async (trx): Promise<BindingView> => {
       const agent = await requireAgent(trx, namespace, agentRef);
@@ -189,7 +189,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
     });
   };
 
-  const unbind = (namespace: string, agentRef: string, bindingId: string, ctx: ChangeContext) =>
+  const unbind = (namespace: string, agentRef: string, bindingId: string, ctx: AuditContext) =>
     db.transaction().execute(async (trx) => {
       const agent = await requireAgent(trx, namespace, agentRef);
       const row = await bindingRepo.find(trx, agent.id, bindingId);
@@ -216,7 +216,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
 
   return {
     /** Trusts an issuer after fetching its discovery document. */
-    trust: (namespace: string, input: TrustIssuerInput, ctx: ChangeContext) =>
+    trust: (namespace: string, input: TrustIssuerInput, ctx: AuditContext) =>
       change(ctx, namespace, 'issuer.trust', { type: 'issuer', id: input.name }, () =>
         trust(namespace, input, ctx),
       ),
@@ -229,18 +229,18 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
     get: (namespace: string, name: string): Promise<TrustedIssuer> => findIssuer(db, namespace, name),
 
     /** Stops trusting the issuer; its bindings go with it. */
-    remove: (namespace: string, name: string, ctx: ChangeContext) =>
+    remove: (namespace: string, name: string, ctx: AuditContext) =>
       change(ctx, namespace, 'issuer.delete', { type: 'issuer', id: name }, () =>
         remove(namespace, name, ctx),
       ),
 
     /** Maps tokens of a trusted issuer whose claims have exactly these values to the agent. */
-    bind: (namespace: string, agentRef: string, input: BindInput, ctx: ChangeContext) =>
+    bind: (namespace: string, agentRef: string, input: BindInput, ctx: AuditContext) =>
       change(ctx, namespace, 'agent.bind', { type: 'agent', id: agentRef }, () =>
         bind(namespace, agentRef, input, ctx),
       ),
 
-    unbind: (namespace: string, agentRef: string, bindingId: string, ctx: ChangeContext) =>
+    unbind: (namespace: string, agentRef: string, bindingId: string, ctx: AuditContext) =>
       change(ctx, namespace, 'agent.unbind', { type: 'agent', id: agentRef }, () =>
         unbind(namespace, agentRef, bindingId, ctx),
       ),

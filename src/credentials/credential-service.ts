@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import { type AuditContext, auditedChange, auditEvent } from '../audit/audit-context.js';
+import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
 import { decryptField, encryptField } from '../crypto/envelope.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { DataKeyService } from '../keys/data-key-service.js';
@@ -48,7 +50,11 @@ export interface CredentialServiceDeps {
   db: Kysely<Database>;
   dataKeys: Pick<DataKeyService, 'prepare' | 'insert' | 'open' | 'remove'>;
   clock: Clock;
+  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction'>;
 }
+
+/** In-process callers without a request (tests, tooling) act as the system. */
+export const systemContext: AuditContext = { actor: { type: 'system', id: null } };
 
 const maxPageSize = 500;
 
@@ -78,7 +84,33 @@ const encryptAll = (
     ]),
   );
 
-export const createCredentialService = ({ db, dataKeys, clock }: CredentialServiceDeps) => {
+export const createCredentialService = ({ db, dataKeys, clock, audit }: CredentialServiceDeps) => {
+  /** The event of a change; services record it as the last statement of the change's transaction. */
+  const changeEvent = (
+    ctx: AuditContext,
+    namespace: string,
+    action: string,
+    name: string,
+    details: AuditEventInput['details'] = {},
+  ): AuditEventInput =>
+    auditEvent(ctx, {
+      namespace,
+      action,
+      target: { type: 'credential', id: name.slice(0, 200) },
+      decision: 'allow',
+      reason: 'ok',
+      details,
+    });
+
+  /** Runs a change; a refusal is recorded as a deny event before the error goes on. */
+  const audited = <T>(
+    ctx: AuditContext,
+    namespace: string,
+    action: string,
+    name: string,
+    run: () => Promise<T>,
+  ) => auditedChange(audit, () => changeEvent(ctx, namespace, action, name), run);
+
   const find = async (namespace: string, name: string) => {
     assertNamespace(namespace);
     const credential = await credentialRepo.findByName(db, namespace, name);
@@ -97,58 +129,67 @@ export const createCredentialService = ({ db, dataKeys, clock }: CredentialServi
   }: Credential & { ciphertexts: string }): Credential => credential;
 
   return {
-    async create(namespace: string, input: CreateCredentialInput): Promise<Credential> {
-      assertNamespace(namespace);
-      assertCredentialName(input.name);
-      const type = parseCredentialType(input.type);
-      const secret = validateSecret(type, input.secret);
-      const fields = Object.keys(secret);
-      const injection = validateInjection(input.injection ?? defaultInjection(type, fields), type, fields);
-      const scopes = validateScopes(input.scopes ?? []);
-      const allowedHosts = validateAllowedHosts(input.allowedHosts ?? []);
-      const expiresAt = parseExpiry(input.expiresAt);
+    create: (namespace: string, input: CreateCredentialInput, ctx: AuditContext = systemContext) =>
+      audited(ctx, namespace, 'credential.create', String(input.name), async (): Promise<Credential> => {
+        assertNamespace(namespace);
+        assertCredentialName(input.name);
+        const type = parseCredentialType(input.type);
+        const secret = validateSecret(type, input.secret);
+        const fields = Object.keys(secret);
+        const injection = validateInjection(input.injection ?? defaultInjection(type, fields), type, fields);
+        const scopes = validateScopes(input.scopes ?? []);
+        const allowedHosts = validateAllowedHosts(input.allowedHosts ?? []);
+        const expiresAt = parseExpiry(input.expiresAt);
 
-      const nameTaken = () =>
-        new VaultError(
-          'credential_exists',
-          `A credential named "${input.name}" already exists in namespace "${namespace}".`,
-        );
-      if (await credentialRepo.findByName(db, namespace, input.name)) throw nameTaken();
+        const nameTaken = () =>
+          new VaultError(
+            'credential_exists',
+            `A credential named "${input.name}" already exists in namespace "${namespace}".`,
+          );
+        if (await credentialRepo.findByName(db, namespace, input.name)) throw nameTaken();
 
-      const id = newId();
-      const { dek, row: dataKeyRow } = await dataKeys.prepare(namespace, id);
-      const now = clock.now().toISOString();
-      const credential: Credential = {
-        id,
-        namespace,
-        name: input.name,
-        type,
-        description: input.description ?? '',
-        scopes,
-        allowedHosts,
-        injection,
-        status: 'active',
-        expiresAt,
-        subject: input.subject ?? null,
-        dataKeyId: dataKeyRow.id,
-        version: 1,
-        secretFields: [...fields].sort(),
-        createdAt: now,
-        updatedAt: now,
-      };
-      const ciphertexts = encryptAll(dek, dataKeyRow.id, credential, 1, secret);
-      try {
-        await db.transaction().execute(async (trx) => {
-          await dataKeys.insert(trx, dataKeyRow);
-          await credentialRepo.insert(trx, toRow(credential));
-          await credentialRepo.insertVersion(trx, id, 1, ciphertexts, now);
-        });
-      } catch (error) {
-        if (isUniqueViolation(error)) throw nameTaken();
-        throw error;
-      }
-      return credential;
-    },
+        const id = newId();
+        const { dek, row: dataKeyRow } = await dataKeys.prepare(namespace, id);
+        const now = clock.now().toISOString();
+        const credential: Credential = {
+          id,
+          namespace,
+          name: input.name,
+          type,
+          description: input.description ?? '',
+          scopes,
+          allowedHosts,
+          injection,
+          status: 'active',
+          expiresAt,
+          subject: input.subject ?? null,
+          dataKeyId: dataKeyRow.id,
+          version: 1,
+          secretFields: [...fields].sort(),
+          createdAt: now,
+          updatedAt: now,
+        };
+        const ciphertexts = encryptAll(dek, dataKeyRow.id, credential, 1, secret);
+        try {
+          await db.transaction().execute(async (trx) => {
+            await dataKeys.insert(trx, dataKeyRow);
+            await credentialRepo.insert(trx, toRow(credential));
+            await credentialRepo.insertVersion(trx, id, 1, ciphertexts, now);
+            await audit.recordInTransaction(
+              trx,
+              changeEvent(ctx, namespace, 'credential.create', input.name, {
+                credential_id: id,
+                type,
+                version: 1,
+              }),
+            );
+          });
+        } catch (error) {
+          if (isUniqueViolation(error)) throw nameTaken();
+          throw error;
+        }
+        return credential;
+      }),
 
     async list(namespace: string, options: { limit?: number | undefined; after?: string | undefined } = {}) {
       assertNamespace(namespace);
@@ -160,60 +201,84 @@ export const createCredentialService = ({ db, dataKeys, clock }: CredentialServi
 
     get: async (namespace: string, name: string): Promise<Credential> => strip(await find(namespace, name)),
 
-    async update(namespace: string, name: string, input: UpdateCredentialInput): Promise<Credential> {
-      const current = strip(await find(namespace, name));
-      const secret = input.secret === undefined ? undefined : validateSecret(current.type, input.secret);
-      const fields = secret ? Object.keys(secret) : current.secretFields;
-      const injection =
-        input.injection !== undefined || secret !== undefined
-          ? validateInjection(input.injection ?? current.injection, current.type, fields)
-          : current.injection;
-      const next: Credential = {
-        ...current,
-        description: input.description ?? current.description,
-        scopes: input.scopes === undefined ? current.scopes : validateScopes(input.scopes),
-        allowedHosts:
-          input.allowedHosts === undefined ? current.allowedHosts : validateAllowedHosts(input.allowedHosts),
-        injection,
-        expiresAt: input.expiresAt === undefined ? current.expiresAt : parseExpiry(input.expiresAt),
-        subject: input.subject === undefined ? current.subject : input.subject,
-        status: input.status ?? current.status,
-        secretFields: [...fields].sort(),
-        updatedAt: clock.now().toISOString(),
-      };
-      // The data key is opened before the transaction: in webhook mode that is a network call.
-      const dek = secret ? await dataKeys.open(current.dataKeyId) : undefined;
-      return db.transaction().execute(async (trx) => {
-        if (secret && dek) {
-          const bumped = await trx
-            .updateTable('credentials')
-            .set((eb) => ({ current_version: eb('current_version', '+', 1) }))
-            .where('id', '=', current.id)
-            .returning('current_version')
-            .executeTakeFirstOrThrow();
-          next.version = bumped.current_version;
-          await credentialRepo.insertVersion(
+    update: (
+      namespace: string,
+      name: string,
+      input: UpdateCredentialInput,
+      ctx: AuditContext = systemContext,
+    ) =>
+      audited(ctx, namespace, 'credential.update', name, async (): Promise<Credential> => {
+        const current = strip(await find(namespace, name));
+        const secret = input.secret === undefined ? undefined : validateSecret(current.type, input.secret);
+        const fields = secret ? Object.keys(secret) : current.secretFields;
+        const injection =
+          input.injection !== undefined || secret !== undefined
+            ? validateInjection(input.injection ?? current.injection, current.type, fields)
+            : current.injection;
+        const next: Credential = {
+          ...current,
+          description: input.description ?? current.description,
+          scopes: input.scopes === undefined ? current.scopes : validateScopes(input.scopes),
+          allowedHosts:
+            input.allowedHosts === undefined
+              ? current.allowedHosts
+              : validateAllowedHosts(input.allowedHosts),
+          injection,
+          expiresAt: input.expiresAt === undefined ? current.expiresAt : parseExpiry(input.expiresAt),
+          subject: input.subject === undefined ? current.subject : input.subject,
+          status: input.status ?? current.status,
+          secretFields: [...fields].sort(),
+          updatedAt: clock.now().toISOString(),
+        };
+        // The data key is opened before the transaction: in webhook mode that is a network call.
+        const dek = secret ? await dataKeys.open(current.dataKeyId) : undefined;
+        return db.transaction().execute(async (trx) => {
+          if (secret && dek) {
+            const bumped = await trx
+              .updateTable('credentials')
+              .set((eb) => ({ current_version: eb('current_version', '+', 1) }))
+              .where('id', '=', current.id)
+              .returning('current_version')
+              .executeTakeFirstOrThrow();
+            next.version = bumped.current_version;
+            await credentialRepo.insertVersion(
+              trx,
+              current.id,
+              next.version,
+              encryptAll(dek, current.dataKeyId, current, next.version, secret),
+              next.updatedAt,
+            );
+          }
+          const { id: _id, current_version: _version, created_at: _created, ...row } = toRow(next);
+          await credentialRepo.update(trx, current.id, row);
+          await audit.recordInTransaction(
             trx,
-            current.id,
-            next.version,
-            encryptAll(dek, current.dataKeyId, current, next.version, secret),
-            next.updatedAt,
+            changeEvent(ctx, namespace, 'credential.update', name, {
+              credential_id: current.id,
+              version: next.version,
+              secret_changed: secret !== undefined,
+              fields: Object.keys(input).filter(
+                (key) => (input as Record<string, unknown>)[key] !== undefined,
+              ),
+            }),
           );
-        }
-        const { id: _id, current_version: _version, created_at: _created, ...row } = toRow(next);
-        await credentialRepo.update(trx, current.id, row);
-        return next;
-      });
-    },
+          return next;
+        });
+      }),
 
-    async remove(namespace: string, name: string): Promise<void> {
-      const current = await find(namespace, name);
-      await db.transaction().execute(async (trx) => {
-        await credentialRepo.removeAllVersions(trx, current.id);
-        await credentialRepo.remove(trx, current.id);
-        await dataKeys.remove(trx, current.dataKeyId);
-      });
-    },
+    remove: (namespace: string, name: string, ctx: AuditContext = systemContext) =>
+      audited(ctx, namespace, 'credential.delete', name, async (): Promise<void> => {
+        const current = await find(namespace, name);
+        await db.transaction().execute(async (trx) => {
+          await credentialRepo.removeAllVersions(trx, current.id);
+          await credentialRepo.remove(trx, current.id);
+          await dataKeys.remove(trx, current.dataKeyId);
+          await audit.recordInTransaction(
+            trx,
+            changeEvent(ctx, namespace, 'credential.delete', name, { credential_id: current.id }),
+          );
+        });
+      }),
 
     async versions(namespace: string, name: string) {
       const current = await find(namespace, name);
@@ -226,13 +291,29 @@ export const createCredentialService = ({ db, dataKeys, clock }: CredentialServi
     },
 
     /** Deletes all but the newest `keep` secret versions; returns how many went. */
-    async prune(namespace: string, name: string, keep = 1): Promise<number> {
-      const current = await find(namespace, name);
-      if (!Number.isInteger(keep) || keep < 1)
-        throw new VaultError('invalid_request', 'keep must be a whole number of at least 1.');
-      const result = await credentialRepo.removeVersionsBelow(db, current.id, current.version - keep + 1);
-      return Number(result.numDeletedRows);
-    },
+    prune: (namespace: string, name: string, keep = 1, ctx: AuditContext = systemContext) =>
+      audited(ctx, namespace, 'credential.prune', name, async (): Promise<number> => {
+        const current = await find(namespace, name);
+        if (!Number.isInteger(keep) || keep < 1)
+          throw new VaultError('invalid_request', 'keep must be a whole number of at least 1.');
+        return db.transaction().execute(async (trx) => {
+          const result = await credentialRepo.removeVersionsBelow(
+            trx,
+            current.id,
+            current.version - keep + 1,
+          );
+          const pruned = Number(result.numDeletedRows);
+          await audit.recordInTransaction(
+            trx,
+            changeEvent(ctx, namespace, 'credential.prune', name, {
+              credential_id: current.id,
+              keep,
+              pruned,
+            }),
+          );
+          return pruned;
+        });
+      }),
 
     /** The decrypted secret. Only the agent retrieval path and the proxies may call this. */
     async readSecret(namespace: string, name: string, options: { version?: number } = {}) {

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { AuditRecorder } from '../audit/audit-types.js';
 import { assertNamespace } from '../credentials/credential-types.js';
 import type { Database } from '../store/schema.js';
-import { type AuditContext, auditEvent, auditRefusal } from './grant-audit.js';
+import { type AuditContext, auditEvent, auditedChange } from '../audit/audit-context.js';
 import { grantLifetime, scopesOutside } from './grant-policy.js';
 import { grantTargets } from './grant-repo.js';
 import type { GrantRecord, GrantTerms } from './grant-types.js';
@@ -36,7 +36,7 @@ export const createGrantImporter =
         decision: 'deny',
         reason: '',
       });
-    return auditRefusal(audit, refusal, async () => {
+    return auditedChange(audit, refusal, async () => {
       assertNamespace(namespace);
       const ttlSeconds = grantLifetime(terms);
       const pairs = parseSeedDocuments(doc);

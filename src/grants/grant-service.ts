@@ -4,7 +4,7 @@ import { assertNamespace } from '../credentials/credential-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../store/schema.js';
-import { type AuditContext, auditEvent, auditRefusal } from './grant-audit.js';
+import { type AuditContext, auditEvent, auditedChange } from '../audit/audit-context.js';
 import { createGrantImporter } from './grant-import.js';
 import { grantLifetime, grantScopes, grantStatus } from './grant-policy.js';
 import { grantRepo, grantTargets } from './grant-repo.js';
@@ -91,7 +91,7 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
 
   return {
     async create(namespace: string, input: CreateGrantInput, ctx: AuditContext) {
-      return auditRefusal(
+      return auditedChange(
         audit,
         () =>
           auditEvent(ctx, {
@@ -167,7 +167,7 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
           decision: 'deny',
           reason: '',
         });
-      return auditRefusal(audit, refusal, async () => {
+      return auditedChange(audit, refusal, async () => {
         assertNamespace(namespace);
         const grant = await find(namespace, id);
         if (grant.revokedAt !== null) return withStatus(grant);
@@ -197,7 +197,7 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
           decision: 'deny',
           reason: '',
         });
-      return auditRefusal(audit, refusal, async () => {
+      return auditedChange(audit, refusal, async () => {
         assertNamespace(namespace);
         const filter = byAgent
           ? { agentId: (await agentOrFail(namespace, target.agent)).id }
@@ -224,7 +224,7 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
           decision: 'deny',
           reason: '',
         });
-      await auditRefusal(audit, refusal, async () => assertNamespace(namespace));
+      await auditedChange(audit, refusal, async () => assertNamespace(namespace));
       const at = clock.now().toISOString();
       return db.transaction().execute(async (trx) => {
         const grantsRevoked = await grantRepo.revokeNamespace(trx, namespace, at);

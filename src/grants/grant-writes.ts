@@ -3,7 +3,7 @@ import type { AuditWriter } from '../audit/audit-writer.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Database } from '../store/schema.js';
-import { type AuditContext, auditEvent } from './grant-audit.js';
+import { type AuditContext, auditEvent } from '../audit/audit-context.js';
 import { grantExpiresAt } from './grant-policy.js';
 import { grantRepo } from './grant-repo.js';
 import type { Grant, RevokeReason } from './grant-types.js';

@@ -6,7 +6,7 @@ import type { ErrorCode } from '../errors/error-registry.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../store/schema.js';
-import { type AuditContext, auditEvent, recordDurably } from './grant-audit.js';
+import { type AuditContext, auditEvent, recordDurably } from '../audit/audit-context.js';
 import { decideRetrieval, parseScopeQuery } from './grant-policy.js';
 import { grantRepo } from './grant-repo.js';
 import { type RevealedToken, revealToken } from './token-response.js';

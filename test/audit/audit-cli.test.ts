@@ -50,7 +50,7 @@ describe('tokenvault audit', { timeout: 90_000 }, () => {
     const lines = listed.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^SEQ\s+TIME\s+ACTOR\s+ACTION\s+TARGET\s+DECISION\s+REASON\s+CLIENT$/);
     expect(lines[1]).toMatch(
-      /^3\s+\S+\s+admin:\S+\s+credential\.update\s+credential:slack\s+allow\s+ok\s+127\.0\.0\.1$/,
+      /^4\s+\S+\s+admin:\S+\s+credential\.update\s+credential:slack\s+allow\s+ok\s+127\.0\.0\.1$/,
     );
     expect(lines[2]).toMatch(/credential\.create\s+credential:slack\s+deny\s+credential_exists/);
 
@@ -75,7 +75,9 @@ describe('tokenvault audit', { timeout: 90_000 }, () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as { seq: number; action: string });
-    expect(events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    // 1 is the root token, created by the system on first start.
+    expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(events[0]).toMatchObject({ action: 'admin_token.create' });
 
     const file = join(dir.dir, 'audit.csv');
     const csv = await cli(['audit', 'export', '--format', 'csv', '--output', file]);
@@ -83,7 +85,7 @@ describe('tokenvault audit', { timeout: 90_000 }, () => {
     expect(csv.stderr).toContain(`Exported the audit log to ${file}`);
     const rows = readFileSync(file, 'utf8').trim().split('\r\n');
     expect(rows[0]).toMatch(/^seq,id,time,namespace,actor_type/);
-    expect(rows).toHaveLength(4);
+    expect(rows).toHaveLength(5);
 
     const wrong = await cli(['audit', 'export', '--format', 'xml']);
     expect(wrong.code).toBe(2);
@@ -93,30 +95,30 @@ describe('tokenvault audit', { timeout: 90_000 }, () => {
   it('verifies an untouched log, exit 0', async () => {
     const verified = await cli(['audit', 'verify']);
     expect(verified.code).toBe(0);
-    expect(verified.stdout).toContain('OK: 3 event(s) verified');
+    expect(verified.stdout).toContain('OK: 4 event(s) verified');
   });
 
   it('fails with exit 1 naming the event after a row is edited, then after one is deleted', async () => {
     const id = (
       JSON.parse((await cli(['audit', 'list', '--json'])).stdout) as { seq: number; id: string }[]
-    ).find((e) => e.seq === 2)!.id;
-    tamper("update audit_events set reason = 'ok', decision = 'allow' where seq = 2");
+    ).find((e) => e.seq === 3)!.id;
+    tamper("update audit_events set reason = 'ok', decision = 'allow' where seq = 3");
     const edited = await cli(['audit', 'verify']);
     expect(edited.code).toBe(1);
-    expect(edited.stdout).toContain(`FAILED at event 2 (id ${id}): altered`);
-    expect(edited.stdout).toContain('1 event(s) before it check out');
+    expect(edited.stdout).toContain(`FAILED at event 3 (id ${id}): altered`);
+    expect(edited.stdout).toContain('2 event(s) before it check out');
 
     const asJson = await cli(['audit', 'verify', '--json']);
     expect(asJson.code).toBe(1);
     expect(JSON.parse(asJson.stdout)).toMatchObject({
       ok: false,
-      first_bad: { seq: 2, id, problem: 'altered' },
+      first_bad: { seq: 3, id, problem: 'altered' },
     });
 
-    tamper('delete from audit_events where seq = 2');
+    tamper('delete from audit_events where seq = 3');
     const deleted = await cli(['audit', 'verify']);
     expect(deleted.code).toBe(1);
-    expect(deleted.stdout).toContain('FAILED at event 2: missing');
-    expect(deleted.stdout).toContain('event 2 was removed');
+    expect(deleted.stdout).toContain('FAILED at event 3: missing');
+    expect(deleted.stdout).toContain('event 3 was removed');
   });
 });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load-config.js';
+import { createAuditWriter } from '../../src/audit/audit-writer.js';
 import { createCredentialService } from '../../src/credentials/credential-service.js';
 import { decryptField } from '../../src/crypto/envelope.js';
 import { loadRootKey, rootKeyPath } from '../../src/crypto/master-key.js';
@@ -163,7 +164,13 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
       providers.webhook = createWebhookKeyProvider({ url: kms.url, secret: kms.secret, clock: systemClock });
     }
     const dataKeys = createDataKeyService({ db: store.db, providers, clock: systemClock });
-    const credentials = createCredentialService({ db: store.db, dataKeys, clock: systemClock });
+    const audit = createAuditWriter({
+      db: store.db,
+      dialect: store.dialect,
+      clock: systemClock,
+      logger: console,
+    });
+    const credentials = createCredentialService({ db: store.db, dataKeys, clock: systemClock, audit });
     return { store, providers, credentials };
   };
 

@@ -8,6 +8,7 @@ import {
   CreatedAdminToken,
   toAdminTokenView,
 } from '../schemas/admin-token-schemas.js';
+import { adminContextOf } from '../admin-context.js';
 import { withErrors } from '../schemas/common-schemas.js';
 
 const tags = ['admin tokens'];
@@ -22,7 +23,7 @@ export const registerAdminTokenRoutes = (
   r.post(
     '/v1/admin/tokens',
     {
-      config: { audit: { event: 'admin_token.create' } },
+      config: { audit: { event: 'admin_token.create', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -32,9 +33,11 @@ export const registerAdminTokenRoutes = (
       },
     },
     async (request, reply) => {
-      const { token, adminToken } = await adminTokens.create(request.body.name, {
-        ttlSeconds: request.body.ttl_seconds,
-      });
+      const { token, adminToken } = await adminTokens.create(
+        request.body.name,
+        { ttlSeconds: request.body.ttl_seconds },
+        adminContextOf(request),
+      );
       return reply
         .status(201)
         .send({ id: adminToken.id, name: adminToken.name, token, expires_at: adminToken.expiresAt });
@@ -58,7 +61,7 @@ export const registerAdminTokenRoutes = (
   r.delete(
     '/v1/admin/tokens/:id',
     {
-      config: { audit: { event: 'admin_token.revoke' } },
+      config: { audit: { event: 'admin_token.revoke', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -67,6 +70,6 @@ export const registerAdminTokenRoutes = (
         response: withErrors({ 200: AdminTokenView }, 404),
       },
     },
-    async (request) => toAdminTokenView(await adminTokens.revoke(request.params.id)),
+    async (request) => toAdminTokenView(await adminTokens.revoke(request.params.id, adminContextOf(request))),
   );
 };

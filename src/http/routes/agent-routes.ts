@@ -1,7 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ChangeContext } from '../../agents/agent-audit.js';
+import type { FastifyInstance } from 'fastify';
 import type { AgentService } from '../../agents/agent-service.js';
 import { VaultError } from '../../errors/vault-error.js';
 import { parseDuration } from '../../lib/duration.js';
@@ -20,6 +19,7 @@ import {
   toAgentView,
   UpdateAgentBody,
 } from '../schemas/agent-schemas.js';
+import { adminContextOf } from '../admin-context.js';
 import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
 import { ListQuery } from '../schemas/credential-schemas.js';
 
@@ -28,12 +28,6 @@ const security = [{ adminToken: [] }];
 const metadataRead = { none: 'metadata read by an admin; no key or secret leaves' };
 
 /** The admin behind the request, and where from: the actor of the audit event the service writes. */
-export const changeContextOf = (request: FastifyRequest): ChangeContext => ({
-  actor: { type: 'admin', id: request.admin?.tokenId ?? null },
-  client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
-  requestId: request.id,
-});
-
 const parseTtl = (ttl: string | undefined, field: string): number | undefined => {
   if (ttl === undefined) return undefined;
   const seconds = parseDuration(ttl);
@@ -70,7 +64,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: 
           description: request.body.description,
           keyTtlSeconds: parseTtl(request.body.key_ttl, 'key_ttl'),
         },
-        changeContextOf(request),
+        adminContextOf(request),
       );
       return reply.status(201).send({
         id: agent.id,
@@ -142,7 +136,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: 
           namespaceOf(request.headers),
           request.params.agent,
           request.body,
-          changeContextOf(request),
+          adminContextOf(request),
         ),
       ),
   );
@@ -161,7 +155,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: 
       },
     },
     async (request, reply) => {
-      await agents.remove(namespaceOf(request.headers), request.params.agent, changeContextOf(request));
+      await agents.remove(namespaceOf(request.headers), request.params.agent, adminContextOf(request));
       return reply.status(204).send(null);
     },
   );
@@ -185,7 +179,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: 
       },
       async (request) =>
         toAgentView(
-          await agents[verb](namespaceOf(request.headers), request.params.agent, changeContextOf(request)),
+          await agents[verb](namespaceOf(request.headers), request.params.agent, adminContextOf(request)),
         ),
     );
   }
@@ -209,7 +203,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: 
         namespaceOf(request.headers),
         request.params.agent,
         { name: request.body.name, ttlSeconds: parseTtl(request.body.ttl, 'ttl') },
-        changeContextOf(request),
+        adminContextOf(request),
       );
       return reply.status(201).send({ ...toAgentKeyView(key), api_key: apiKey });
     },
@@ -252,7 +246,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: 
           namespaceOf(request.headers),
           request.params.agent,
           request.params.keyId,
-          changeContextOf(request),
+          adminContextOf(request),
         ),
       ),
   );
@@ -285,7 +279,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: 
           namespaceOf(request.headers),
           request.params.agent,
           input,
-          changeContextOf(request),
+          adminContextOf(request),
         ),
       );
     },
@@ -306,7 +300,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: 
     },
     async (request) =>
       toAgentView(
-        await agents.clearJwks(namespaceOf(request.headers), request.params.agent, changeContextOf(request)),
+        await agents.clearJwks(namespaceOf(request.headers), request.params.agent, adminContextOf(request)),
       ),
   );
 };

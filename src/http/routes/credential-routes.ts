@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { CredentialService } from '../../credentials/credential-service.js';
+import { adminContextOf } from '../admin-context.js';
 import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
 import {
   CreateCredentialBody,
@@ -18,8 +19,6 @@ import {
 const tags = ['credentials'];
 const security = [{ adminToken: [] }];
 
-// TODO(audit): the events named here are written once the audit log lands (issue 3), because the
-// audit module does not exist yet; the declarations fix what each route will record.
 export const registerCredentialRoutes = (
   app: FastifyInstance,
   { credentials }: { credentials: CredentialService },
@@ -29,7 +28,7 @@ export const registerCredentialRoutes = (
   r.post(
     '/v1/admin/credentials',
     {
-      config: { audit: { event: 'credential.create' } },
+      config: { audit: { event: 'credential.create', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -41,17 +40,21 @@ export const registerCredentialRoutes = (
     },
     async (request, reply) => {
       const b = request.body;
-      const credential = await credentials.create(namespaceOf(request.headers), {
-        name: b.name,
-        type: b.type,
-        secret: b.secret,
-        description: b.description,
-        scopes: b.scopes,
-        allowedHosts: b.allowed_hosts,
-        injection: b.injection as never,
-        expiresAt: b.expires_at,
-        subject: b.subject,
-      });
+      const credential = await credentials.create(
+        namespaceOf(request.headers),
+        {
+          name: b.name,
+          type: b.type,
+          secret: b.secret,
+          description: b.description,
+          scopes: b.scopes,
+          allowedHosts: b.allowed_hosts,
+          injection: b.injection as never,
+          expiresAt: b.expires_at,
+          subject: b.subject,
+        },
+        adminContextOf(request),
+      );
       return reply.status(201).send(toCredentialView(credential));
     },
   );
@@ -99,7 +102,7 @@ export const registerCredentialRoutes = (
   r.patch(
     '/v1/admin/credentials/:name',
     {
-      config: { audit: { event: 'credential.update' } },
+      config: { audit: { event: 'credential.update', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -112,16 +115,21 @@ export const registerCredentialRoutes = (
     },
     async (request) => {
       const b = request.body;
-      const credential = await credentials.update(namespaceOf(request.headers), request.params.name, {
-        secret: b.secret,
-        description: b.description,
-        scopes: b.scopes,
-        allowedHosts: b.allowed_hosts,
-        injection: b.injection as never,
-        expiresAt: b.expires_at,
-        subject: b.subject,
-        status: b.status,
-      });
+      const credential = await credentials.update(
+        namespaceOf(request.headers),
+        request.params.name,
+        {
+          secret: b.secret,
+          description: b.description,
+          scopes: b.scopes,
+          allowedHosts: b.allowed_hosts,
+          injection: b.injection as never,
+          expiresAt: b.expires_at,
+          subject: b.subject,
+          status: b.status,
+        },
+        adminContextOf(request),
+      );
       return toCredentialView(credential);
     },
   );
@@ -129,7 +137,7 @@ export const registerCredentialRoutes = (
   r.delete(
     '/v1/admin/credentials/:name',
     {
-      config: { audit: { event: 'credential.delete' } },
+      config: { audit: { event: 'credential.delete', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -140,7 +148,7 @@ export const registerCredentialRoutes = (
       },
     },
     async (request, reply) => {
-      await credentials.remove(namespaceOf(request.headers), request.params.name);
+      await credentials.remove(namespaceOf(request.headers), request.params.name, adminContextOf(request));
       return reply.status(204).send(null);
     },
   );
@@ -169,7 +177,7 @@ export const registerCredentialRoutes = (
   r.post(
     '/v1/admin/credentials/:name/prune',
     {
-      config: { audit: { event: 'credential.prune' } },
+      config: { audit: { event: 'credential.prune', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -185,6 +193,7 @@ export const registerCredentialRoutes = (
         namespaceOf(request.headers),
         request.params.name,
         request.body.keep ?? 1,
+        adminContextOf(request),
       ),
     }),
   );

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AuditContext } from '../../grants/grant-audit.js';
+import type { FastifyInstance } from 'fastify';
 import type { GrantService } from '../../grants/grant-service.js';
+import { adminContextOf } from '../admin-context.js';
 import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
 import {
   CreatedGrant,
@@ -20,13 +20,6 @@ import {
 
 const tags = ['grants'];
 const security = [{ adminToken: [] }];
-
-/** The admin behind a request, and where it came from, for the events the grant service records. */
-const adminContext = (request: FastifyRequest): AuditContext => ({
-  actor: { type: 'admin', id: request.admin?.tokenId ?? null },
-  client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
-  requestId: request.id,
-});
 
 /**
  * Admin REST for grants. The grant service records each change in the change's own transaction, and
@@ -62,7 +55,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: { grants: 
           untilRevoked: b.until_revoked,
           reveal: b.reveal,
         },
-        adminContext(request),
+        adminContextOf(request),
       );
       return reply.status(201).send({ ...toGrantView(grant), replaced_grant_ids: replaced });
     },
@@ -125,7 +118,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: { grants: 
     },
     async (request) =>
       toGrantView(
-        await grants.revoke(namespaceOf(request.headers), request.params.id, adminContext(request)),
+        await grants.revoke(namespaceOf(request.headers), request.params.id, adminContextOf(request)),
       ),
   );
 
@@ -143,7 +136,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: { grants: 
       },
     },
     async (request) => {
-      const ids = await grants.revokeFor(namespaceOf(request.headers), request.body, adminContext(request));
+      const ids = await grants.revokeFor(namespaceOf(request.headers), request.body, adminContextOf(request));
       return { revoked: ids.length, grant_ids: ids };
     },
   );
@@ -167,7 +160,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: { grants: 
         namespaceOf(request.headers),
         b.document,
         { ttl: b.ttl, untilRevoked: b.until_revoked, reveal: b.reveal },
-        adminContext(request),
+        adminContextOf(request),
       );
       return reply
         .status(201)
@@ -189,7 +182,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: { grants: 
       },
     },
     async (request) => {
-      const result = await grants.revokeAll(namespaceOf(request.headers), adminContext(request));
+      const result = await grants.revokeAll(namespaceOf(request.headers), adminContextOf(request));
       return {
         namespace: result.namespace,
         grants_revoked: result.grantsRevoked,

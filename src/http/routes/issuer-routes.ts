@@ -13,8 +13,8 @@ import {
   toIssuerView,
   TrustIssuerBody,
 } from '../schemas/agent-schemas.js';
+import { adminContextOf } from '../admin-context.js';
 import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
-import { changeContextOf } from './agent-routes.js';
 
 const security = [{ adminToken: [] }];
 const metadataRead = { none: 'configuration read by an admin; nothing secret is stored here' };
@@ -37,11 +37,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: { issuer
       },
     },
     async (request, reply) => {
-      const issuer = await issuers.trust(
-        namespaceOf(request.headers),
-        request.body,
-        changeContextOf(request),
-      );
+      const issuer = await issuers.trust(namespaceOf(request.headers), request.body, adminContextOf(request));
       return reply.status(201).send(toIssuerView(issuer));
     },
   );
@@ -91,7 +87,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: { issuer
       },
     },
     async (request, reply) => {
-      await issuers.remove(namespaceOf(request.headers), request.params.issuer, changeContextOf(request));
+      await issuers.remove(namespaceOf(request.headers), request.params.issuer, adminContextOf(request));
       return reply.status(204).send(null);
     },
   );
@@ -115,7 +111,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: { issuer
         namespaceOf(request.headers),
         request.params.agent,
         request.body,
-        changeContextOf(request),
+        adminContextOf(request),
       );
       return reply.status(201).send(toBindingView(binding));
     },
@@ -159,7 +155,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: { issuer
         namespaceOf(request.headers),
         request.params.agent,
         request.params.bindingId,
-        changeContextOf(request),
+        adminContextOf(request),
       );
       return reply.status(204).send(null);
     },
