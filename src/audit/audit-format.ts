@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { AuditEventTable } from '../store/schema.js';
+import { chainedColumns } from './audit-hash.js';
 import type { ActorType, AuditDetails, AuditEvent, Decision } from './audit-types.js';
 
 export type ExportFormat = 'jsonl' | 'csv';
@@ -7,20 +8,7 @@ export type ExportFormat = 'jsonl' | 'csv';
 /** The columns of an event, in the order the exports and the chain use them. */
 export const eventColumns = [
   'seq',
-  'id',
-  'time',
-  'namespace',
-  'actor_type',
-  'actor_id',
-  'action',
-  'target_type',
-  'target_id',
-  'decision',
-  'reason',
-  'client_ip',
-  'user_agent',
-  'request_id',
-  'details',
+  ...chainedColumns,
   'prev_hash',
   'hash',
 ] as const satisfies readonly (keyof AuditEvent)[];

@@ -1,4 +1,5 @@
 import { hash as oneShotHash } from 'node:crypto';
+import type { AuditEventTable } from '../store/schema.js';
 import type { AuditDetails } from './audit-types.js';
 
 /** `prev_hash` of the first event: there is nothing before it. */
@@ -9,23 +10,7 @@ export const genesisHash = '0'.repeat(64);
  * them: an event's place in the chain is fixed by `prev_hash`, and `verify` checks separately that the
  * seqs run 1, 2, 3, … without a gap, so a swap shows up as a broken link rather than as an edit.
  */
-export interface ChainedFields {
-  id: string;
-  time: string;
-  namespace: string;
-  actor_type: string;
-  actor_id: string | null;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  decision: string;
-  reason: string | null;
-  client_ip: string | null;
-  user_agent: string | null;
-  request_id: string | null;
-  /** Canonical JSON text (see `canonicalDetails`), exactly as stored. */
-  details: string;
-}
+export type ChainedFields = Omit<AuditEventTable, 'seq' | 'prev_hash' | 'hash'>;
 
 /** Sorted-key JSON of the details object, with no whitespace: one text per set of facts. */
 export const canonicalDetails = (details: AuditDetails | undefined): string => {

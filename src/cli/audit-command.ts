@@ -7,28 +7,12 @@ import type { Command } from 'commander';
 import { parseDuration } from '../lib/duration.js';
 import { ApiError, resolveClientSettings } from './api-client.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
+import type { AuditEvent } from '../audit/audit-types.js';
 import { keyValues, table } from './output.js';
 import { InputError } from './secret-input.js';
 
-interface EventView {
-  seq: number;
-  id: string;
-  time: string;
-  namespace: string;
-  actor_type: string;
-  actor_id: string | null;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  decision: string;
-  reason: string | null;
-  client_ip: string | null;
-  user_agent: string | null;
-  request_id: string | null;
-  details: Record<string, unknown>;
-  prev_hash: string;
-  hash: string;
-}
+/** An event as the API returns it. */
+type EventView = AuditEvent;
 
 interface VerifyView {
   ok: boolean;

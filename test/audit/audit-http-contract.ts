@@ -187,12 +187,13 @@ export const auditHttpContract = (
         byService: true,
       },
       { event: 'keys.verify', allow: ['POST', '/v1/admin/keys/verify'] },
-      { event: 'keys.rotate', allow: ['POST', '/v1/admin/keys/rotate'] },
       {
         event: 'keys.mode_set',
         deny: ['POST', '/v1/admin/keys/mode', { mode: 'platform' }],
         reason: 'mode_unchanged',
       },
+      // After mode_set: rotate starts a re-wrap, and mode_set would then be refused as rewrap_in_progress.
+      { event: 'keys.rotate', allow: ['POST', '/v1/admin/keys/rotate'] },
     ];
 
     for (const c of cases) {

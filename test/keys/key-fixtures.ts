@@ -8,6 +8,7 @@ import type { SettingName } from '../../src/config/config-schema.js';
 import type { CredentialService } from '../../src/credentials/credential-service.js';
 import { createWebhookKmsServer, type WebhookKmsServer } from '../../src/crypto/webhook-kms-server.js';
 import type { Database } from '../../src/store/schema.js';
+import type { TestVault } from '../helpers/vault.js';
 
 /**
  * Shared pieces of the key-management suites: a real reference key webhook on loopback, a poller for
@@ -97,6 +98,20 @@ export interface VerifyView {
   off_mode: number;
   failures: { data_key_id: string; credential_id: string; ref: string; code: string }[];
 }
+
+/** `GET /v1/admin/keys/status`, asserting it answers. */
+export const keyStatus = async (vault: TestVault): Promise<StatusView> => {
+  const response = await vault.request('GET', '/v1/admin/keys/status');
+  expect(response.status).toBe(200);
+  return response.body as StatusView;
+};
+
+/** `POST /v1/admin/keys/verify`, asserting it answers. */
+export const keyVerify = async (vault: TestVault): Promise<VerifyView> => {
+  const response = await vault.request('POST', '/v1/admin/keys/verify');
+  expect(response.status).toBe(200);
+  return response.body as VerifyView;
+};
 
 export type ErrorBody = { error: { code: string; message: string; request_id: string } };
 export const errorOf = (body: unknown) => (body as ErrorBody).error;

@@ -12,13 +12,13 @@ import {
   expectAllReadable,
   type JobView,
   refCounts,
-  type StatusView,
   seedCredentials,
   startKms,
   type TestKms,
-  type VerifyView,
   waitForJob,
   webhookSettings,
+  keyStatus as status,
+  keyVerify as verify,
 } from './key-fixtures.js';
 
 const silentLogger = { info() {}, warn() {}, error() {} };
@@ -56,18 +56,6 @@ export const rotationContract = (
     await dir?.cleanup();
     dir = undefined;
   });
-
-  const status = async (vault: TestVault) => {
-    const response = await vault.request('GET', '/v1/admin/keys/status');
-    expect(response.status).toBe(200);
-    return response.body as StatusView;
-  };
-
-  const verify = async (vault: TestVault) => {
-    const response = await vault.request('POST', '/v1/admin/keys/verify');
-    expect(response.status).toBe(200);
-    return response.body as VerifyView;
-  };
 
   it('keeps platform:1 data readable before, during and after the re-wrap, and leaves none under it', async () => {
     const v = await open();

@@ -15,14 +15,14 @@ import {
   type JobView,
   kmsKeyId,
   refCounts,
-  type StatusView,
   seedCredentials,
   startKms,
   type TestKms,
-  type VerifyView,
   waitForJob,
   webhookSettings,
   whereKeyAppears,
+  keyStatus as status,
+  keyVerify as verify,
 } from './key-fixtures.js';
 
 const webhookRef = `webhook:${kmsKeyId}`;
@@ -67,18 +67,6 @@ export const webhookModeContract = (
     await dir?.cleanup();
     dir = undefined;
   });
-
-  const status = async (vault: TestVault) => {
-    const response = await vault.request('GET', '/v1/admin/keys/status');
-    expect(response.status).toBe(200);
-    return response.body as StatusView;
-  };
-
-  const verify = async (vault: TestVault) => {
-    const response = await vault.request('POST', '/v1/admin/keys/verify');
-    expect(response.status).toBe(200);
-    return response.body as VerifyView;
-  };
 
   const setMode = (vault: TestVault, mode: string) =>
     vault.request('POST', '/v1/admin/keys/mode', { body: { mode } });
