@@ -1,5 +1,8 @@
-// Load runs with autocannon's programmatic API, and the server-side duration histogram from /metrics.
+// Load runs: closed-loop with autocannon's programmatic API, open-loop at a fixed pace with node:http;
+// and the server's own counters and duration histogram from /metrics.
 
+import { Agent, request as httpRequest } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 
 export const percentile = (sorted, p) => {
@@ -13,7 +16,15 @@ export const percentile = (sorted, p) => {
  * process.hrtime) rather than from its result histogram, which keeps whole milliseconds only and so
  * reports 0 or 1 ms for everything a loopback server answers.
  */
-export const runLoad = async ({ url, connections, duration, method = 'GET', headers = {}, setupRequest }) => {
+export const runLoad = async ({
+  url,
+  connections,
+  duration,
+  method = 'GET',
+  headers = {},
+  setupRequest,
+  overallRate,
+}) => {
   const latencies = [];
   const statuses = {};
   const instance = autocannon({
@@ -23,6 +34,9 @@ export const runLoad = async ({ url, connections, duration, method = 'GET', head
     method,
     headers,
     requests: setupRequest ? [{ setupRequest }] : undefined,
+    // autocannon's rate limit is a quota per connection per second: each connection sends back to back
+    // until it has made its share of the second, then waits for the next one (see runPaced).
+    ...(overallRate ? { overallRate: Math.max(1, Math.round(overallRate)) } : {}),
   });
   instance.on('response', (_client, statusCode, _bytes, responseTime) => {
     statuses[statusCode] = (statuses[statusCode] ?? 0) + 1;
@@ -39,12 +53,105 @@ export const runLoad = async ({ url, connections, duration, method = 'GET', head
     timeouts: result.timeouts,
     statuses,
     seconds: result.duration,
+    rateAsked: overallRate,
     rps: ok / result.duration,
     latencyMs: {
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
       mean: latencies.reduce((s, v) => s + v, 0) / Math.max(ok, 1),
     },
+  };
+};
+
+/**
+ * An open-loop run at a fixed pace: request k is due at `start + k / rate`, whatever happened to the
+ * requests before it, over at most `connections` keep-alive sockets (a request that finds them all
+ * busy waits for one, and that wait counts in its latency). This is what "N requests per second"
+ * means for a latency target; autocannon's `overallRate` instead lets every connection send back to
+ * back at the start of each second until it has made its share, so half its requests meet a saturated
+ * server. A timer wakes at most every millisecond and sends what is due, so a request may leave up
+ * to about a millisecond after its due time (`sendDelayMs`); its latency is measured from the moment
+ * it is handed to the HTTP client, like autocannon's, and from its due time (`fromDueMs`).
+ *
+ * `next()` returns `{ method, path, headers, body }`, the same shape autocannon's `setupRequest` fills.
+ */
+export const runPaced = async ({ url, rate, duration, connections, next }) => {
+  const { hostname, port } = new URL(url);
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const total = Math.max(1, Math.round(rate * duration));
+  const interval = 1000 / rate;
+  const latencies = [];
+  const fromDue = [];
+  const sendDelays = [];
+  const statuses = {};
+  let errors = 0;
+  let finished = 0;
+  let sent = 0;
+  const started = performance.now();
+  let ended = started;
+  await new Promise((resolve) => {
+    const done = () => {
+      finished += 1;
+      if (finished === total) {
+        ended = performance.now();
+        resolve();
+      }
+    };
+    const fire = (due) => {
+      const { method = 'GET', path, headers = {}, body } = next({});
+      const sentAt = performance.now();
+      sendDelays.push(sentAt - due);
+      const req = httpRequest({ agent, hostname, port, method, path, headers }, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => {
+          const at = performance.now();
+          statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+          if (res.statusCode >= 200 && res.statusCode < 300) {
+            latencies.push(at - sentAt);
+            fromDue.push(at - due);
+          }
+          done();
+        });
+      });
+      req.on('error', () => {
+        errors += 1;
+        done();
+      });
+      req.end(body);
+    };
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total && started + sent * interval <= now) {
+        fire(started + sent * interval);
+        sent += 1;
+      }
+      if (sent < total) setTimeout(tick, Math.min(1, Math.max(0, started + sent * interval - now)));
+    };
+    tick();
+  });
+  agent.destroy();
+  for (const list of [latencies, fromDue, sendDelays]) list.sort((a, b) => a - b);
+  const ok = latencies.length;
+  const seconds = (ended - started) / 1000;
+  return {
+    requests: total,
+    sent: total,
+    ok,
+    non2xx: total - ok - errors,
+    errors,
+    timeouts: 0,
+    statuses,
+    seconds,
+    rateAsked: rate,
+    rps: ok / seconds,
+    latencyMs: {
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      max: latencies.at(-1),
+      mean: latencies.reduce((s, v) => s + v, 0) / Math.max(ok, 1),
+    },
+    fromDueMs: { p50: percentile(fromDue, 50), p99: percentile(fromDue, 99) },
+    sendDelayMs: { p50: percentile(sendDelays, 50), p99: percentile(sendDelays, 99) },
   };
 };
 
@@ -71,6 +178,19 @@ export const scrapeDuration = async (baseUrl, method, route) => {
     else count = value;
   }
   return { buckets, sum, count };
+};
+
+/** Sum of a counter over the series whose labels include every one of `match`, from a Prometheus scrape. */
+export const scrapeCounter = async (baseUrl, name, match) => {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labels = parseLabels(m[2]);
+    if (Object.entries(match).every(([k, v]) => labels[k] === v)) total += Number(m[3]);
+  }
+  return total;
 };
 
 /** What happened between two scrapes: mean, share under 0.5 ms and 1 ms, p50/p99 as Prometheus estimates them. */

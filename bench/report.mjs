@@ -67,8 +67,8 @@ export const serverTimeTable = (runs) =>
 
 export const injectTable = (rows) =>
   table(
-    ['store', 'sequential reads', 'p50 ms', 'p99 ms'],
-    rows.map((r) => [r.store, r.n, fmt(r.p50Ms, 3), fmt(r.p99Ms, 3)]),
+    ['store', 'one at a time', 'p50 ms', 'p99 ms', 'statements/req'],
+    rows.map((r) => [r.store, r.n, fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), fmt(r.statementsPerRequest, 1)]),
   );
 
 export const rewrapTable = (rows) =>
@@ -84,5 +84,124 @@ export const rewrapTable = (rows) =>
       fmt(r.vaultCpuSeconds, 1),
       fmt(r.dbCpuSeconds, 1),
       r.allUnderNewKey && r.verify.ok ? 'yes' : 'NO',
+    ]),
+  );
+
+export const retrievalTable = (runs) =>
+  table(
+    [
+      'server',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'vs ceiling',
+      'CPU ms/req',
+      'db CPU ms/req',
+      'statements/req',
+      'event loop busy',
+      'in-server p50 ms',
+      'in-server p99 ms',
+      'failed',
+      'load gen CPU',
+      'others CPU',
+    ],
+    runs.map((r) => [
+      r.server,
+      fmt(r.rps, 0),
+      fmt(r.latencyMs.p50),
+      fmt(r.latencyMs.p99),
+      r.ratioToCeiling === undefined ? '(ceiling)' : `${fmt(r.ratioToCeiling * 100, 1)} %`,
+      fmt(r.serverCpuMsPerRequest, 3),
+      fmt(r.dbCpuMsPerRequest, 3),
+      fmt(r.statementsPerRequest, 1),
+      `${fmt(r.eventLoopUtilization * 100, 0)} %`,
+      fmt(r.inServer?.p50Ms, 3),
+      fmt(r.inServer?.p99Ms, 3),
+      r.non2xx + r.errors,
+      share(r.loadGeneratorCpuShare),
+      share(r.otherCpuShare),
+    ]),
+  );
+
+export const halfRateTable = (runs) =>
+  table(
+    [
+      'server',
+      'pacing',
+      'rate asked',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'p99 from due ms',
+      'send delay p99 ms',
+      'in-server p50 ms',
+      'in-server p99 ms',
+      'CPU ms/req',
+      'db CPU ms/req',
+      'statements/req',
+      'event loop busy',
+      'failed',
+      'others CPU',
+    ],
+    runs.map((r) => [
+      r.server,
+      r.pacing,
+      fmt(r.rateAsked, 0),
+      fmt(r.rps, 0),
+      fmt(r.latencyMs.p50),
+      fmt(r.latencyMs.p99),
+      fmt(r.fromDueMs?.p99),
+      fmt(r.sendDelayMs?.p99),
+      fmt(r.inServer?.p50Ms, 3),
+      fmt(r.inServer?.p99Ms, 3),
+      fmt(r.serverCpuMsPerRequest, 3),
+      fmt(r.dbCpuMsPerRequest, 3),
+      fmt(r.statementsPerRequest, 1),
+      `${fmt(r.eventLoopUtilization * 100, 0)} %`,
+      r.non2xx + r.errors,
+      share(r.otherCpuShare),
+    ]),
+  );
+
+export const auditCheckTable = (runs) =>
+  table(
+    [
+      'server',
+      'pacing',
+      'requests sent',
+      '200s received',
+      'other answers',
+      'dropped by load gen',
+      'retrieve allow events',
+      'retrieve deny events',
+      'other events',
+      'one event per request',
+    ],
+    runs.map((r) => [
+      r.server,
+      r.pacing,
+      r.audit.sent,
+      r.audit.client200,
+      r.audit.clientOther,
+      r.audit.abandoned,
+      r.audit.retrieveAllow,
+      r.audit.retrieveDeny,
+      r.audit.otherEvents,
+      r.audit.match ? 'yes' : 'NO',
+    ]),
+  );
+
+export const auditVerifyTable = (rows) =>
+  table(
+    ['store', 'events', 'write s', 'verify s', 'verify CPU s', 'events/s', 'others CPU', 'target'],
+    rows.map((r) => [
+      'sqlite',
+      r.events,
+      fmt(r.writeSeconds, 1),
+      fmt(r.verifySeconds, 2),
+      fmt(r.verifyCpuSeconds, 2),
+      fmt(r.verifyEventsPerSecond, 0),
+      share(r.othersCpuShare),
+      r.events >= 1_000_000 ? (r.verifySeconds < 10 ? '< 10 s: met' : '< 10 s: NOT met') : 'n/a',
     ]),
   );

@@ -3,13 +3,38 @@
 //   node bench/server-child.mjs vault     the vault (SQLite in BENCH_DATA_DIR, or BENCH_CHILD_DATABASE_URL)
 // Both listen on 127.0.0.1 only and take commands from the parent over the IPC channel.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
 import { percentile } from './load.mjs';
 
 const kind = process.argv[2];
+
+/**
+ * Statements sent to the database, counted by wrapping the drivers' own entry points (better-sqlite3's
+ * Statement run/all/get/iterate, pg's Client#query) before the vault is loaded: BEGIN and COMMIT count
+ * too. One counter increment per statement; nothing else changes.
+ */
+let statements = 0;
+const countCalls = (proto, names) => {
+  for (const name of names) {
+    const original = proto[name];
+    proto[name] = function counted(...args) {
+      statements += 1;
+      return original.apply(this, args);
+    };
+  }
+};
+{
+  const probe = new SQLite(':memory:');
+  countCalls(Object.getPrototypeOf(probe.prepare('select 1')), ['run', 'all', 'get', 'iterate']);
+  probe.close();
+  countCalls(pg.Client.prototype, ['query']);
+}
 
 // The same shape and about the same size as a credential view, so both servers serialize and send
 // comparable bytes.
@@ -31,16 +56,28 @@ const fixedBody = JSON.stringify({
   updated_at: '2026-01-01T00:00:00.000Z',
 });
 
+// The same shape and size as a retrieval answer for a seeded credential (`seed.mjs`).
+const retrievalBody = JSON.stringify({
+  access_token: 'sk-bench-4242-0b6c1f5e-3d0a-4b8e-9a51-6f2d2c1e7a90',
+  token_type: 'Bearer',
+  expires_at: '2026-01-31T00:00:00.000Z',
+  scopes: [],
+});
+
 const startCeiling = async () => {
   const server = createServer((req, res) => {
     // Read the body to the end, as a real server must before it answers.
     req.on('data', () => {});
     req.on('end', () => {
-      res.writeHead(req.method === 'POST' ? 201 : 200, {
+      const body = req.url.startsWith('/v1/agents/') ? retrievalBody : fixedBody;
+      const headers = {
         'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(fixedBody),
-      });
-      res.end(fixedBody);
+        'content-length': Buffer.byteLength(body),
+      };
+      // The vault's retrieval answer carries these two as well.
+      if (body === retrievalBody) Object.assign(headers, { 'cache-control': 'no-store', pragma: 'no-cache' });
+      res.writeHead(req.method === 'POST' ? 201 : 200, headers);
+      res.end(body);
     });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -84,6 +121,7 @@ const injectReads = async ({ vault, token }, { n, warmup, targets, prefix }) => 
     });
   for (let i = 0; i < warmup; i++) await read(i * 7919);
   const times = [];
+  const before = statements;
   for (let i = 0; i < n; i++) {
     const started = performance.now();
     const response = await read(i * 7919);
@@ -91,15 +129,115 @@ const injectReads = async ({ vault, token }, { n, warmup, targets, prefix }) => 
     if (response.statusCode !== 200) throw new Error(`inject read answered ${response.statusCode}`);
   }
   times.sort((a, b) => a - b);
-  return { n, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99) };
+  return {
+    n,
+    p50Ms: percentile(times, 50),
+    p99Ms: percentile(times, 99),
+    statementsPerRequest: (statements - before) / n,
+  };
+};
+
+/** Sequential retrievals through app.inject(), as `injectReads` does for admin reads. */
+const injectRetrievals = async ({ vault }, { n, warmup, targets, prefix, agentId, apiKey }) => {
+  const retrieve = (i) =>
+    vault.app.inject({
+      method: 'GET',
+      url: `/v1/agents/${agentId}/credentials/${prefix}${i % targets}`,
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+  for (let i = 0; i < warmup; i++) await retrieve(i * 7919);
+  const times = [];
+  const before = statements;
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    const response = await retrieve(i * 7919);
+    times.push(performance.now() - started);
+    if (response.statusCode !== 200) throw new Error(`inject retrieval answered ${response.statusCode}`);
+  }
+  times.sort((a, b) => a - b);
+  return {
+    n,
+    p50Ms: percentile(times, 50),
+    p99Ms: percentile(times, 99),
+    statementsPerRequest: (statements - before) / n,
+  };
+};
+
+/**
+ * The retrieval set-up, through the admin REST API as an operator would do it (`app.inject()`, the
+ * root admin token): one agent with its first API key, and reveal grants (30 days) on the credentials
+ * `${prefix}0` to `${prefix}${targets - 1}`, imported 1,000 at a time. One retrieval is checked.
+ */
+const setupRetrieval = async ({ vault, token }, { targets, prefix, agentName }) => {
+  const admin = async (method, url, payload, expected) => {
+    const response = await vault.app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${token}` },
+      payload,
+    });
+    if (response.statusCode !== expected) {
+      throw new Error(`${method} ${url} answered ${response.statusCode}: ${response.body.slice(0, 300)}`);
+    }
+    return response.json();
+  };
+  const agent = await admin('POST', '/v1/admin/agents', { name: agentName }, 201);
+  for (let start = 0; start < targets; start += 1000) {
+    const names = [];
+    for (let i = start; i < Math.min(targets, start + 1000); i++) names.push(`${prefix}${i}`);
+    const imported = await admin(
+      'POST',
+      '/v1/admin/grants/import',
+      { document: { agent_id: agent.id, allowed_credentials: names }, ttl: '30d', reveal: true },
+      201,
+    );
+    if (imported.items.length !== names.length)
+      throw new Error(`the grant import created ${imported.items.length} grants, not ${names.length}`);
+  }
+  const check = await vault.app.inject({
+    method: 'GET',
+    url: `/v1/agents/${agent.id}/credentials/${prefix}0`,
+    headers: { authorization: `Bearer ${agent.api_key}` },
+  });
+  const answer = check.statusCode === 200 ? check.json() : undefined;
+  if (!answer?.access_token?.startsWith('sk-bench-0-')) {
+    throw new Error(`a test retrieval answered ${check.statusCode}: ${check.body.slice(0, 300)}`);
+  }
+  return { agentId: agent.id, agentName: agent.name, apiKey: agent.api_key };
+};
+
+/** The audit log's last seq (0 when empty): the start of a measured window. */
+const auditHead = async ({ vault }) => {
+  const row = await vault.store.db
+    .selectFrom('audit_head')
+    .select('seq')
+    .where('id', '=', 1)
+    .executeTakeFirst();
+  return Number(row?.seq ?? 0);
+};
+
+/** `credential.retrieve` events after `afterSeq`, by decision, and the head they were counted up to. */
+const auditCount = async (server, { afterSeq }) => {
+  const head = await auditHead(server);
+  const rows = await server.vault.store.db
+    .selectFrom('audit_events')
+    .select(['decision', (eb) => eb.fn.countAll().as('n')])
+    .where('seq', '>', afterSeq)
+    .where('seq', '<=', head)
+    .where('action', '=', 'credential.retrieve')
+    .groupBy('decision')
+    .execute();
+  const byDecision = Object.fromEntries(rows.map((r) => [r.decision, Number(r.n)]));
+  return { head, events: head - afterSeq, allow: byDecision.allow ?? 0, deny: byDecision.deny ?? 0 };
 };
 
 const server = kind === 'ceiling' ? await startCeiling() : await startVault();
 let mark;
+let profiler;
 const commands = {
   /** Starts a measurement window: this process's CPU time and event-loop utilization. */
   mark: () => {
-    mark = { cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() };
+    mark = { cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), statements };
     return true;
   },
   /** CPU milliseconds used and event-loop utilization since `mark`. */
@@ -108,6 +246,7 @@ const commands = {
     return {
       cpuMs: (cpu.user + cpu.system) / 1000,
       eventLoopUtilization: performance.eventLoopUtilization(mark.elu).utilization,
+      statements: statements - mark.statements,
     };
   },
   seed: async ({ count, prefix }) => {
@@ -116,6 +255,25 @@ const commands = {
     return count;
   },
   injectReads: (args) => injectReads(server, args),
+  setupRetrieval: (args) => setupRetrieval(server, args),
+  injectRetrievals: (args) => injectRetrievals(server, args),
+  /** V8's sampling profiler, in this process, from now until `profileStop` (BENCH_CPU_PROF). */
+  profileStart: async () => {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+    await profiler.post('Profiler.start');
+    return true;
+  },
+  profileStop: async ({ file }) => {
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    writeFileSync(file, JSON.stringify(profile));
+    return file;
+  },
+  auditHead: () => auditHead(server),
+  auditCount: (args) => auditCount(server, args),
   stop: async () => {
     await server.stop();
     setImmediate(() => process.exit(0));
