@@ -122,10 +122,11 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       logger.info({ path: adminTokenPath }, 'root admin token written (mode 0600); it is not logged');
     }
 
-    const app = await buildServer({
+    const services = {
       credentials,
       adminTokens,
       keys,
+      runner,
       audit,
       auditLog,
       grants,
@@ -133,6 +134,9 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       agents,
       issuers,
       agentAuthenticator,
+    };
+    const app = await buildServer({
+      ...services,
       clock,
       logger,
       metrics,
@@ -156,19 +160,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     return {
       app,
       store,
-      services: {
-        credentials,
-        adminTokens,
-        keys,
-        runner,
-        audit,
-        auditLog,
-        grants,
-        retrieval,
-        agents,
-        issuers,
-        agentAuthenticator,
-      },
+      services,
       adminTokenPath,
       async listen() {
         return app.listen({ host: config.host, port: config.port });
