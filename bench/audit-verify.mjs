@@ -45,8 +45,7 @@ export const benchAuditVerify = async ({ events = 1_000_000, log = console.log }
   const store = await openStore({ dataDir: dir });
   try {
     const writer = createAuditWriter({
-      db: store.db,
-      dialect: store.dialect,
+      store,
       clock: systemClock,
       logger: { error: (object, message) => log(`audit writer: ${message} ${String(object.err ?? '')}`) },
     });

@@ -27,6 +27,7 @@ import { setupKeys } from './keys/key-setup.js';
 import { vaultStateRepo } from './keys/vault-state-repo.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { openStore, type Store } from './store/database.js';
+import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
 import { pingDatabase } from './store/migrations.js';
 
 export const adminTokenFileName = 'admin-token';
@@ -51,6 +52,8 @@ export interface Vault {
     agents: AgentService;
     issuers: IssuerService;
     agentAuthenticator: AgentAuthenticator;
+    /** The access generation cache of the agent path (one view per request). */
+    access: GenerationCache;
     /** The audit log's writer (an AuditRecorder): pass it to every service that records events. */
     audit: AuditWriter;
     /** Reading, exporting and verifying the audit log. */
@@ -75,7 +78,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
   const logger = pino(loggerOptions(config.logLevel), options.logDestination);
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const { db } = store;
-  const audit = createAuditWriter({ db, dialect: store.dialect, clock, logger, durable: store.durable });
+  const audit = createAuditWriter({ store, clock, logger });
   const auditLog = createAuditService({ db, dialect: store.dialect });
   try {
     const { mode, providers, enablePlatform, purgePlatformKeys } = await setupKeys({
@@ -101,17 +104,19 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       },
     });
 
+    // One cache of access rows for the agent path, kept right by the access generation.
+    const access = createGenerationCache(store);
     const dataKeys = createDataKeyService({ db, providers, clock });
-    const credentials = createCredentialService({ db, dataKeys, clock, audit });
+    const credentials = createCredentialService({ store, access, dataKeys, clock, audit });
     const adminTokens = createAdminTokenService({ db, clock, audit });
     const keys = createKeyManagementService({ db, providers, clock, runner, enablePlatform });
     const grants = createGrantService({ db, clock, audit });
-    const retrieval = createRetrievalService({ db, clock, credentials, audit });
+    const retrieval = createRetrievalService({ store, access, clock, credentials, audit });
     const vaultAudience = config.audience ?? defaultAudience(config);
     const remoteKeys = createRemoteKeySets({ clock });
     const agents = createAgentService({ db, clock, audit });
     const issuers = createIssuerService({ db, clock, audit, remoteKeys, vaultAudience });
-    const agentAuthenticator = createAgentAuthenticator({ db, clock, vaultAudience, remoteKeys });
+    const agentAuthenticator = createAgentAuthenticator({ store, access, clock, vaultAudience, remoteKeys });
 
     const rootToken = await adminTokens.bootstrapRoot();
     let adminTokenPath: string | undefined;
@@ -134,6 +139,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       agents,
       issuers,
       agentAuthenticator,
+      access,
     };
     const app = await buildServer({
       ...services,

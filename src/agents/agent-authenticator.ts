@@ -5,12 +5,12 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import type { Kysely } from 'kysely';
 import type { Clock } from '../lib/clock.js';
 import { constantTimeEqual, hashToken } from '../lib/token-hash.js';
-import type { Database } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
 import { assertionAlgorithms, issuerAlgorithms } from './agent-jwks.js';
-import { agentKeyRepo, agentRepo, bindingRepo, issuerRepo } from './agent-repo.js';
+import { agentKeyRepo, agentRepo, bindingRepo, issuerRepo, prepareKeyByHash } from './agent-repo.js';
 import { claimsMatch, isAgentId } from './agent-rules.js';
 import type { Agent, AgentAuthenticator, AgentAuthRequest, AgentPrincipal } from './agent-types.js';
 import { createReplayGuard } from './jwt-replay.js';
@@ -18,7 +18,9 @@ import { type AuthFailureDetails, authFailure, remoteKeyGetter, verifyJwt } from
 import { createRemoteKeySets, type RemoteKeySets } from './remote-keys.js';
 
 export interface AgentAuthenticatorDeps {
-  db: Kysely<Database>;
+  store: Pick<Store, 'db' | 'prepare'>;
+  /** Caches the API-key lookup for one access generation. */
+  access: GenerationCache;
   clock: Clock;
   /** What `aud` of an agent's JWT assertion must be (the vault's own URL by default). */
   vaultAudience: string;
@@ -57,7 +59,14 @@ const agentDetails = (
  * an agent is cached, so disabling it or revoking a key holds on the very next request, everywhere.
  */
 export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAuthenticator => {
-  const { db, clock, vaultAudience } = deps;
+  const { store, clock, vaultAudience } = deps;
+  const { db } = store;
+  const keyQuery = prepareKeyByHash(store);
+  const keyByHash = deps.access.lookup({
+    key: (hash: string) => hash,
+    load: (hash: string) => keyQuery.first({ hash }),
+    maxEntries: 10_000,
+  });
   const skew = deps.clockSkewSeconds ?? 30;
   const remoteKeys = deps.remoteKeys ?? createRemoteKeySets({ clock, fetch: deps.fetchJwks });
   const replay = createReplayGuard({ db, clock });
@@ -89,9 +98,9 @@ export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAut
     }
   };
 
-  const withApiKey = async (token: string): Promise<AgentPrincipal> => {
+  const withApiKey = async (token: string, view: GenerationView | undefined): Promise<AgentPrincipal> => {
     const hash = hashToken(token);
-    const row = await agentKeyRepo.findByHash(db, hash);
+    const row = await keyByHash(view ?? (await deps.access.view()), hash);
     if (!row || !constantTimeEqual(row.key_hash, hash)) {
       throw authFailure('agent_key_invalid', undefined, { method: 'api_key' });
     }
@@ -260,8 +269,8 @@ export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAut
   };
 
   return {
-    async authenticate({ token }: AgentAuthRequest): Promise<AgentPrincipal> {
-      if (token.startsWith('tv_agent_')) return withApiKey(token);
+    async authenticate({ token, view }: AgentAuthRequest): Promise<AgentPrincipal> {
+      if (token.startsWith('tv_agent_')) return withApiKey(token, view);
       if (token.length > maxTokenLength || !jwtShape.test(token)) {
         throw authFailure('agent_key_invalid', 'The bearer token is neither an agent key nor a JWT.', {});
       }

@@ -6,6 +6,8 @@ import type {
   TrustedIssuerTable,
   WorkloadBindingTable,
 } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { Params } from '../store/prepared.js';
 import type { Agent, AgentKey, AgentStatus, TrustedIssuer, WorkloadBinding } from './agent-types.js';
 import { isAgentId } from './agent-rules.js';
 
@@ -113,23 +115,6 @@ export const agentKeyRepo = {
   },
 
   /** The key with that hash and its agent, for authentication. */
-  findByHash: (db: Db, keyHash: string) =>
-    db
-      .selectFrom('agent_keys as k')
-      .innerJoin('agents as a', 'a.id', 'k.agent_id')
-      .select([
-        'k.id as key_id',
-        'k.key_hash',
-        'k.expires_at',
-        'k.revoked_at',
-        'a.id as agent_id',
-        'a.namespace',
-        'a.name as agent_name',
-        'a.status as agent_status',
-      ])
-      .where('k.key_hash', '=', keyHash)
-      .executeTakeFirst(),
-
   find: (db: Db, agentId: string, keyId: string) =>
     db
       .selectFrom('agent_keys')
@@ -242,3 +227,25 @@ export const bindingRepo = {
   removeForIssuer: (db: Db, issuerId: string) =>
     db.deleteFrom('workload_bindings').where('issuer_id', '=', issuerId).executeTakeFirst(),
 };
+
+/**
+ * An API key by its hash, with its agent: what authenticating it needs. Prepared: it runs on every
+ * request an agent makes with a key.
+ */
+export const prepareKeyByHash = (store: Pick<Store, 'db' | 'prepare'>) =>
+  store.prepare((p: Params<{ hash: string }>) =>
+    store.db
+      .selectFrom('agent_keys as k')
+      .innerJoin('agents as a', 'a.id', 'k.agent_id')
+      .select([
+        'k.id as key_id',
+        'k.key_hash',
+        'k.expires_at',
+        'k.revoked_at',
+        'a.id as agent_id',
+        'a.namespace',
+        'a.name as agent_name',
+        'a.status as agent_status',
+      ])
+      .where('k.key_hash', '=', p('hash')),
+  );

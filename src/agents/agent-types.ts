@@ -1,3 +1,5 @@
+import type { GenerationView } from '../store/generation-cache.js';
+
 export type AgentStatus = 'active' | 'disabled';
 export type AgentAuthMethod = 'api_key' | 'jwt' | 'oidc';
 
@@ -28,6 +30,8 @@ export interface AgentAuthRequest {
   /** The bearer token from `Authorization`, without the scheme. */
   token: string;
   clientIp: string;
+  /** The access generation this request is decided at (one is taken when absent). */
+  view?: GenerationView | undefined;
 }
 
 /** Authenticates agent requests; throws a VaultError with the precise code (agent_key_revoked, jwt_replayed, …). */

@@ -1,4 +1,6 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Store } from '../store/database.js';
+import type { Params } from '../store/prepared.js';
 import type { CredentialTable, Database } from '../store/schema.js';
 import type { CredentialStatus, CredentialType, Injection } from './credential-types.js';
 
@@ -152,3 +154,29 @@ export const credentialRepo = {
   removeAllVersions: (db: Db, credentialId: string) =>
     db.deleteFrom('credential_versions').where('credential_id', '=', credentialId).execute(),
 };
+
+/**
+ * What decrypting a credential's current secret needs, in one read: its type and injection, the
+ * current version's ciphertexts, and its wrapped data key. Prepared: it runs on every agent retrieval.
+ */
+export const prepareCurrentSecret = (store: Pick<Store, 'db' | 'prepare'>) =>
+  store.prepare((p: Params<{ namespace: string; id: string }>) =>
+    store.db
+      .selectFrom('credentials as c')
+      .innerJoin('credential_versions as v', (join) =>
+        join.onRef('v.credential_id', '=', 'c.id').onRef('v.version', '=', 'c.current_version'),
+      )
+      .innerJoin('data_keys as d', 'd.id', 'c.data_key_id')
+      .select([
+        'c.id',
+        'c.type',
+        'c.injection',
+        'c.data_key_id',
+        'c.current_version',
+        'v.ciphertexts',
+        'd.wrapped_key',
+        'd.kek_ref',
+      ])
+      .where('c.namespace', '=', p('namespace'))
+      .where('c.id', '=', p('id')),
+  );

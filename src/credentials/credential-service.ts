@@ -1,4 +1,3 @@
-import type { Kysely } from 'kysely';
 import { type AuditContext, auditedChange, auditEvent } from '../audit/audit-context.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
 import { decryptField, encryptField } from '../crypto/envelope.js';
@@ -6,13 +5,15 @@ import { VaultError } from '../errors/vault-error.js';
 import type { DataKeyService } from '../keys/data-key-service.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import type { Database } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
 import { isUniqueViolation } from '../store/store-errors.js';
-import { type Credential, credentialRepo, toRow } from './credential-repo.js';
+import { type Credential, credentialRepo, prepareCurrentSecret, toRow } from './credential-repo.js';
 import {
   assertCredentialName,
   assertNamespace,
   type CredentialStatus,
+  type CredentialType,
   defaultInjection,
   type Injection,
   parseCredentialType,
@@ -47,8 +48,10 @@ export interface UpdateCredentialInput {
 }
 
 export interface CredentialServiceDeps {
-  db: Kysely<Database>;
-  dataKeys: Pick<DataKeyService, 'prepare' | 'insert' | 'open' | 'remove'>;
+  store: Pick<Store, 'db' | 'prepare'>;
+  /** Caches the retrieval path's read of a credential for one access generation. */
+  access: GenerationCache;
+  dataKeys: Pick<DataKeyService, 'prepare' | 'insert' | 'open' | 'openWrapped' | 'remove'>;
   clock: Clock;
   audit: Pick<AuditRecorder, 'record' | 'recordInTransaction'>;
 }
@@ -84,7 +87,34 @@ const encryptAll = (
     ]),
   );
 
-export const createCredentialService = ({ db, dataKeys, clock, audit }: CredentialServiceDeps) => {
+const decryptAll = (
+  dek: Buffer,
+  dekId: string,
+  c: Pick<Credential, 'namespace' | 'id'>,
+  version: number,
+  ciphertexts: Record<string, string>,
+): SecretFields => {
+  const secret: SecretFields = {};
+  for (const [field, ciphertext] of Object.entries(ciphertexts)) {
+    secret[field] = decryptField(
+      dek,
+      dekId,
+      { namespace: c.namespace, credentialId: c.id, version, field },
+      ciphertext,
+    ).toString('utf8');
+  }
+  return secret;
+};
+
+export const createCredentialService = ({ store, access, dataKeys, clock, audit }: CredentialServiceDeps) => {
+  const { db } = store;
+  const currentSecretQuery = prepareCurrentSecret(store);
+  const currentSecret = access.lookup({
+    key: ({ namespace, id }: { namespace: string; id: string }) => `${namespace}\u0000${id}`,
+    load: (params: { namespace: string; id: string }) => currentSecretQuery.first(params),
+    maxEntries: 10_000,
+  });
+
   /** The event of a change; services record it as the last statement of the change's transaction. */
   const changeEvent = (
     ctx: AuditContext,
@@ -331,15 +361,33 @@ export const createCredentialService = ({ db, dataKeys, clock, audit }: Credenti
         );
       }
       const dek = await dataKeys.open(credential.dataKeyId);
-      const secret: SecretFields = {};
-      for (const [field, ciphertext] of Object.entries(ciphertexts)) {
-        secret[field] = decryptField(
-          dek,
-          credential.dataKeyId,
-          { namespace, credentialId: credential.id, version, field },
-          ciphertext,
-        ).toString('utf8');
-      }
+      const secret = decryptAll(
+        dek,
+        credential.dataKeyId,
+        { namespace, id: credential.id },
+        version,
+        ciphertexts,
+      );
+      return { credential, version, secret };
+    },
+
+    /**
+     * The current secret of the credential with this id, for the agent retrieval path: one prepared
+     * read (credential, current version and data key together), then the data key unwrapped and the
+     * fields decrypted. `credential_not_found` when no such credential is left in the namespace.
+     */
+    async readCurrentSecret(namespace: string, credentialId: string, view?: GenerationView) {
+      const row = await currentSecret(view ?? (await access.view()), { namespace, id: credentialId });
+      if (!row) throw new VaultError('credential_not_found');
+      const dek = await dataKeys.openWrapped({ ref: row.kek_ref, wrapped: row.wrapped_key });
+      const version = Number(row.current_version);
+      const ciphertexts = JSON.parse(row.ciphertexts) as Record<string, string>;
+      const credential = {
+        id: row.id,
+        type: row.type as CredentialType,
+        injection: JSON.parse(row.injection) as Injection,
+      };
+      const secret = decryptAll(dek, row.data_key_id, { namespace, id: row.id }, version, ciphertexts);
       return { credential, version, secret };
     },
   };

@@ -1,4 +1,7 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Store } from '../store/database.js';
+import type { GenerationCache } from '../store/generation-cache.js';
+import type { Params } from '../store/prepared.js';
 import type { Database, GrantTable } from '../store/schema.js';
 import type { Grant, GrantDetails, RevokeReason } from './grant-types.js';
 
@@ -145,25 +148,45 @@ export const grantRepo = {
    * credential's state. No rows when there is no grant or no such credential; the caller cannot
    * and need not tell the two apart.
    */
-  async forRetrieval(db: Db, namespace: string, agentId: string, credentialName: string) {
-    const rows = await db
+};
+
+/**
+ * An agent's grants for a credential named so, with the credential's status: what the retrieval
+ * decision needs. Empty when there is no grant or no such credential (the caller must not be able to
+ * tell the two apart). Prepared: it runs on every agent retrieval.
+ */
+export const prepareRetrievalGrants = (store: Pick<Store, 'db' | 'prepare'>, access: GenerationCache) => {
+  const query = store.prepare((p: Params<{ namespace: string; agentId: string; name: string }>) =>
+    store.db
       .selectFrom('grants as g')
       .innerJoin('credentials as c', 'c.id', 'g.credential_id')
       .selectAll('g')
       .select(['c.status as credential_status', 'c.expires_at as credential_expires_at'])
-      .where('g.namespace', '=', namespace)
-      .where('g.agent_id', '=', agentId)
-      .where('c.namespace', '=', namespace)
-      .where('c.name', '=', credentialName)
-      .execute();
-    const first = rows[0];
-    return {
-      grants: rows.map(toGrant),
-      credential: first
-        ? { id: first.credential_id, status: first.credential_status, expiresAt: first.credential_expires_at }
-        : undefined,
-    };
-  },
+      .where('g.namespace', '=', p('namespace'))
+      .where('g.agent_id', '=', p('agentId'))
+      .where('c.namespace', '=', p('namespace'))
+      .where('c.name', '=', p('name')),
+  );
+  type Key = { namespace: string; agentId: string; name: string };
+  return access.lookup({
+    key: ({ namespace, agentId, name }: Key) => `${namespace}\u0000${agentId}\u0000${name}`,
+    load: async (params: Key) => {
+      const rows = await query.all(params);
+      const first = rows[0];
+      return {
+        grants: rows.map(toGrant),
+        credential: first
+          ? {
+              id: first.credential_id,
+              status: first.credential_status,
+              expiresAt: first.credential_expires_at,
+            }
+          : undefined,
+      };
+    },
+    // Every name an agent asks for, granted or not, takes an entry: bounded.
+    maxEntries: 50_000,
+  });
 };
 
 /** Agents and credentials as grants refer to them: looked up by id or name, no secret involved. */

@@ -3,6 +3,7 @@ import type { AgentAuthenticator, AgentPrincipal } from '../agents/agent-types.j
 import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
+import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
 import { bearerToken } from './admin-auth.js';
 import { type AuthFailureLimiter, createAuthFailureLimiter } from './auth-failure-limiter.js';
 import type { Metrics } from './metrics.js';
@@ -17,11 +18,15 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     agent?: AgentPrincipal;
+    /** The access generation the agent was authenticated at: what the route decides at too. */
+    accessView?: GenerationView;
   }
 }
 
 export interface AgentRequestAuthDeps {
   authenticator: AgentAuthenticator;
+  /** One view per request, shared by authentication and the route (see generation-cache.ts). */
+  access: Pick<GenerationCache, 'view'>;
   audit: Pick<AuditRecorder, 'record'>;
   /** Its own instance: failed agent logins must not lock admins out of the same address, nor the reverse. */
   limiter: AuthFailureLimiter;
@@ -70,7 +75,7 @@ const refusalEvent = (request: FastifyRequest, error: VaultError): AuditEventInp
  * (`request.auditContext` is set for the audit hook), so each request leaves one event.
  */
 export const createAgentRequestAuthenticator =
-  ({ authenticator, audit, limiter, metrics }: AgentRequestAuthDeps) =>
+  ({ authenticator, access, audit, limiter, metrics }: AgentRequestAuthDeps) =>
   async (request: FastifyRequest): Promise<AgentPrincipal> => {
     try {
       const retryAfter = limiter.retryAfterSeconds(request.ip);
@@ -78,7 +83,9 @@ export const createAgentRequestAuthenticator =
         throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
       const token = bearerToken(request);
       if (!token) throw new VaultError('agent_unauthenticated');
-      const principal = await authenticator.authenticate({ token, clientIp: request.ip });
+      const view = await access.view();
+      const principal = await authenticator.authenticate({ token, clientIp: request.ip, view });
+      request.accessView = view;
       limiter.recordSuccess(request.ip);
       request.agent = principal;
       // The route's own audit event (recorded by the audit hook) then names the agent as its actor.

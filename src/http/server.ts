@@ -20,6 +20,7 @@ import { createAuthFailureLimiter } from './auth-failure-limiter.js';
 import { installErrorHandler } from './error-handler.js';
 import './fastify-types.js';
 import type { FastifyBaseLogger } from 'fastify';
+import type { GenerationCache } from '../store/generation-cache.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { registerAdminTokenRoutes } from './routes/admin-token-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
@@ -44,6 +45,8 @@ export interface ServerDeps {
   issuers: IssuerService;
   /** Behind `app.authenticateAgent(request)` (see agent-auth.ts). */
   agentAuthenticator: AgentAuthenticator;
+  /** The access generation cache the agent path reads through. */
+  access: Pick<GenerationCache, 'view'>;
   readiness: ReadinessCheck[];
   clock: Clock;
   logger: FastifyBaseLogger;
@@ -147,6 +150,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
 
   installAgentAuth(app, {
     authenticator: deps.agentAuthenticator,
+    access: deps.access,
     audit: deps.audit,
     metrics,
     authFailureLimit: deps.authFailureLimit,

@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { newDataKey } from '../crypto/envelope.js';
+import type { WrappedKey } from '../crypto/key-provider.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Database, DataKeyTable } from '../store/schema.js';
@@ -20,6 +21,11 @@ export interface DataKeyServiceDeps {
  * own transaction so a credential and its key are written together or not at all.
  */
 export const createDataKeyService = ({ db, providers, clock }: DataKeyServiceDeps) => {
+  const openWrapped = async (key: WrappedKey): Promise<Buffer> => {
+    const [dek] = await unwrapMany(providers, [key]);
+    return dek!;
+  };
+
   const activeProvider = async () => providerFor(providers, (await vaultStateRepo.getMode(db)) ?? 'platform');
 
   return {
@@ -48,9 +54,11 @@ export const createDataKeyService = ({ db, providers, clock }: DataKeyServiceDep
         .select(['wrapped_key', 'kek_ref'])
         .where('id', '=', dataKeyId)
         .executeTakeFirstOrThrow();
-      const [dek] = await unwrapMany(providers, [{ ref: row.kek_ref, wrapped: row.wrapped_key }]);
-      return dek!;
+      return openWrapped({ ref: row.kek_ref, wrapped: row.wrapped_key });
     },
+
+    /** A data key from its wrapped form, read by the caller. */
+    openWrapped,
 
     remove: (trx: Db, dataKeyId: string) => trx.deleteFrom('data_keys').where('id', '=', dataKeyId).execute(),
   };

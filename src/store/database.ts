@@ -1,11 +1,27 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
+import {
+  type Compilable,
+  CompiledQuery,
+  type DatabaseConnection,
+  Kysely,
+  PostgresDialect,
+  type SqliteDatabase,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+} from 'kysely';
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
+import { workerFile } from '../lib/worker-file.js';
 import { migrateToLatest } from './migrations.js';
+import { createPrepare, type Params, type PreparedQuery, type SqlRunner } from './prepared.js';
 import type { Database } from './schema.js';
-import { createWalSync } from './wal-sync.js';
+import type { CheckpointerData, CheckpointerMessage } from './sqlite-checkpointer.js';
+import { createWalSync, safetyNetCheckpointPages } from './wal-sync.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -19,6 +35,8 @@ export interface Store {
    * (the audit writer does, once per group commit). PostgreSQL commits are durable already.
    */
   durable(): Promise<void>;
+  /** A read for a hot path, built once and run by the driver directly (see prepared.ts). */
+  prepare<P extends Record<string, unknown>, R>(build: (p: Params<P>) => Compilable<R>): PreparedQuery<P, R>;
   close(): Promise<void>;
 }
 
@@ -57,18 +75,100 @@ const openSqlite = (dataDir: string): Store => {
   sqlite.pragma('foreign_keys = ON');
   // Freed pages are zeroed so that a deleted row leaves nothing readable in the file.
   sqlite.pragma('secure_delete = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  // Checkpoints run on a thread of their own (sqlite-checkpointer.ts); this is the safety net.
+  sqlite.pragma(`wal_autocheckpoint = ${safetyNetCheckpointPages}`);
+  // The audit writer's thread commits on a connection of its own; with deferred transactions a change
+  // that read before it wrote would fail (SQLITE_BUSY_SNAPSHOT) whenever an audit commit landed in
+  // between, so every transaction takes the write lock when it begins.
+  const db = new Kysely<Database>({
+    dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }),
+  });
   const wal = createWalSync(`${path}-wal`);
+  const checkpointer = startCheckpointer(path);
+  // Opened at the first prepared query, after the migrations: a read-only connection sees committed
+  // data only.
+  let reader: SQLite.Database | undefined;
+  const readerRunner: SqlRunner = (text) => {
+    reader ??= openReader(path);
+    const statement = reader.prepare(text);
+    if (!statement.reader) throw new TypeError('a prepared query on SQLite must be a read');
+    return (parameters) => {
+      try {
+        return Promise.resolve(statement.all(parameters));
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    };
+  };
   return {
     db,
     dialect: 'sqlite',
     location: path,
     durable: () => wal.durable(),
+    prepare: createPrepare(readerRunner),
     async close() {
+      await checkpointer.close();
       await wal.close();
       await db.destroy();
+      reader?.close();
+      reader = undefined;
     },
   };
+};
+
+const checkpointIntervalMs = 100;
+
+/** The checkpointer thread; it is restarted should it ever exit on its own. */
+const startCheckpointer = (path: string) => {
+  let closed = false;
+  let worker: Worker | undefined;
+  const start = () => {
+    const data: CheckpointerData = { path, intervalMs: checkpointIntervalMs };
+    const started = new Worker(workerFile(import.meta.url, 'sqlite-checkpointer'), { workerData: data });
+    started.unref();
+    started.on('error', () => {});
+    started.on('exit', () => {
+      if (worker === started) worker = undefined;
+      if (!closed) setTimeout(() => (closed ? undefined : (worker ??= start())), 1000).unref();
+    });
+    return started;
+  };
+  worker = start();
+  return {
+    async close() {
+      closed = true;
+      const running = worker;
+      if (!running) return;
+      running.ref();
+      const exited = once(running, 'exit');
+      running.postMessage({ close: true } satisfies CheckpointerMessage);
+      await exited;
+    },
+  };
+};
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+  override createDriver() {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+}
+
+const openReader = (path: string): SQLite.Database => {
+  const reader = new SQLite(path, { readonly: true, fileMustExist: true });
+  reader.pragma('busy_timeout = 5000');
+  reader.pragma(`mmap_size = ${process.env.TV_MMAP ?? 0}`);
+  return reader;
 };
 
 const statementCacheSize = 256;
@@ -102,11 +202,17 @@ const openPostgres = (url: string, max: number): Store => {
   // A pool error on an idle client must not crash the process; the next query reports it.
   pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // Named prepared statements: pg prepares each once per pooled connection, PostgreSQL plans it once.
+  const runner: SqlRunner = (text) => {
+    const name = `tv_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+    return async (values) => (await pool.query({ name, text, values })).rows as unknown[];
+  };
   return {
     db,
     dialect: 'postgres',
     location: redactUrl(url),
     durable: async () => {},
+    prepare: createPrepare(runner),
     close: () => db.destroy(),
   };
 };

@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, Migrator, SqliteAdapter, sql } from 'kysely';
 
 /**
  * One set of migrations for SQLite and PostgreSQL: only portable column types (text, integer) and
@@ -200,7 +200,62 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_access_generation': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('access_generation')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('value', 'bigint', (c) => c.notNull())
+        .execute();
+      await sql`insert into access_generation (id, value) values (1, 0)`.execute(db);
+      // Every change to what decides an agent's access moves the generation, in the change's own
+      // transaction, whoever makes it (another replica, a person with a SQL shell): caches of these
+      // rows are good for exactly one generation (generation-cache.ts).
+      if (db.getExecutor().adapter instanceof SqliteAdapter) {
+        for (const [table, columns] of accessTables) {
+          for (const event of ['insert', 'update', 'delete']) {
+            const on = event === 'update' && columns ? `update of ${columns.join(', ')}` : event;
+            await sql
+              .raw(
+                `create trigger ${table}_${event}_moves_access_generation after ${on} on ${table} ` +
+                  'begin update access_generation set value = value + 1 where id = 1; end',
+              )
+              .execute(db);
+          }
+        }
+      } else {
+        await sql`create function move_access_generation() returns trigger language plpgsql as $$
+          begin update access_generation set value = value + 1 where id = 1; return null; end $$`.execute(db);
+        for (const [table, columns] of accessTables) {
+          const update = columns ? `update of ${columns.join(', ')}` : 'update';
+          await sql
+            .raw(
+              `create trigger ${table}_moves_access_generation after insert or ${update} or delete on ${table} ` +
+                'for each statement execute function move_access_generation()',
+            )
+            .execute(db);
+        }
+      }
+    },
+  },
 };
+
+/**
+ * The tables whose rows decide what an agent may have (see 0003), with the columns whose update
+ * counts when not all do: an API key's `last_used_at`, written once a minute while it is in use, says
+ * nothing about access.
+ */
+export const accessTables: [string, string[] | undefined][] = [
+  ['agents', undefined],
+  [
+    'agent_keys',
+    ['id', 'namespace', 'agent_id', 'name', 'key_hash', 'created_at', 'expires_at', 'revoked_at'],
+  ],
+  ['grants', undefined],
+  ['credentials', undefined],
+  ['credential_versions', undefined],
+  ['data_keys', undefined],
+];
 
 class InCodeMigrationProvider implements MigrationProvider {
   async getMigrations() {

@@ -20,6 +20,13 @@ export interface Database {
   grants: GrantTable;
   audit_events: AuditEventTable;
   audit_head: AuditHeadTable;
+  access_generation: AccessGenerationTable;
+}
+
+/** One row (id = 1): moved by triggers on every change to the tables access depends on (0003). */
+export interface AccessGenerationTable {
+  id: number;
+  value: number;
 }
 
 /** Small key/value rows: `mode`, `key_job`. Values are JSON. */

@@ -8,6 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTempDataDir, type TempDataDir } from '../../test/helpers/sqlite.js';
 import { runStoreContract } from '../../test/helpers/store-contract.js';
 import { openStore, redactUrl, type Store, sqliteFileName } from './database.js';
+import type { Params } from './prepared.js';
+import { safetyNetCheckpointPages } from './wal-sync.js';
 
 describe('store on SQLite', () => {
   runStoreContract(async () => {
@@ -67,6 +69,41 @@ describe('SQLite file', () => {
     expect(await pragma('synchronous')).toBe(1);
     await expect(store!.durable()).resolves.toBeUndefined();
     expect(await pragma('foreign_keys')).toBe(1);
+  });
+
+  it('copies the WAL back into the database file on its checkpointer thread, not in commits', async () => {
+    expect(await pragma('wal_autocheckpoint')).toBe(safetyNetCheckpointPages);
+    const file = join(dataDir, sqliteFileName);
+    const before = (await stat(file)).size;
+    // About 400 pages of new rows: far below the commits' own threshold, so only the thread copies them.
+    const rows = Array.from({ length: 400 }, (_, i) => ({
+      key: `fill-${i}`,
+      value: 'x'.repeat(3000),
+      updated_at: 'now',
+    }));
+    await store!.db.insertInto('vault_state').values(rows).execute();
+    expect((await stat(file)).size).toBe(before);
+    await expect
+      .poll(async () => (await stat(file)).size, { timeout: 5000, interval: 50 })
+      .toBeGreaterThan(before + 400 * 3000);
+  });
+
+  it('reads through prepared queries on a connection that sees committed data only', async () => {
+    const byKey = store!.prepare((p: Params<{ key: string }>) =>
+      store!.db
+        .selectFrom('vault_state')
+        .select(['key', 'value'])
+        .where('key', '=', p('key'))
+        .where('value', '!=', 'never'),
+    );
+    expect(await byKey.first({ key: 'k' })).toBeUndefined();
+    await store!.db.transaction().execute(async (trx) => {
+      await trx.insertInto('vault_state').values({ key: 'k', value: 'v', updated_at: 'now' }).execute();
+      // The change is not committed yet: a hot-path read must not act on it.
+      expect(await byKey.first({ key: 'k' })).toBeUndefined();
+    });
+    expect(await byKey.all({ key: 'k' })).toEqual([{ key: 'k', value: 'v' }]);
+    await expect(byKey.first({} as { key: string })).rejects.toThrow(/no value for parameter "key"/);
   });
 
   it('leaves no trace of a deleted row in the file', async () => {

@@ -1,6 +1,12 @@
 import { type FileHandle, open } from 'node:fs/promises';
 
 /**
+ * WAL pages after which a committing connection checkpoints by itself. The store's checkpointer
+ * thread (sqlite-checkpointer.ts) keeps the WAL far smaller; this is the safety net should it stop.
+ */
+export const safetyNetCheckpointPages = 20_000;
+
+/**
  * Makes what SQLite has committed durable without blocking the event loop.
  *
  * With `synchronous = FULL` SQLite fsyncs the WAL inside every COMMIT, on the calling thread, which in

@@ -70,6 +70,7 @@ export const startAuthProbe = async (t: TestVault, clock: Clock, authFailureLimi
   installErrorHandler(app, { metrics: createMetrics(), bodyLimit: 65_536 });
   installAgentAuth(app, {
     authenticator: t.vault.services.agentAuthenticator,
+    access: t.vault.services.access,
     audit: t.vault.services.audit,
     authFailureLimit,
     clock,

@@ -29,6 +29,7 @@ const tableNames: Record<keyof Database, true> = {
   grants: true,
   audit_events: true,
   audit_head: true,
+  access_generation: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

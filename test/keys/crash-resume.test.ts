@@ -12,6 +12,7 @@ import { decryptField } from '../../src/crypto/envelope.js';
 import { loadRootKey, rootKeyPath } from '../../src/crypto/master-key.js';
 import { createPlatformKeyProvider } from '../../src/crypto/platform-key-provider.js';
 import { createWebhookKeyProvider } from '../../src/crypto/webhook-key-provider.js';
+import { createGenerationCache } from '../../src/store/generation-cache.js';
 import { createDataKeyService } from '../../src/keys/data-key-service.js';
 import { type KeyProviders, unwrapMany } from '../../src/keys/key-providers.js';
 import { type KeyJob, vaultStateRepo } from '../../src/keys/vault-state-repo.js';
@@ -165,12 +166,17 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
     }
     const dataKeys = createDataKeyService({ db: store.db, providers, clock: systemClock });
     const audit = createAuditWriter({
-      db: store.db,
-      dialect: store.dialect,
+      store,
       clock: systemClock,
       logger: console,
     });
-    const credentials = createCredentialService({ db: store.db, dataKeys, clock: systemClock, audit });
+    const credentials = createCredentialService({
+      store,
+      access: createGenerationCache(store),
+      dataKeys,
+      clock: systemClock,
+      audit,
+    });
     return { store, providers, credentials };
   };
 

@@ -1,0 +1,81 @@
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { workerFile } from '../lib/worker-file.js';
+import type { ChainedFields } from './audit-hash.js';
+import type { AppendReply, WorkerMessage } from './sqlite-audit-worker.js';
+
+export interface AuditAppender {
+  /** Resolves once the events are committed and on disk; rejects when they are not. */
+  append(events: readonly ChainedFields[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Waiting {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Appends audit events to a SQLite store from a worker thread (sqlite-audit-worker.ts), so that the
+ * inserts, the commit and its fsync leave the event loop. A worker that dies fails every append it
+ * held (the requests fail closed); the next append starts a new one. It starts at once, and keeps the
+ * process alive only while it holds events.
+ */
+export const startSqliteAuditAppender = (path: string): AuditAppender => {
+  const waiting = new Map<number, Waiting>();
+  let nextId = 1;
+  let worker: Worker | undefined;
+  let closed = false;
+
+  const failAll = (error: Error) => {
+    for (const w of waiting.values()) w.reject(error);
+    waiting.clear();
+  };
+
+  const start = (): Worker => {
+    const started = new Worker(workerFile(import.meta.url, 'sqlite-audit-worker'), { workerData: { path } });
+    started.on('message', (reply: AppendReply) => {
+      const w = waiting.get(reply.id);
+      if (!w) return;
+      waiting.delete(reply.id);
+      if (waiting.size === 0) started.unref();
+      if (reply.ok) w.resolve();
+      else w.reject(new Error(`audit append failed: ${reply.message}`));
+    });
+    started.on('error', (error) => failAll(error));
+    started.on('exit', (code) => {
+      if (worker === started) worker = undefined;
+      failAll(new Error(`the audit writer thread exited (code ${code})`));
+    });
+    started.unref();
+    return started;
+  };
+  // Started now, so the first event does not wait for a thread to boot.
+  worker = start();
+
+  return {
+    append(events) {
+      if (closed) return Promise.reject(new Error('the audit appender is closed'));
+      worker ??= start();
+      // Idle, it must not keep the process alive; holding events, it must.
+      if (waiting.size === 0) worker.ref();
+      const id = nextId++;
+      const message: WorkerMessage = { id, events: JSON.stringify(events) };
+      return new Promise<void>((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        worker!.postMessage(message);
+      });
+    },
+
+    async close() {
+      closed = true;
+      const running = worker;
+      if (!running) return;
+      // Held until it has exited: the caller may be all that is left to keep the process alive.
+      running.ref();
+      const exited = once(running, 'exit');
+      running.postMessage({ close: true } satisfies WorkerMessage);
+      await exited;
+    },
+  };
+};

@@ -1,0 +1,249 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../src/store/database.js';
+import { createGenerationCache } from '../../src/store/generation-cache.js';
+import { accessTables } from '../../src/store/migrations.js';
+import { startTestVault, type TestVault, type TestVaultOptions } from '../helpers/vault.js';
+import { addAgent, addCredential, errorOf, grant, retrieve, type TestAgent } from './retrieval-fixtures.js';
+
+const now = () => new Date().toISOString();
+
+/**
+ * The agent path caches its key, grant and credential rows for one access generation (DESIGN
+ * invariant 3). A change made anywhere (another replica, a SQL shell: here a second connection that
+ * bypasses the vault entirely) must still hold on the very next request.
+ */
+export const accessCacheContract = (
+  storeOptions: () => Promise<TestVaultOptions & { cleanup?: () => Promise<void> }>,
+) => {
+  let t: TestVault;
+  let other: Store;
+  let cleanup: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    const options = await storeOptions();
+    cleanup = options.cleanup;
+    t = await startTestVault(options);
+    // Another connection to the same database, as another replica or an operator would have.
+    other = await openStore({ databaseUrl: options.databaseUrl, dataDir: t.dataDir });
+  });
+
+  afterAll(async () => {
+    await other?.close();
+    await t?.stop();
+    await cleanup?.();
+  });
+
+  const generation = async (store: Store) =>
+    Number(
+      (
+        await store.db
+          .selectFrom('access_generation')
+          .select('value')
+          .where('id', '=', 1)
+          .executeTakeFirstOrThrow()
+      ).value,
+    );
+
+  /** An agent with a reveal grant on its own credential, retrieved twice so every row is cached. */
+  const warmAgent = async (
+    name: string,
+  ): Promise<{ agent: TestAgent; grantId: string; credential: string }> => {
+    const credential = `${name}-cred`;
+    await addCredential(t, { name: credential, type: 'api_key', secret: { api_key: `${name}-secret-1` } });
+    const agent = await addAgent(t, name);
+    const granted = await grant(t, { agent: agent.id, credential, ttl: '1d', reveal: true });
+    for (let i = 0; i < 2; i++) {
+      const ok = await retrieve(t, agent, { agent: agent.name, service: credential });
+      expect(ok.status, ok.text).toBe(200);
+    }
+    return { agent, grantId: granted.id, credential };
+  };
+
+  it('answers from the cache while the generation stands, and reads afresh once it moves', async () => {
+    const { agent, grantId, credential } = await warmAgent('cache-reads');
+    const store = t.vault.store;
+    const before = await generation(store);
+    for (let i = 0; i < 3; i++) {
+      const ok = await retrieve(t, agent, { agent: agent.name, service: credential });
+      expect((ok.body as { access_token: string }).access_token).toBe('cache-reads-secret-1');
+    }
+    // Retrievals and their audit events leave the generation alone (an API key's last use too).
+    expect(await generation(store)).toBe(before);
+
+    // Revoked behind the vault's back with the generation put back: the cached grant still answers,
+    // which shows the rows come from the cache and that the generation alone decides when they go.
+    await other.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('grants')
+        .set({ revoked_at: now(), revoked_reason: 'revoked' })
+        .where('id', '=', grantId)
+        .execute();
+      await trx.updateTable('access_generation').set({ value: before }).where('id', '=', 1).execute();
+    });
+    expect((await retrieve(t, agent, { agent: agent.name, service: credential })).status).toBe(200);
+    await other.db
+      .updateTable('access_generation')
+      .set({ value: before + 1 })
+      .where('id', '=', 1)
+      .execute();
+    const refused = await retrieve(t, agent, { agent: agent.name, service: credential });
+    expect(errorOf(refused.body).code).toBe('grant_revoked');
+  });
+
+  it('refuses a grant revoked by another connection on the very next request', async () => {
+    const { agent, grantId, credential } = await warmAgent('cache-grant');
+    await other.db
+      .updateTable('grants')
+      .set({ revoked_at: now(), revoked_reason: 'revoked' })
+      .where('id', '=', grantId)
+      .execute();
+    const refused = await retrieve(t, agent, { agent: agent.name, service: credential });
+    expect(refused.status).toBe(403);
+    expect(errorOf(refused.body).code).toBe('grant_revoked');
+  });
+
+  it('refuses an API key revoked, or an agent disabled, by another connection on the next request', async () => {
+    const first = await warmAgent('cache-key');
+    await other.db
+      .updateTable('agent_keys')
+      .set({ revoked_at: now() })
+      .where('agent_id', '=', first.agent.id)
+      .execute();
+    const revoked = await retrieve(t, first.agent, { agent: first.agent.name, service: first.credential });
+    expect(errorOf(revoked.body).code).toBe('agent_key_revoked');
+
+    const second = await warmAgent('cache-agent');
+    await other.db
+      .updateTable('agents')
+      .set({ status: 'disabled' })
+      .where('id', '=', second.agent.id)
+      .execute();
+    const disabled = await retrieve(t, second.agent, {
+      agent: second.agent.name,
+      service: second.credential,
+    });
+    expect(errorOf(disabled.body).code).toBe('agent_disabled');
+  });
+
+  it('serves no cached secret once the credential row changed elsewhere', async () => {
+    const a = await warmAgent('cache-secret-a');
+    const b = await warmAgent('cache-secret-b');
+    // Another credential's ciphertext moved into this one's row: must fail to decrypt, not be served.
+    const row = (name: string) =>
+      other.db
+        .selectFrom('credentials as c')
+        .innerJoin('credential_versions as v', (join) =>
+          join.onRef('v.credential_id', '=', 'c.id').onRef('v.version', '=', 'c.current_version'),
+        )
+        .select(['c.id', 'v.version', 'v.ciphertexts'])
+        .where('c.name', '=', name)
+        .executeTakeFirstOrThrow();
+    const [rowA, rowB] = [await row(a.credential), await row(b.credential)];
+    await other.db
+      .updateTable('credential_versions')
+      .set({ ciphertexts: rowB.ciphertexts })
+      .where('credential_id', '=', rowA.id)
+      .where('version', '=', rowA.version)
+      .execute();
+    const refused = await retrieve(t, a.agent, { agent: a.agent.name, service: a.credential });
+    expect(refused.status).toBe(500);
+    expect(refused.text).not.toContain('cache-secret-b-secret-1');
+  });
+
+  it('moves the generation with every change to an access table, in the change’s own transaction', async () => {
+    const store = t.vault.store;
+    let g = await generation(store);
+    await store.db
+      .insertInto('agents')
+      .values({
+        id: 'gen-probe',
+        namespace: 'default',
+        name: 'gen-probe',
+        description: '',
+        status: 'active',
+        jwks: null,
+        jwks_url: null,
+        created_at: now(),
+        updated_at: now(),
+      })
+      .execute();
+    expect(await generation(store)).toBeGreaterThan(g);
+    g = await generation(store);
+    await expect(
+      store.db.transaction().execute(async (trx) => {
+        await trx.updateTable('agents').set({ status: 'disabled' }).where('id', '=', 'gen-probe').execute();
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await generation(store)).toBe(g);
+    await store.db.deleteFrom('agents').where('id', '=', 'gen-probe').execute();
+    expect(await generation(store)).toBeGreaterThan(g);
+    g = await generation(store);
+    await store.db.updateTable('agent_keys').set({ last_used_at: now() }).execute();
+    expect(await generation(store)).toBe(g);
+  });
+
+  it('lists every agent_keys column but last_used_at among those whose update moves the generation', async () => {
+    const store = t.vault.store;
+    const columns =
+      store.dialect === 'sqlite'
+        ? (await sql<{ name: string }>`select name from pragma_table_info('agent_keys')`.execute(store.db))
+            .rows
+        : (
+            await sql<{
+              name: string;
+            }>`select column_name as name from information_schema.columns where table_name = 'agent_keys' and table_schema = current_schema()`.execute(
+              store.db,
+            )
+          ).rows;
+    const listed = accessTables.find(([table]) => table === 'agent_keys')?.[1];
+    expect([...(listed ?? [])].sort()).toEqual(
+      columns
+        .map((c) => c.name)
+        .filter((name) => name !== 'last_used_at')
+        .sort(),
+    );
+  });
+
+  describe('the cache itself', () => {
+    it('loads once per generation, and keeps nothing a newer generation made stale', async () => {
+      const cache = createGenerationCache(other);
+      let loads = 0;
+      let release: () => void = () => {};
+      let gate: Promise<void> | undefined;
+      const lookup = cache.lookup({
+        key: (k: string) => k,
+        load: async (k: string) => {
+          loads += 1;
+          await gate;
+          return `${k}@${loads}`;
+        },
+        maxEntries: 10,
+      });
+      const v1 = await cache.view();
+      expect(await lookup(v1, 'a')).toBe('a@1');
+      expect(await lookup(await cache.view(), 'a')).toBe('a@1');
+      expect(loads).toBe(1);
+
+      // A load begun at an old view that ends after a newer view was taken is not kept.
+      gate = new Promise((resolve) => (release = resolve));
+      const old = await cache.view();
+      await other.db
+        .updateTable('access_generation')
+        .set({ value: sql`value + 1` })
+        .where('id', '=', 1)
+        .execute();
+      const slow = lookup(old, 'b');
+      const fresh = await cache.view();
+      expect(fresh.generation).toBeGreaterThan(old.generation);
+      release();
+      expect(await slow).toBe('b@2');
+      gate = undefined;
+      expect(await lookup(fresh, 'b')).toBe('b@3');
+      // And the change emptied what the older generation had cached.
+      expect(await lookup(fresh, 'a')).toBe('a@4');
+      expect(await lookup(await cache.view(), 'a')).toBe('a@4');
+    });
+  });
+};
