@@ -35,12 +35,15 @@ export const startSqliteAuditAppender = (path: string): AuditAppender => {
   const start = (): Worker => {
     const started = new Worker(workerFile(import.meta.url, 'sqlite-audit-worker'), { workerData: { path } });
     started.on('message', (reply: AppendReply) => {
-      const w = waiting.get(reply.id);
-      if (!w) return;
-      waiting.delete(reply.id);
+      const failure = reply.ok ? undefined : new Error(`audit append failed: ${reply.message}`);
+      for (const id of reply.ids) {
+        const w = waiting.get(id);
+        if (!w) continue;
+        waiting.delete(id);
+        if (failure) w.reject(failure);
+        else w.resolve();
+      }
       if (waiting.size === 0) started.unref();
-      if (reply.ok) w.resolve();
-      else w.reject(new Error(`audit append failed: ${reply.message}`));
     });
     started.on('error', (error) => failAll(error));
     started.on('exit', (code) => {

@@ -19,7 +19,8 @@ export interface AppendRequest {
   events: string;
 }
 
-export type AppendReply = { id: number; ok: true } | { id: number; ok: false; message: string };
+/** One answer for every request written in the same commit. */
+export type AppendReply = { ids: number[]; ok: true } | { ids: number[]; ok: false; message: string };
 
 export type WorkerMessage = AppendRequest | { close: true };
 
@@ -42,9 +43,10 @@ const flush = () => {
   const batch = queue;
   queue = [];
   if (batch.length === 0) return;
+  const ids = batch.map(({ id }) => id);
   const fail = (error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
-    for (const { id } of batch) port.postMessage({ id, ok: false, message } satisfies AppendReply);
+    port.postMessage({ ids, ok: false, message } satisfies AppendReply);
   };
   try {
     append(batch.flatMap((request) => JSON.parse(request.events) as ChainedFields[]));
@@ -52,9 +54,7 @@ const flush = () => {
     fail(error);
     return;
   }
-  wal.durable().then(() => {
-    for (const { id } of batch) port.postMessage({ id, ok: true } satisfies AppendReply);
-  }, fail);
+  wal.durable().then(() => port.postMessage({ ids, ok: true } satisfies AppendReply), fail);
 };
 
 port.on('message', (message: WorkerMessage) => {

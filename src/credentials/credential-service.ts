@@ -1,6 +1,7 @@
 import { type AuditContext, auditedChange, auditEvent } from '../audit/audit-context.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
 import { decryptField, encryptField } from '../crypto/envelope.js';
+import { refKind } from '../crypto/key-provider.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { DataKeyService } from '../keys/data-key-service.js';
 import type { Clock } from '../lib/clock.js';
@@ -109,9 +110,29 @@ const decryptAll = (
 export const createCredentialService = ({ store, access, dataKeys, clock, audit }: CredentialServiceDeps) => {
   const { db } = store;
   const currentSecretQuery = prepareCurrentSecret(store);
+  /** What the retrieval path needs of a credential, read and parsed once per access generation. */
   const currentSecret = access.lookup({
     key: ({ namespace, id }: { namespace: string; id: string }) => `${namespace}\u0000${id}`,
-    load: (params: { namespace: string; id: string }) => currentSecretQuery.first(params),
+    load: async (params: { namespace: string; id: string }) => {
+      const row = await currentSecretQuery.first(params);
+      if (!row) return undefined;
+      const key = { ref: row.kek_ref, wrapped: row.wrapped_key };
+      return Object.freeze({
+        credential: Object.freeze({
+          id: row.id,
+          type: row.type as CredentialType,
+          injection: JSON.parse(row.injection) as Injection,
+        }),
+        dataKeyId: row.data_key_id,
+        version: Number(row.current_version),
+        ciphertexts: JSON.parse(row.ciphertexts) as Record<string, string>,
+        key,
+        // A platform data key stays open for the generation: its KEK is in this process's memory
+        // anyway. A webhook one is unwrapped on every read, so an outage or a key the operator's KMS
+        // no longer opens is refused at once (fail closed).
+        dek: refKind(row.kek_ref) === 'platform' ? await dataKeys.openWrapped(key) : undefined,
+      });
+    },
     maxEntries: 10_000,
   });
 
@@ -377,17 +398,11 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
      * fields decrypted. `credential_not_found` when no such credential is left in the namespace.
      */
     async readCurrentSecret(namespace: string, credentialId: string, view?: GenerationView) {
-      const row = await currentSecret(view ?? (await access.view()), { namespace, id: credentialId });
-      if (!row) throw new VaultError('credential_not_found');
-      const dek = await dataKeys.openWrapped({ ref: row.kek_ref, wrapped: row.wrapped_key });
-      const version = Number(row.current_version);
-      const ciphertexts = JSON.parse(row.ciphertexts) as Record<string, string>;
-      const credential = {
-        id: row.id,
-        type: row.type as CredentialType,
-        injection: JSON.parse(row.injection) as Injection,
-      };
-      const secret = decryptAll(dek, row.data_key_id, { namespace, id: row.id }, version, ciphertexts);
+      const current = await currentSecret(view ?? (await access.view()), { namespace, id: credentialId });
+      if (!current) throw new VaultError('credential_not_found');
+      const { credential, version, dataKeyId, ciphertexts } = current;
+      const dek = current.dek ?? (await dataKeys.openWrapped(current.key));
+      const secret = decryptAll(dek, dataKeyId, { namespace, id: credential.id }, version, ciphertexts);
       return { credential, version, secret };
     },
   };

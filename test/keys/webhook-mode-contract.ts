@@ -121,12 +121,25 @@ export const webhookModeContract = (
       const { credentials } = v.vault.services;
       const secrets = await seedCredentials(credentials, 3);
       const db = v.vault.store.db;
+      // The agent retrieval path's read, while the webhook answers: its row is now cached, but a
+      // webhook-wrapped data key never is.
+      const cred0 = await db
+        .selectFrom('credentials')
+        .select('id')
+        .where('name', '=', 'cred-0')
+        .executeTakeFirstOrThrow();
+      expect((await credentials.readCurrentSecret('default', cred0.id)).secret).toEqual({
+        api_key: secrets.get('cred-0'),
+      });
 
       await kms.stop();
 
       await expect(credentials.readSecret('default', 'cred-0')).rejects.toMatchObject({
         code: 'key_provider_unavailable',
         message: expect.stringContaining(`The key webhook at ${kms.url} cannot connect`),
+      });
+      await expect(credentials.readCurrentSecret('default', cred0.id)).rejects.toMatchObject({
+        code: 'key_provider_unavailable',
       });
       await expect(
         credentials.create('default', { name: 'new-one', type: 'api_key', secret: { api_key: 'x-secret' } }),
