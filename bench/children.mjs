@@ -16,6 +16,10 @@ export const killChildren = () => {
 /** Forks `bench/<script>`; `call(cmd, args)` resolves with its answer, other messages go to `onMessage`. */
 export const forkChild = (script, args, env, onMessage = () => {}) => {
   const child = fork(join(here, script), args, {
+    // Node options for the server processes only (`--trace-gc`, `--max-semi-space-size=64`, …).
+    execArgv: process.env.BENCH_CHILD_EXEC_ARGV
+      ? process.env.BENCH_CHILD_EXEC_ARGV.split(' ')
+      : process.execArgv,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -76,7 +76,11 @@ export const packageVersion = (): string =>
 export const createVault = async (config: Config, options: VaultOptions = {}): Promise<Vault> => {
   const clock = options.clock ?? systemClock;
   const logger = pino(loggerOptions(config.logLevel), options.logDestination);
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const store = await openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    onWarning: (message) => logger.warn(message),
+  });
   const { db } = store;
   const audit = createAuditWriter({ store, clock, logger });
   const auditLog = createAuditService({ db, dialect: store.dialect });

@@ -55,8 +55,10 @@ const agentDetails = (
 /**
  * Agent authentication, three ways: an API key (`tv_agent_…`), a JWT client assertion signed with a
  * key the agent registered (RFC 7523 style: `iss` = `sub` = the agent id, `aud` = the vault), or an
- * OIDC workload identity token from a trusted issuer, mapped to an agent by a binding. Nothing about
- * an agent is cached, so disabling it or revoking a key holds on the very next request, everywhere.
+ * OIDC workload identity token from a trusted issuer, mapped to an agent by a binding. An API key's
+ * row (with its agent's status) is cached for one access generation only, which any change to a key
+ * or an agent moves, so disabling an agent or revoking a key holds on the very next request, on every
+ * replica; expiry is checked on every request.
  */
 export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAuthenticator => {
   const { store, clock, vaultAudience } = deps;

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
-import { createWalSync, safetyNetCheckpointPages } from '../store/wal-sync.js';
+import { createWalSync, safetyNetCheckpointPages, walSizeLimitBytes } from '../store/wal-sync.js';
 import { createSqliteChainAppender } from './audit-chain.js';
 import type { ChainedFields } from './audit-hash.js';
 
@@ -32,6 +32,7 @@ sqlite.pragma('busy_timeout = 5000');
 sqlite.pragma('synchronous = NORMAL');
 // The store's checkpointer thread copies the WAL back; this is only its safety net.
 sqlite.pragma(`wal_autocheckpoint = ${safetyNetCheckpointPages}`);
+sqlite.pragma(`journal_size_limit = ${walSizeLimitBytes}`);
 const append = createSqliteChainAppender(sqlite);
 const wal = createWalSync(`${(workerData as { path: string }).path}-wal`);
 

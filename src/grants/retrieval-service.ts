@@ -46,8 +46,9 @@ export interface RetrievedCredential extends RevealedToken {
  * The agent retrieval path (seed contract): authorize against a live grant, decrypt, and record the
  * outcome durably before anything is returned. Every outcome, allowed or refused, is exactly one
  * `credential.retrieve` event; when that event cannot be written the request fails with
- * audit_unavailable and no secret leaves. Nothing is cached between requests, so a revocation holds
- * on the very next request on every replica.
+ * audit_unavailable and no secret leaves. Grant and credential rows come through the access
+ * generation cache, decided at the generation the agent was authenticated at: a revocation committed
+ * before the request began holds, on every replica (generation-cache.ts).
  */
 export const createRetrievalService = ({
   store,
@@ -104,7 +105,7 @@ export const createRetrievalService = ({
       }
       details.requested_scopes = requested;
 
-      // 3. A live grant allows it (read fresh on every request: no cache to invalidate).
+      // 3. A live grant allows it, as of this request's access generation.
       const view = request.view ?? (await access.view());
       const { grants, credential } = await grantsFor(view, {
         namespace,

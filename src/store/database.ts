@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -14,14 +13,12 @@ import {
   type SqliteDialectConfig,
   SqliteDriver,
 } from 'kysely';
-import { Worker } from 'node:worker_threads';
 import pg from 'pg';
-import { workerFile } from '../lib/worker-file.js';
 import { migrateToLatest } from './migrations.js';
 import { createPrepare, type Params, type PreparedQuery, type SqlRunner } from './prepared.js';
 import type { Database } from './schema.js';
-import type { CheckpointerData, CheckpointerMessage } from './sqlite-checkpointer.js';
-import { createWalSync, safetyNetCheckpointPages } from './wal-sync.js';
+import { startCheckpointer } from './checkpointer.js';
+import { createWalSync, safetyNetCheckpointPages, walSizeLimitBytes } from './wal-sync.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -32,7 +29,7 @@ export interface Store {
   readonly location: string;
   /**
    * Resolves once every commit made so far survives a power loss. Call it before acknowledging a write
-   * (the audit writer does, once per group commit). PostgreSQL commits are durable already.
+   * (the admin routes do after a change). PostgreSQL commits are durable already.
    */
   durable(): Promise<void>;
   /** A read for a hot path, built once and run by the driver directly (see prepared.ts). */
@@ -46,6 +43,8 @@ export interface OpenStoreOptions {
   dataDir: string;
   /** Largest pool for PostgreSQL. */
   poolSize?: number;
+  /** Told when SQLite's checkpointer thread fails; silent when absent. */
+  onWarning?: (message: string) => void;
 }
 
 export const sqliteFileName = 'tokenvault.db';
@@ -53,7 +52,7 @@ export const sqliteFileName = 'tokenvault.db';
 export const openStore = async (options: OpenStoreOptions): Promise<Store> => {
   const store = options.databaseUrl
     ? openPostgres(options.databaseUrl, options.poolSize ?? 10)
-    : openSqlite(options.dataDir);
+    : openSqlite(options.dataDir, options.onWarning ?? (() => {}));
   try {
     await migrateToLatest(store.db);
   } catch (error) {
@@ -63,7 +62,7 @@ export const openStore = async (options: OpenStoreOptions): Promise<Store> => {
   return store;
 };
 
-const openSqlite = (dataDir: string): Store => {
+const openSqlite = (dataDir: string, onWarning: (message: string) => void): Store => {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const path = resolve(join(dataDir, sqliteFileName));
   const sqlite = new SQLite(path);
@@ -77,6 +76,7 @@ const openSqlite = (dataDir: string): Store => {
   sqlite.pragma('secure_delete = ON');
   // Checkpoints run on a thread of their own (sqlite-checkpointer.ts); this is the safety net.
   sqlite.pragma(`wal_autocheckpoint = ${safetyNetCheckpointPages}`);
+  sqlite.pragma(`journal_size_limit = ${walSizeLimitBytes}`);
   // The audit writer's thread commits on a connection of its own; with deferred transactions a change
   // that read before it wrote would fail (SQLITE_BUSY_SNAPSHOT) whenever an audit commit landed in
   // between, so every transaction takes the write lock when it begins.
@@ -84,7 +84,7 @@ const openSqlite = (dataDir: string): Store => {
     dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }),
   });
   const wal = createWalSync(`${path}-wal`);
-  const checkpointer = startCheckpointer(path);
+  const checkpointer = startCheckpointer(path, onWarning);
   // Opened at the first prepared query, after the migrations: a read-only connection sees committed
   // data only.
   let reader: SQLite.Database | undefined;
@@ -116,37 +116,6 @@ const openSqlite = (dataDir: string): Store => {
   };
 };
 
-const checkpointIntervalMs = 100;
-
-/** The checkpointer thread; it is restarted should it ever exit on its own. */
-const startCheckpointer = (path: string) => {
-  let closed = false;
-  let worker: Worker | undefined;
-  const start = () => {
-    const data: CheckpointerData = { path, intervalMs: checkpointIntervalMs };
-    const started = new Worker(workerFile(import.meta.url, 'sqlite-checkpointer'), { workerData: data });
-    started.unref();
-    started.on('error', () => {});
-    started.on('exit', () => {
-      if (worker === started) worker = undefined;
-      if (!closed) setTimeout(() => (closed ? undefined : (worker ??= start())), 1000).unref();
-    });
-    return started;
-  };
-  worker = start();
-  return {
-    async close() {
-      closed = true;
-      const running = worker;
-      if (!running) return;
-      running.ref();
-      const exited = once(running, 'exit');
-      running.postMessage({ close: true } satisfies CheckpointerMessage);
-      await exited;
-    },
-  };
-};
-
 class ImmediateSqliteDriver extends SqliteDriver {
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
@@ -164,10 +133,15 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+const readerCachePages = 32;
+
 const openReader = (path: string): SQLite.Database => {
   const reader = new SQLite(path, { readonly: true, fileMustExist: true });
   reader.pragma('busy_timeout = 5000');
-  reader.pragma(`mmap_size = ${process.env.TV_MMAP ?? 0}`);
+  // Each read begins by dropping this connection's page cache whenever another connection committed
+  // since its last read, which under load (the audit thread commits all the time) is nearly every
+  // read, and the cost of dropping it grows with its size: a big cache here costs, never pays.
+  reader.pragma(`cache_size = ${readerCachePages}`);
   return reader;
 };
 

@@ -6,6 +6,9 @@ import { type FileHandle, open } from 'node:fs/promises';
  */
 export const safetyNetCheckpointPages = 20_000;
 
+/** What a WAL file that grew is cut back to once it starts over (PRAGMA journal_size_limit). */
+export const walSizeLimitBytes = 16 * 1024 * 1024;
+
 /**
  * Makes what SQLite has committed durable without blocking the event loop.
  *

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toChainedFields } from '../../src/audit/audit-event.js';
@@ -97,6 +98,22 @@ describe('SQLite audit appender (writer thread)', () => {
     await Promise.all(appends);
     expect(await count(store)).toBe(50);
   });
+
+  it('keeps the WAL small while commits never stop: the store’s checkpointer makes it start over', async () => {
+    // Each append is a commit of its own: thousands of them write far more through the WAL than the
+    // bound below. Were the WAL only ever checkpointed PASSIVEly, it would never start over.
+    const wal = `${store.location}-wal`;
+    let written = 0;
+    let largest = 0;
+    const bound = 12 * 1024 * 1024;
+    // At least a table page and a page of each index go through the WAL per commit.
+    while (written * 4 * 4096 < 2 * bound) {
+      await appender.append([event(++written)]);
+      if (written % 50 === 0) largest = Math.max(largest, (await stat(wal)).size);
+    }
+    expect(largest).toBeLessThan(bound);
+    expect(await count(store)).toBe(written);
+  }, 30_000);
 
   it('refuses appends once closed', async () => {
     await appender.append([event(1)]);
