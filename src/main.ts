@@ -29,6 +29,7 @@ import { type Clock, systemClock } from './lib/clock.js';
 import { openStore, type Store } from './store/database.js';
 import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
 import { pingDatabase } from './store/migrations.js';
+import { createStdoutLog } from './lib/log-destination.js';
 
 export const adminTokenFileName = 'admin-token';
 
@@ -66,6 +67,8 @@ export interface Vault {
   adminTokenPath: string | undefined;
   listen(): Promise<string>;
   stop(): Promise<void>;
+  /** Drops log lines still buffered for stdout, so that a forced exit cannot wait on a stuck reader. */
+  dropLogs(): void;
 }
 
 export const packageVersion = (): string =>
@@ -75,7 +78,8 @@ export const packageVersion = (): string =>
 /** The composition root: config in, a running vault out. Everything else is a factory it calls. */
 export const createVault = async (config: Config, options: VaultOptions = {}): Promise<Vault> => {
   const clock = options.clock ?? systemClock;
-  const logger = pino(loggerOptions(config.logLevel), options.logDestination);
+  const stdoutLog = options.logDestination ? undefined : createStdoutLog();
+  const logger = pino(loggerOptions(config.logLevel), options.logDestination ?? stdoutLog!.destination);
   const store = await openStore({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -182,9 +186,11 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
           await audit.close();
           await runner.stop();
           await store.close();
+          await stdoutLog?.settle();
         })();
         return stopping;
       },
+      dropLogs: () => stdoutLog?.drop(),
     };
   } catch (error) {
     await audit.close();

@@ -31,6 +31,7 @@ export const registerServeCommand = (program: Command, io: CliIo): void => {
         io.stderr.write(`${signal} received: finishing requests in flight, then stopping\n`);
         const force = setTimeout(() => {
           io.stderr.write('shutdown timed out; exiting\n');
+          vault.dropLogs();
           process.exit(1);
         }, config.shutdownTimeoutMs);
         force.unref();
@@ -43,5 +44,8 @@ export const registerServeCommand = (program: Command, io: CliIo): void => {
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     });
+    // Everything is closed. A log write still blocked on a pipe nobody reads would keep the process
+    // alive for ever (it cannot be cancelled), so the process ends here rather than when it is idle.
+    process.exit();
   });
 };
