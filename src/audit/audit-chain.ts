@@ -2,7 +2,7 @@ import type SQLite from 'better-sqlite3';
 import type { Transaction } from 'kysely';
 import type { Dialect } from '../store/database.js';
 import type { AuditEventTable, Database } from '../store/schema.js';
-import { type ChainedFields, chainHash, genesisHash } from './audit-hash.js';
+import { type ChainedFields, chainedColumns, chainHash, genesisHash } from './audit-hash.js';
 
 /**
  * Appending to the hash chain: lock the head, link the events after it, insert them, move the head.
@@ -90,22 +90,10 @@ const lockHead = async (trx: Transaction<Database>, dialect: Dialect): Promise<C
   return { seq: Number(head.seq), hash: head.hash };
 };
 
+/** Every column of a stored event. */
 const columns = [
   'seq',
-  'id',
-  'time',
-  'namespace',
-  'actor_type',
-  'actor_id',
-  'action',
-  'target_type',
-  'target_id',
-  'decision',
-  'reason',
-  'client_ip',
-  'user_agent',
-  'request_id',
-  'details',
+  ...chainedColumns,
   'prev_hash',
   'hash',
 ] as const satisfies readonly (keyof AuditEventTable)[];

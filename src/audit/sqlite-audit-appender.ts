@@ -1,6 +1,5 @@
-import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { workerFile } from '../lib/worker-file.js';
+import { closeWorker, workerFile } from '../lib/workers.js';
 import type { ChainedFields } from './audit-hash.js';
 import type { AppendReply, WorkerMessage } from './sqlite-audit-worker.js';
 
@@ -72,13 +71,7 @@ export const startSqliteAuditAppender = (path: string): AuditAppender => {
 
     async close() {
       closed = true;
-      const running = worker;
-      if (!running) return;
-      // Held until it has exited: the caller may be all that is left to keep the process alive.
-      running.ref();
-      const exited = once(running, 'exit');
-      running.postMessage({ close: true } satisfies WorkerMessage);
-      await exited;
+      if (worker) await closeWorker(worker, { close: true } satisfies WorkerMessage);
     },
   };
 };

@@ -1,6 +1,5 @@
-import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { workerFile } from '../lib/worker-file.js';
+import { closeWorker, workerFile } from '../lib/workers.js';
 import type { CheckpointerData, CheckpointerMessage, CheckpointerReport } from './checkpoint-worker.js';
 
 const intervalMs = 100;
@@ -39,13 +38,7 @@ export const startCheckpointer = (path: string, onWarning: (message: string) => 
   return {
     async close() {
       closed = true;
-      const running = worker;
-      if (!running) return;
-      // Held until it has exited: the caller may be all that is left to keep the process alive.
-      running.ref();
-      const exited = once(running, 'exit');
-      running.postMessage({ close: true } satisfies CheckpointerMessage);
-      await exited;
+      if (worker) await closeWorker(worker, { close: true } satisfies CheckpointerMessage);
     },
   };
 };
