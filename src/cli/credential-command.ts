@@ -181,7 +181,7 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     });
 
   withClientOptions(credential.command('rm <name>'))
-    .description('delete a credential, all its versions and its data key')
+    .description('delete a credential, all its versions, its data key and its grants')
     .action(async (name: string, _flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
       await ctx.api.delete(path(name));

@@ -321,12 +321,21 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
       audited(ctx, namespace, 'credential.delete', name, async (): Promise<void> => {
         const current = await find(namespace, name);
         await db.transaction().execute(async (trx) => {
+          // Grants belong to the grants module, but a grant must not outlive its credential (as for
+          // an agent's): deleting them here keeps the removal one transaction.
+          const grants = await trx
+            .deleteFrom('grants')
+            .where('credential_id', '=', current.id)
+            .executeTakeFirst();
           await credentialRepo.removeAllVersions(trx, current.id);
           await credentialRepo.remove(trx, current.id);
           await dataKeys.remove(trx, current.dataKeyId);
           await audit.recordInTransaction(
             trx,
-            changeEvent(ctx, namespace, 'credential.delete', name, { credential_id: current.id }),
+            changeEvent(ctx, namespace, 'credential.delete', name, {
+              credential_id: current.id,
+              grants_deleted: Number(grants.numDeletedRows),
+            }),
           );
         });
       }),

@@ -271,6 +271,28 @@ export const grantContract = (
       expect(both.status).toBe(400);
     });
 
+    it('deletes a credential’s grants with it, in the same audited change', async () => {
+      const doomed = await addCredential(t, { name: 'short-lived', type: 'bearer', secret: { token: 's' } });
+      await grant(t, { agent: 'agent-42', credential: 'short-lived', ttl: '1h' });
+      await grant(t, { agent: 'agent-7', credential: 'short-lived', ttl: '1h' });
+      const removed = await t.request('DELETE', '/v1/admin/credentials/short-lived');
+      expect(removed.status, removed.text).toBe(204);
+      const event = await onlyAuditEventOf(t, removed);
+      expect(event).toMatchObject({ action: 'credential.delete', decision: 'allow' });
+      expect(event.details).toMatchObject({ grants_deleted: 2 });
+      const orphans = await t.vault.store.db
+        .selectFrom('grants')
+        .select('id')
+        .where('credential_id', '=', doomed.id)
+        .execute();
+      expect(orphans).toEqual([]);
+      // A credential created again under the name starts with no grant.
+      await addCredential(t, { name: 'short-lived', type: 'bearer', secret: { token: 't' } });
+      const left = await t.request('GET', '/v1/admin/grants?credential=short-lived&all=true');
+      expect(left.status, left.text).toBe(200);
+      expect((left.body as { items: unknown[] }).items).toEqual([]);
+    });
+
     it('revoke-all revokes the namespace’s grants and agent keys in one audited step', async () => {
       const namespace = 'doomed';
       const headers = { 'x-tokenvault-namespace': namespace };

@@ -141,7 +141,7 @@ export const registerCredentialRoutes = (
       schema: {
         tags,
         security,
-        summary: 'Delete a credential, all its versions and its data key',
+        summary: 'Delete a credential, all its versions, its data key and its grants',
         headers: NamespaceHeader,
         params: NameParams,
         response: withErrors({ 204: Type.Null() }, 404),
