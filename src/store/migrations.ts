@@ -243,7 +243,9 @@ const migrations: Record<string, Migration> = {
 /**
  * The tables whose rows decide what an agent may have (see 0003), with the columns whose update
  * counts when not all do: an API key's `last_used_at`, written once a minute while it is in use, says
- * nothing about access.
+ * nothing about access. Migration 0003 created its triggers from this list as it is: a table or
+ * column added later needs a migration that adds its trigger (the access cache tests check the list
+ * against the schema).
  */
 export const accessTables: [string, string[] | undefined][] = [
   ['agents', undefined],
