@@ -86,7 +86,16 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     onWarning: (message) => logger.warn(message),
   });
   const { db } = store;
-  const audit = createAuditWriter({ store, clock, logger });
+  const metrics = createMetrics();
+  const audit = createAuditWriter({
+    store,
+    clock,
+    logger,
+    onCommit: (events) => {
+      metrics.auditCommits.inc();
+      metrics.auditEvents.inc(events);
+    },
+  });
   const auditLog = createAuditService({ db, dialect: store.dialect });
   try {
     const { mode, providers, enablePlatform, purgePlatformKeys } = await setupKeys({
@@ -97,7 +106,6 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       durable: store.durable,
     });
 
-    const metrics = createMetrics();
     const runner = createKeyJobRunner({
       db,
       providers,
@@ -113,7 +121,13 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     });
 
     // One cache of access rows for the agent path, kept right by the access generation.
-    const access = createGenerationCache(store);
+    const [cacheHits, cacheMisses] = [
+      metrics.accessCacheLookups.labels('hit'),
+      metrics.accessCacheLookups.labels('miss'),
+    ];
+    const access = createGenerationCache(store, {
+      onLookup: (hit) => (hit ? cacheHits : cacheMisses).inc(),
+    });
     const dataKeys = createDataKeyService({ db, providers, clock });
     const credentials = createCredentialService({ store, access, dataKeys, clock, audit });
     const adminTokens = createAdminTokenService({ db, clock, audit });

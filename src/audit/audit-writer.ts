@@ -24,6 +24,8 @@ export interface AuditWriterDeps {
   logger: AuditLogger;
   /** Most events one group commit carries. */
   maxBatch?: number;
+  /** Told of every group commit made durable, with its number of events. For metrics. */
+  onCommit?: (events: number) => void;
 }
 
 export interface AuditWriter extends AuditRecorder {
@@ -48,7 +50,13 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
  * database is free in one transaction (group commit): under load one durable commit carries many
  * requests' events, and each caller still resumes only after its own event is committed.
  */
-export const createAuditWriter = ({ store, clock, logger, maxBatch = 2000 }: AuditWriterDeps) => {
+export const createAuditWriter = ({
+  store,
+  clock,
+  logger,
+  maxBatch = 2000,
+  onCommit = () => {},
+}: AuditWriterDeps) => {
   const { dialect } = store;
   // On SQLite group commits run on a thread of their own (and are durable when it answers).
   const appender = dialect === 'sqlite' ? startSqliteAuditAppender(store.location) : undefined;
@@ -87,6 +95,7 @@ export const createAuditWriter = ({ store, clock, logger, maxBatch = 2000 }: Aud
       for (const p of batch) p.reject(failure);
       return;
     }
+    onCommit(batch.length);
     for (const p of batch) p.resolve();
   };
 

@@ -31,6 +31,22 @@ export const createMetrics = () => {
       labelNames: ['principal', 'code'] as const,
       registers: [registry],
     }),
+    auditCommits: new Counter({
+      name: 'tokenvault_audit_commits_total',
+      help: 'Group commits of audit events made durable (several requests share one under load).',
+      registers: [registry],
+    }),
+    auditEvents: new Counter({
+      name: 'tokenvault_audit_events_total',
+      help: 'Audit events made durable by group commits (changes record theirs in their own transaction).',
+      registers: [registry],
+    }),
+    accessCacheLookups: new Counter({
+      name: 'tokenvault_access_cache_lookups_total',
+      help: 'Agent-path reads of keys, grants and credentials, by whether the access cache answered (hit) or the database (miss).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     keyJobProgress: new Gauge({
       name: 'tokenvault_key_rewrap_remaining',
       help: 'Data keys still waiting to be re-wrapped by the running key job (0 when none runs).',

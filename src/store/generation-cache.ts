@@ -33,7 +33,15 @@ export interface GenerationCache {
   }): CachedLookup<P, V>;
 }
 
-export const createGenerationCache = (store: Pick<Store, 'db' | 'prepare'>): GenerationCache => {
+export interface GenerationCacheOptions {
+  /** Told of every lookup: answered from memory (true) or loaded (false). For metrics. */
+  onLookup?: (hit: boolean) => void;
+}
+
+export const createGenerationCache = (
+  store: Pick<Store, 'db' | 'prepare'>,
+  { onLookup = () => {} }: GenerationCacheOptions = {},
+): GenerationCache => {
   const read = store.prepare(() =>
     store.db.selectFrom('access_generation').select('value').where('id', '=', 1),
   );
@@ -67,8 +75,12 @@ export const createGenerationCache = (store: Pick<Store, 'db' | 'prepare'>): Gen
         const k = key(params);
         if (view.generation === current) {
           const hit = entries.get(k);
-          if (hit !== undefined) return hit;
+          if (hit !== undefined) {
+            onLookup(true);
+            return hit;
+          }
         }
+        onLookup(false);
         const value = await load(params);
         if (value !== undefined && view.generation === current) {
           // Oldest out first once full.

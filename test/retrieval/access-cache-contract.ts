@@ -91,6 +91,18 @@ export const accessCacheContract = (
     expect(errorOf(refused.body).code).toBe('grant_revoked');
   });
 
+  it('counts cache hits and misses, and audit group commits, in /metrics', async () => {
+    const { agent, credential } = await warmAgent('cache-metrics');
+    await retrieve(t, agent, { agent: agent.name, service: credential });
+    const text = (await t.request('GET', '/metrics', { token: null })).text;
+    const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+    expect(value(/tokenvault_access_cache_lookups_total\{result="hit"\} (\d+)/)).toBeGreaterThan(0);
+    expect(value(/tokenvault_access_cache_lookups_total\{result="miss"\} (\d+)/)).toBeGreaterThan(0);
+    const commits = value(/tokenvault_audit_commits_total (\d+)/);
+    expect(commits).toBeGreaterThan(0);
+    expect(value(/tokenvault_audit_events_total (\d+)/)).toBeGreaterThanOrEqual(commits);
+  });
+
   it('refuses a grant revoked by another connection on the very next request', async () => {
     const { agent, grantId, credential } = await warmAgent('cache-grant');
     await other.db
