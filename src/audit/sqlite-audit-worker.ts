@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
-import { createWalSync, safetyNetCheckpointPages, walSizeLimitBytes } from '../store/wal-sync.js';
+import { configureWritingConnection } from '../store/sqlite-connection.js';
+import { createWalSync } from '../store/wal-sync.js';
 import { createSqliteChainAppender } from './audit-chain.js';
 import type { ChainedFields } from './audit-hash.js';
 
@@ -27,14 +28,11 @@ export type WorkerMessage = AppendRequest | { close: true };
 const port = parentPort;
 if (!port) throw new Error('sqlite-audit-worker runs as a worker thread');
 
-const sqlite = new SQLite((workerData as { path: string }).path, { fileMustExist: true });
-sqlite.pragma('busy_timeout = 5000');
-sqlite.pragma('synchronous = NORMAL');
-// The store's checkpointer thread copies the WAL back; this is only its safety net.
-sqlite.pragma(`wal_autocheckpoint = ${safetyNetCheckpointPages}`);
-sqlite.pragma(`journal_size_limit = ${walSizeLimitBytes}`);
+const { path } = workerData as { path: string };
+const sqlite = new SQLite(path, { fileMustExist: true });
+configureWritingConnection(sqlite);
 const append = createSqliteChainAppender(sqlite);
-const wal = createWalSync(`${(workerData as { path: string }).path}-wal`);
+const wal = createWalSync(`${path}-wal`);
 
 let queue: AppendRequest[] = [];
 let scheduled = false;

@@ -18,7 +18,8 @@ import { migrateToLatest } from './migrations.js';
 import { createPrepare, type Params, type PreparedQuery, type SqlRunner } from './prepared.js';
 import type { Database } from './schema.js';
 import { startCheckpointer } from './checkpointer.js';
-import { createWalSync, safetyNetCheckpointPages, walSizeLimitBytes } from './wal-sync.js';
+import { configureWritingConnection } from './sqlite-connection.js';
+import { createWalSync } from './wal-sync.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -67,16 +68,7 @@ const openSqlite = (dataDir: string, onWarning: (message: string) => void): Stor
   const path = resolve(join(dataDir, sqliteFileName));
   const sqlite = new SQLite(path);
   sqlite.pragma('journal_mode = WAL');
-  // NORMAL: a commit appends to the WAL without fsync on the event loop; `durable()` fsyncs it off the
-  // loop before anything is acknowledged (see wal-sync.ts), as durable as FULL for every caller.
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
-  sqlite.pragma('foreign_keys = ON');
-  // Freed pages are zeroed so that a deleted row leaves nothing readable in the file.
-  sqlite.pragma('secure_delete = ON');
-  // Checkpoints run on a thread of their own (sqlite-checkpointer.ts); this is the safety net.
-  sqlite.pragma(`wal_autocheckpoint = ${safetyNetCheckpointPages}`);
-  sqlite.pragma(`journal_size_limit = ${walSizeLimitBytes}`);
+  configureWritingConnection(sqlite);
   // The audit writer's thread commits on a connection of its own; with deferred transactions a change
   // that read before it wrote would fail (SQLITE_BUSY_SNAPSHOT) whenever an audit commit landed in
   // between, so every transaction takes the write lock when it begins.

@@ -9,7 +9,7 @@ import { createTempDataDir, type TempDataDir } from '../../test/helpers/sqlite.j
 import { runStoreContract } from '../../test/helpers/store-contract.js';
 import { openStore, redactUrl, type Store, sqliteFileName } from './database.js';
 import type { Params } from './prepared.js';
-import { safetyNetCheckpointPages } from './wal-sync.js';
+import { safetyNetCheckpointPages } from './sqlite-connection.js';
 
 describe('store on SQLite', () => {
   runStoreContract(async () => {

@@ -1,15 +1,6 @@
 import { type FileHandle, open } from 'node:fs/promises';
 
 /**
- * WAL pages after which a committing connection checkpoints by itself. The store's checkpointer
- * thread (sqlite-checkpointer.ts) keeps the WAL far smaller; this is the safety net should it stop.
- */
-export const safetyNetCheckpointPages = 20_000;
-
-/** What a WAL file that grew is cut back to once it starts over (PRAGMA journal_size_limit). */
-export const walSizeLimitBytes = 16 * 1024 * 1024;
-
-/**
  * Makes what SQLite has committed durable without blocking the event loop.
  *
  * With `synchronous = FULL` SQLite fsyncs the WAL inside every COMMIT, on the calling thread, which in
