@@ -31,8 +31,6 @@ export interface AuditWriterDeps {
 export interface AuditWriter extends AuditRecorder {
   /** Several events in one append (imports, benchmarks), inside the caller's transaction. */
   recordManyInTransaction(trx: Transaction<Database>, inputs: AuditEventInput[]): Promise<void>;
-  /** How many group commits `record` has made (each carrying one or more events). */
-  commits(): number;
   /** Stops taking events and waits until every queued one is committed (or has failed). */
   close(): Promise<void>;
 }
@@ -81,9 +79,7 @@ export const createAuditWriter = ({
     }
   };
 
-  let commits = 0;
   const commit = async (batch: Pending[]) => {
-    commits += 1;
     const events = batch.map((p) => p.event);
     try {
       // Only a commit on disk counts: an event is durable before any caller answers its request.
@@ -151,8 +147,6 @@ export const createAuditWriter = ({
         throw unavailable(error);
       }
     },
-
-    commits: () => commits,
 
     async close() {
       closed = true;
