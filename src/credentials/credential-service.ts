@@ -117,20 +117,30 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
       const row = await currentSecretQuery.first(params);
       if (!row) return undefined;
       const key = { ref: row.kek_ref, wrapped: row.wrapped_key };
+      const dataKeyId = row.data_key_id;
+      const version = Number(row.current_version);
+      const ciphertexts = JSON.parse(row.ciphertexts) as Record<string, string>;
       return Object.freeze({
         credential: Object.freeze({
           id: row.id,
           type: row.type as CredentialType,
           injection: JSON.parse(row.injection) as Injection,
         }),
-        dataKeyId: row.data_key_id,
-        version: Number(row.current_version),
-        ciphertexts: JSON.parse(row.ciphertexts) as Record<string, string>,
+        dataKeyId,
+        version,
+        ciphertexts,
         key,
-        // A platform data key stays open for the generation: its KEK is in this process's memory
-        // anyway. A webhook one is unwrapped on every read, so an outage or a key the operator's KMS
-        // no longer opens is refused at once (fail closed).
-        dek: refKind(row.kek_ref) === 'platform' ? await dataKeys.openWrapped(key) : undefined,
+        // Under a platform key the fields are decrypted once for the generation: the KEK that opens
+        // every data key is in this process's memory anyway, and a native decipher per request costs
+        // more in garbage collection than in decryption (docs/benchmarks.md). A webhook data key is
+        // unwrapped on every read, so an outage or a key the operator's KMS no longer opens is
+        // refused at once (fail closed).
+        secret:
+          refKind(row.kek_ref) === 'platform'
+            ? Object.freeze(
+                decryptAll(await dataKeys.openWrapped(key), dataKeyId, params, version, ciphertexts),
+              )
+            : undefined,
       });
     },
     maxEntries: 10_000,
@@ -404,14 +414,22 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
     /**
      * The current secret of the credential with this id, for the agent retrieval path: one prepared
      * read (credential, current version and data key together), then the data key unwrapped and the
-     * fields decrypted. `credential_not_found` when no such credential is left in the namespace.
+     * fields decrypted, once per access generation under a platform key, on every read under a
+     * webhook one. `credential_not_found` when no such credential is left in the namespace.
      */
     async readCurrentSecret(namespace: string, credentialId: string, view?: GenerationView) {
       const current = await currentSecret(view ?? (await access.view()), { namespace, id: credentialId });
       if (!current) throw new VaultError('credential_not_found');
       const { credential, version, dataKeyId, ciphertexts } = current;
-      const dek = current.dek ?? (await dataKeys.openWrapped(current.key));
-      const secret = decryptAll(dek, dataKeyId, { namespace, id: credential.id }, version, ciphertexts);
+      const secret =
+        current.secret ??
+        decryptAll(
+          await dataKeys.openWrapped(current.key),
+          dataKeyId,
+          { namespace, id: credential.id },
+          version,
+          ciphertexts,
+        );
       return { credential, version, secret };
     },
   };
