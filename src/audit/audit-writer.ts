@@ -95,8 +95,8 @@ export const createAuditWriter = ({
     for (const p of batch) p.resolve();
   };
 
-  // SQLite's writer thread takes the next batch while the last one is being made durable, in order;
-  // a PostgreSQL commit holds the chain's head lock, so there one commits after the other.
+  // SQLite's writer thread queues the next batch while it commits the last one, in order; a
+  // PostgreSQL commit holds the chain's head lock, so there one commits after the other.
   const inFlight = new Set<Promise<void>>();
   const drain = async () => {
     for (;;) {

@@ -1,4 +1,4 @@
-import type SQLite from 'better-sqlite3';
+import SQLite from 'better-sqlite3';
 
 /**
  * WAL pages after which a committing connection checkpoints by itself. The store's checkpointer
@@ -13,10 +13,15 @@ export const walSizeLimitBytes = 16 * 1024 * 1024;
  * The settings of every connection that writes to the store (the main one, the audit writer's
  * thread), which SQLite keeps per connection: one place, so that no writer runs without them.
  */
-export const configureWritingConnection = (sqlite: SQLite.Database): void => {
-  // NORMAL: a commit appends to the WAL without an fsync; the writer fsyncs the WAL off its event
-  // loop before anything is acknowledged (wal-sync.ts), as durable as FULL for every caller.
-  sqlite.pragma('synchronous = NORMAL');
+export const configureWritingConnection = (
+  sqlite: SQLite.Database,
+  { syncInCommit = false }: { syncInCommit?: boolean } = {},
+): void => {
+  // NORMAL: a commit appends to the WAL without an fsync; the main connection's owner fsyncs the WAL
+  // off its event loop before anything is acknowledged (wal-sync.ts), as durable as FULL for every
+  // caller. FULL (`syncInCommit`): SQLite fdatasyncs the WAL inside COMMIT, on the calling thread,
+  // for a thread that does nothing else (the audit writer's).
+  sqlite.pragma(`synchronous = ${syncInCommit ? 'FULL' : 'NORMAL'}`);
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   // Freed pages are zeroed so that a deleted row leaves nothing readable in the file.
@@ -24,4 +29,14 @@ export const configureWritingConnection = (sqlite: SQLite.Database): void => {
   // Checkpoints run on a thread of their own (checkpoint-worker.ts); this is the safety net.
   sqlite.pragma(`wal_autocheckpoint = ${safetyNetCheckpointPages}`);
   sqlite.pragma(`journal_size_limit = ${walSizeLimitBytes}`);
+};
+
+/**
+ * The audit writer thread's connection (sqlite-audit-worker.ts): the settings of every writer, with
+ * the fsync inside COMMIT, so that a batch is on disk when its COMMIT returns.
+ */
+export const openAuditWriterConnection = (path: string): SQLite.Database => {
+  const sqlite = new SQLite(path, { fileMustExist: true });
+  configureWritingConnection(sqlite, { syncInCommit: true });
+  return sqlite;
 };

@@ -9,7 +9,7 @@ import { createTempDataDir, type TempDataDir } from '../../test/helpers/sqlite.j
 import { runStoreContract } from '../../test/helpers/store-contract.js';
 import { openStore, redactUrl, type Store, sqliteFileName } from './database.js';
 import type { Params } from './prepared.js';
-import { safetyNetCheckpointPages } from './sqlite-connection.js';
+import { openAuditWriterConnection, safetyNetCheckpointPages } from './sqlite-connection.js';
 
 describe('store on SQLite', () => {
   runStoreContract(async () => {
@@ -69,6 +69,20 @@ describe('SQLite file', () => {
     expect(await pragma('synchronous')).toBe(1);
     await expect(store!.durable()).resolves.toBeUndefined();
     expect(await pragma('foreign_keys')).toBe(1);
+  });
+
+  it('opens the audit writer thread’s connection with every writer setting and the fsync inside COMMIT', () => {
+    const audit = openAuditWriterConnection(join(dataDir, sqliteFileName));
+    try {
+      // 2 = FULL: COMMIT returns once the WAL is on disk, so the thread answers a batch right after it.
+      expect(audit.pragma('synchronous', { simple: true })).toBe(2);
+      expect(audit.pragma('secure_delete', { simple: true })).toBe(1);
+      expect(audit.pragma('foreign_keys', { simple: true })).toBe(1);
+      expect(audit.pragma('busy_timeout', { simple: true })).toBe(5000);
+      expect(audit.pragma('wal_autocheckpoint', { simple: true })).toBe(safetyNetCheckpointPages);
+    } finally {
+      audit.close();
+    }
   });
 
   it('copies the WAL back into the database file on its checkpointer thread, not in commits', async () => {
