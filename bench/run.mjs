@@ -22,10 +22,12 @@
 // BENCH_POSTGRES=0        skip PostgreSQL
 // BENCH_CPU_PROF=DIR      profile the vault servers during the retrieval runs (V8 .cpuprofile files in DIR;
 //                         summarize with bench/profile-summary.mjs)
+// BENCH_HEAP_PROF=DIR     sample the vault servers' allocations that outlive a young-generation GC during
+//                         the retrieval runs (.heapprofile files in DIR; bench/profile-summary.mjs --heap)
 // BENCH_CHILD_EXEC_ARGV   Node options for the server processes, space-separated (e.g. --trace-gc)
 // TOKENVAULT_BENCH_DATABASE_URL  admin URL of a PostgreSQL server to use instead of a throwaway one
 
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import {
   closeSync,
   fdatasyncSync,
@@ -95,6 +97,7 @@ const settings = {
   auditEvents: Math.round(positive('BENCH_AUDIT_EVENTS', 1_000_000)),
   postgres: process.env.BENCH_POSTGRES !== '0',
   profileDir: process.env.BENCH_CPU_PROF || undefined,
+  heapProfileDir: process.env.BENCH_HEAP_PROF || undefined,
   // The half-rate runs with autocannon's overallRate, beside the paced ones (BENCH_QUOTA_RUNS=0: not).
   quotaRuns: process.env.BENCH_QUOTA_RUNS !== '0',
   sequentialReads: 2000,
@@ -430,6 +433,16 @@ const diskSyncFloor = () => {
   return { n: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99) };
 };
 
+/** `bench/fsync-probe.mjs` for `seconds`, in a process of its own: its percentiles. */
+const runFsyncProbe = (seconds) =>
+  new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [join(here, 'fsync-probe.mjs'), tempDir(), String(seconds)],
+      (error, stdout) => (error ? reject(error) : resolve(JSON.parse(stdout))),
+    );
+  });
+
 /**
  * Per round: the ceiling at full speed; each vault at full speed (closed loop, `BENCH_CONNECTIONS`
  * connections), then at half the rate it just reached, paced (open loop, see `runPaced`) and with
@@ -480,6 +493,7 @@ const benchRetrieval = async (targets) => {
     await full(target, settings.warmup)();
   }
   if (settings.profileDir) for (const target of vaults) await target.server.call('profileStart');
+  if (settings.heapProfileDir) for (const target of vaults) await target.server.call('heapProfileStart');
   const samples = new Map();
   const add = (key, sample) => {
     if (!samples.has(key)) samples.set(key, []);
@@ -514,11 +528,24 @@ const benchRetrieval = async (targets) => {
       }
     }
   }
+  // The disk under a busy machine: the same probe as the floor above, from a process of its own, while
+  // the ceiling runs at full speed (both CPUs busy, as during the vaults' runs). Not part of any ratio.
+  log(`disk: fdatasync while ${ceiling.label} runs at full speed (${settings.duration} s)`);
+  const probe = runFsyncProbe(settings.duration);
+  await full(ceiling)();
+  const diskSyncBusy = await probe;
   if (settings.profileDir) {
     for (const target of vaults) {
       const file = join(settings.profileDir, `retrieval-${target.store}.cpuprofile`);
       await target.server.call('profileStop', { file });
       log(`CPU profile of ${target.label} during the retrieval runs: ${file}`);
+    }
+  }
+  if (settings.heapProfileDir) {
+    for (const target of vaults) {
+      const file = join(settings.heapProfileDir, `retrieval-${target.store}.heapprofile`);
+      await target.server.call('heapProfileStop', { file });
+      log(`heap profile (promoted allocations) of ${target.label} during the retrieval runs: ${file}`);
     }
   }
   const sequential = [];
@@ -561,6 +588,7 @@ const benchRetrieval = async (targets) => {
   };
   return {
     diskSync,
+    diskSyncBusy,
     sequential,
     full: targets.map((t) => result(t, 'full')),
     wide: targets.map((t) => result(t, 'wide')).filter(Boolean),
@@ -747,6 +775,11 @@ const printReport = ({ runs, sequential, retrieval, rewraps, auditVerify, verdic
     console.log(
       `\nDisk floor of a durable commit (fdatasync of a 4 KiB append, ${diskSync.n} times): ` +
         `p50 ${diskSync.p50Ms.toFixed(2)} ms, p99 ${diskSync.p99Ms.toFixed(2)} ms`,
+    );
+    const busy = retrieval.diskSyncBusy;
+    console.log(
+      `The same, one a millisecond from a process of its own while node:http runs at full speed (${busy.n} times): ` +
+        `p50 ${busy.p50Ms.toFixed(2)} ms, p99 ${busy.p99Ms.toFixed(2)} ms, p99.9 ${busy.p999Ms.toFixed(2)} ms`,
     );
     heading('Agent retrieval at half the full-speed rate of each round (medians)');
     console.log(halfRateTable(retrieval.halfRate));

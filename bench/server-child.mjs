@@ -234,6 +234,7 @@ const auditCount = async (server, { afterSeq }) => {
 const server = kind === 'ceiling' ? await startCeiling() : await startVault();
 let mark;
 let profiler;
+let heapProfiler;
 const commands = {
   /** Starts a measurement window: this process's CPU time and event-loop utilization. */
   mark: () => {
@@ -269,6 +270,28 @@ const commands = {
   profileStop: async ({ file }) => {
     const { profile } = await profiler.post('Profiler.stop');
     profiler.disconnect();
+    writeFileSync(file, JSON.stringify(profile));
+    return file;
+  },
+  /**
+   * V8's sampling heap profiler (BENCH_HEAP_PROF): allocations sampled every 4 KiB on average, kept in
+   * the profile if they outlived a young-generation collection (promoted, whether a full collection
+   * freed them later or not): what makes the scavenges slow and fills the old generation.
+   */
+  heapProfileStart: async () => {
+    heapProfiler = new Session();
+    heapProfiler.connect();
+    await heapProfiler.post('HeapProfiler.enable');
+    await heapProfiler.post('HeapProfiler.startSampling', {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: false,
+    });
+    return true;
+  },
+  heapProfileStop: async ({ file }) => {
+    const { profile } = await heapProfiler.post('HeapProfiler.stopSampling');
+    heapProfiler.disconnect();
     writeFileSync(file, JSON.stringify(profile));
     return file;
   },
