@@ -23,7 +23,7 @@
 // BENCH_CPU_PROF=DIR      profile the vault servers during the retrieval runs (V8 .cpuprofile files in DIR;
 //                         summarize with bench/profile-summary.mjs)
 // BENCH_HEAP_PROF=DIR     sample the vault servers' allocations that outlive a young-generation GC during
-//                         the retrieval runs (.heapprofile files in DIR; bench/profile-summary.mjs --heap)
+//                         the retrieval runs (.heapprofile files in DIR; bench/heap-summary.mjs)
 // BENCH_CHILD_EXEC_ARGV   Node options for the server processes, space-separated (e.g. --trace-gc)
 // TOKENVAULT_BENCH_DATABASE_URL  admin URL of a PostgreSQL server to use instead of a throwaway one
 
