@@ -492,8 +492,24 @@ const benchRetrieval = async (targets) => {
     log(`warm-up: ${target.label} retrieval (${settings.warmup} s)`);
     await full(target, settings.warmup)();
   }
-  if (settings.profileDir) for (const target of vaults) await target.server.call('profileStart');
-  if (settings.heapProfileDir) for (const target of vaults) await target.server.call('heapProfileStart');
+  // The profilers asked for (BENCH_CPU_PROF, BENCH_HEAP_PROF), over the vault servers' retrieval rounds.
+  const profilers = [
+    {
+      dir: settings.profileDir,
+      start: 'profileStart',
+      stop: 'profileStop',
+      extension: 'cpuprofile',
+      what: 'CPU profile',
+    },
+    {
+      dir: settings.heapProfileDir,
+      start: 'heapProfileStart',
+      stop: 'heapProfileStop',
+      extension: 'heapprofile',
+      what: 'heap profile (promoted allocations)',
+    },
+  ].filter((p) => p.dir);
+  for (const { start } of profilers) for (const target of vaults) await target.server.call(start);
   const samples = new Map();
   const add = (key, sample) => {
     if (!samples.has(key)) samples.set(key, []);
@@ -534,18 +550,11 @@ const benchRetrieval = async (targets) => {
   const probe = runFsyncProbe(settings.duration);
   await full(ceiling)();
   const diskSyncBusy = await probe;
-  if (settings.profileDir) {
+  for (const { dir, stop, extension, what } of profilers) {
     for (const target of vaults) {
-      const file = join(settings.profileDir, `retrieval-${target.store}.cpuprofile`);
-      await target.server.call('profileStop', { file });
-      log(`CPU profile of ${target.label} during the retrieval runs: ${file}`);
-    }
-  }
-  if (settings.heapProfileDir) {
-    for (const target of vaults) {
-      const file = join(settings.heapProfileDir, `retrieval-${target.store}.heapprofile`);
-      await target.server.call('heapProfileStop', { file });
-      log(`heap profile (promoted allocations) of ${target.label} during the retrieval runs: ${file}`);
+      const file = join(dir, `retrieval-${target.store}.${extension}`);
+      await target.server.call(stop, { file });
+      log(`${what} of ${target.label} during the retrieval runs: ${file}`);
     }
   }
   const sequential = [];
@@ -875,10 +884,10 @@ const main = async () => {
   } else if (needsPostgres) {
     notes.push('PostgreSQL skipped: BENCH_POSTGRES=0');
   }
-  if (settings.profileDir) {
-    mkdirSync(settings.profileDir, { recursive: true });
+  for (const dir of [settings.profileDir, settings.heapProfileDir].filter(Boolean)) {
+    mkdirSync(dir, { recursive: true });
     notes.push(
-      `the vault servers were profiled during the retrieval runs (profiles in ${settings.profileDir}): figures are lower than without`,
+      `the vault servers were profiled during the retrieval runs (profiles in ${dir}): figures are lower than without`,
     );
   }
 

@@ -111,22 +111,19 @@ const startVault = async () => {
   return { vault, url, token, dataDir, stop: () => vault.stop() };
 };
 
-/** Sequential reads through app.inject(): the whole Fastify lifecycle and the store, no socket, no queue. */
-const injectReads = async ({ vault, token }, { n, warmup, targets, prefix }) => {
-  const read = (i) =>
-    vault.app.inject({
-      method: 'GET',
-      url: `/v1/admin/credentials/${prefix}${i % targets}`,
-      headers: { authorization: `Bearer ${token}` },
-    });
-  for (let i = 0; i < warmup; i++) await read(i * 7919);
+/**
+ * `send(i)` for i = 0 … n-1, one after the other, after `warmup` unmeasured ones: the whole Fastify
+ * lifecycle and the store through `app.inject()`, no socket, no queue. Every answer must be a 200.
+ */
+const timeSequential = async (what, send, { n, warmup }) => {
+  for (let i = 0; i < warmup; i++) await send(i * 7919);
   const times = [];
   const before = statements;
   for (let i = 0; i < n; i++) {
     const started = performance.now();
-    const response = await read(i * 7919);
+    const response = await send(i * 7919);
     times.push(performance.now() - started);
-    if (response.statusCode !== 200) throw new Error(`inject read answered ${response.statusCode}`);
+    if (response.statusCode !== 200) throw new Error(`inject ${what} answered ${response.statusCode}`);
   }
   times.sort((a, b) => a - b);
   return {
@@ -137,31 +134,31 @@ const injectReads = async ({ vault, token }, { n, warmup, targets, prefix }) => 
   };
 };
 
-/** Sequential retrievals through app.inject(), as `injectReads` does for admin reads. */
-const injectRetrievals = async ({ vault }, { n, warmup, targets, prefix, agentId, apiKey }) => {
-  const retrieve = (i) =>
-    vault.app.inject({
-      method: 'GET',
-      url: `/v1/agents/${agentId}/credentials/${prefix}${i % targets}`,
-      headers: { authorization: `Bearer ${apiKey}` },
-    });
-  for (let i = 0; i < warmup; i++) await retrieve(i * 7919);
-  const times = [];
-  const before = statements;
-  for (let i = 0; i < n; i++) {
-    const started = performance.now();
-    const response = await retrieve(i * 7919);
-    times.push(performance.now() - started);
-    if (response.statusCode !== 200) throw new Error(`inject retrieval answered ${response.statusCode}`);
-  }
-  times.sort((a, b) => a - b);
-  return {
-    n,
-    p50Ms: percentile(times, 50),
-    p99Ms: percentile(times, 99),
-    statementsPerRequest: (statements - before) / n,
-  };
-};
+/** Sequential admin reads of `${prefix}0` … (see `timeSequential`). */
+const injectReads = ({ vault, token }, { n, warmup, targets, prefix }) =>
+  timeSequential(
+    'read',
+    (i) =>
+      vault.app.inject({
+        method: 'GET',
+        url: `/v1/admin/credentials/${prefix}${i % targets}`,
+        headers: { authorization: `Bearer ${token}` },
+      }),
+    { n, warmup },
+  );
+
+/** Sequential agent retrievals of `${prefix}0` … (see `timeSequential`). */
+const injectRetrievals = ({ vault }, { n, warmup, targets, prefix, agentId, apiKey }) =>
+  timeSequential(
+    'retrieval',
+    (i) =>
+      vault.app.inject({
+        method: 'GET',
+        url: `/v1/agents/${agentId}/credentials/${prefix}${i % targets}`,
+        headers: { authorization: `Bearer ${apiKey}` },
+      }),
+    { n, warmup },
+  );
 
 /**
  * The retrieval set-up, through the admin REST API as an operator would do it (`app.inject()`, the
