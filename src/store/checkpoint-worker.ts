@@ -33,16 +33,32 @@ if (!port) throw new Error('checkpoint-worker runs as a worker thread');
 const { path, intervalMs, restartFrames } = workerData as CheckpointerData;
 
 const sqlite = new SQLite(path, { fileMustExist: true });
-// A pending RESTART holds new writers back: it gives up after a few milliseconds (a long transaction
-// is under way) and is tried again at the next tick.
-sqlite.pragma('busy_timeout = 10');
+// No busy handler: SQLite's own sleeps 1, 2, 5 ms between tries, and a writer that commits back to
+// back (the audit thread holds its lock through each commit's fsync) leaves gaps far shorter than
+// that, so a RESTART waiting that way lost nearly every time and the WAL grew. `restart` tries
+// without waiting instead, every 0.1 ms; a try that finds readers gives the writer lock back at once,
+// so it never holds writers back either.
+sqlite.pragma('busy_timeout = 0');
 // NORMAL: the database file is fsynced after each checkpoint, and the WAL before it.
 sqlite.pragma('synchronous = NORMAL');
+
+/** How long one tick keeps trying to RESTART before leaving it to the next tick. */
+const restartPatienceMs = 20;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+const restart = () => {
+  const until = performance.now() + restartPatienceMs;
+  for (;;) {
+    const [result] = sqlite.pragma('wal_checkpoint(RESTART)') as { busy: number }[];
+    if (!result || result.busy === 0 || performance.now() >= until) return;
+    Atomics.wait(pause, 0, 0, 0.1);
+  }
+};
 
 const timer = setInterval(() => {
   try {
     const [passive] = sqlite.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
-    if (passive && passive.log >= restartFrames) sqlite.pragma('wal_checkpoint(RESTART)');
+    if (passive && passive.log >= restartFrames) restart();
   } catch (error) {
     port.postMessage({
       error: error instanceof Error ? error.message : String(error),
