@@ -1,4 +1,5 @@
-// CPU accounting from /proc (Linux): the whole machine, and a PostgreSQL server's process tree.
+// CPU accounting from /proc (Linux): the whole machine, a process's main thread, and a PostgreSQL
+// server's process tree.
 // Elsewhere every function returns `undefined` and the figures that need it are left out.
 
 import { execFileSync } from 'node:child_process';
@@ -61,4 +62,14 @@ export const postgresCpuSeconds = (postmasterPid) => {
     if (f && Number(f[1]) === postmasterPid) total += Number(f[11]) + Number(f[12]);
   }
   return total / clockTicks();
+};
+
+/**
+ * CPU seconds used so far by this process's main thread (the event loop): its task has the process's
+ * own id. The rest of the process's CPU is its other threads: worker threads (the vault's audit
+ * writer and checkpointer), V8's garbage-collector helpers, libuv's thread pool.
+ */
+export const mainThreadCpuSeconds = () => {
+  const f = statFields(`${process.pid}/task/${process.pid}`);
+  return f ? (Number(f[11]) + Number(f[12])) / clockTicks() : undefined;
 };

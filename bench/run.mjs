@@ -2,7 +2,8 @@
 // `npm run bench`, in four sections (all by default; BENCH_ONLY=retrieval,audit picks some):
 //   admin      admin API create/read throughput on SQLite and PostgreSQL against a bare node:http
 //              ceiling, and the server time of a read
-//   retrieval  agent retrieval (API key, reveal grant, durable audit) against the same ceiling: the
+//   retrieval  agent retrieval (API key, reveal grant, durable audit) against the same ceiling and
+//              Fastify alone with the same route (the framework's floor): the
 //              maximum rate, then latency at half of it; every run's audit events are counted
 //   rewrap     the re-wrap of BENCH_REWRAP_COUNT data keys after a key rotation
 //   audit      `audit verify` over BENCH_AUDIT_EVENTS chained events on SQLite
@@ -215,6 +216,8 @@ const measureOnce = async (target, route, load, { audited = false, label = '' } 
   return {
     ...result,
     serverCpuMsPerRequest: perRequest(usage.cpuMs),
+    mainThreadCpuMsPerRequest:
+      usage.mainThreadCpuMs === undefined ? undefined : perRequest(usage.mainThreadCpuMs),
     statementsPerRequest: target.vault ? usage.statements / Math.max(result.requests, 1) : undefined,
     eventLoopUtilization: usage.eventLoopUtilization,
     dbCpuMsPerRequest: dbSeconds === undefined ? undefined : perRequest(dbSeconds * 1000),
@@ -296,6 +299,7 @@ const summarize = (label, operation, samples, ratios) => {
     latencyMs: { p50: m((s) => s.latencyMs.p50), p99: m((s) => s.latencyMs.p99) },
     ratioToCeiling: ratios ? median(ratios) : undefined,
     serverCpuMsPerRequest: m((s) => s.serverCpuMsPerRequest),
+    mainThreadCpuMsPerRequest: m((s) => s.mainThreadCpuMsPerRequest),
     statementsPerRequest: m((s) => s.statementsPerRequest),
     dbCpuMsPerRequest: m((s) => s.dbCpuMsPerRequest),
     eventLoopUtilization: m((s) => s.eventLoopUtilization),
@@ -444,13 +448,14 @@ const runFsyncProbe = (seconds) =>
   });
 
 /**
- * Per round: the ceiling at full speed; each vault at full speed (closed loop, `BENCH_CONNECTIONS`
+ * Per round: the ceiling at full speed, then Fastify alone (`floor`: the framework's cost, see
+ * server-child.mjs); each vault at full speed (closed loop, `BENCH_CONNECTIONS`
  * connections), then at half the rate it just reached, paced (open loop, see `runPaced`) and with
  * autocannon's `overallRate`; last, the ceiling paced at the SQLite vault's half rate, as the latency
  * floor of this machine and load generator at that rate. Every vault run is checked against its audit
  * events.
  */
-const benchRetrieval = async (targets) => {
+const benchRetrieval = async (targets, floor) => {
   const ceiling = targets.find((t) => !t.vault);
   const vaults = targets.filter((t) => t.vault);
   // The ceiling gets the same requests, with the first vault's agent id and key (same lengths).
@@ -488,7 +493,7 @@ const benchRetrieval = async (targets) => {
   log(
     `disk: fdatasync of a 4 KiB append p50 ${diskSync.p50Ms.toFixed(2)} ms, p99 ${diskSync.p99Ms.toFixed(2)} ms`,
   );
-  for (const target of targets) {
+  for (const target of [ceiling, floor, ...vaults]) {
     log(`warm-up: ${target.label} retrieval (${settings.warmup} s)`);
     await full(target, settings.warmup)();
   }
@@ -517,8 +522,10 @@ const benchRetrieval = async (targets) => {
   };
   for (let round = 1; round <= settings.rounds; round++) {
     const step = (what) => log(`round ${round}/${settings.rounds}: ${what}`);
-    step(`${ceiling.label} retrieval, full speed`);
-    add(`${ceiling.label}|full`, await measureOnce(ceiling, retrievalRoute, full(ceiling)));
+    for (const target of [ceiling, floor]) {
+      step(`${target.label} retrieval, full speed`);
+      add(`${target.label}|full`, await measureOnce(target, retrievalRoute, full(target)));
+    }
     let firstHalf;
     for (const target of vaults) {
       const opts = { audited: true, label: 'retrieval' };
@@ -537,7 +544,7 @@ const benchRetrieval = async (targets) => {
     step(`${ceiling.label} retrieval, paced at ${firstHalf.toFixed(0)} req/s`);
     add(`${ceiling.label}|paced`, await measureOnce(ceiling, retrievalRoute, paced(ceiling, firstHalf)));
     if (settings.wideConnections) {
-      for (const target of targets) {
+      for (const target of [ceiling, floor, ...vaults]) {
         step(`${target.label} retrieval, full speed, ${settings.wideConnections} connections`);
         const opts = target.vault ? { audited: true, label: 'retrieval' } : undefined;
         add(`${target.label}|wide`, await measureOnce(target, retrievalRoute, wide(target), opts));
@@ -582,7 +589,7 @@ const benchRetrieval = async (targets) => {
       target.label,
       kind,
       own,
-      closed && target.vault ? ratiosOf(own, kind) : undefined,
+      closed && target !== ceiling ? ratiosOf(own, kind) : undefined,
     );
     return {
       ...summary,
@@ -599,8 +606,8 @@ const benchRetrieval = async (targets) => {
     diskSync,
     diskSyncBusy,
     sequential,
-    full: targets.map((t) => result(t, 'full')),
-    wide: targets.map((t) => result(t, 'wide')).filter(Boolean),
+    full: [ceiling, floor, ...vaults].map((t) => result(t, 'full')),
+    wide: [ceiling, floor, ...vaults].map((t) => result(t, 'wide')).filter(Boolean),
     halfRate: [
       ...vaults.flatMap((t) => [result(t, 'paced'), result(t, 'quota')]),
       result(ceiling, 'paced'),
@@ -708,12 +715,15 @@ const verdictsFor = ({ runs, sequential, rewraps, retrieval, auditVerify }) => {
     });
   }
   if (retrieval) {
-    const vaultRuns = [...retrieval.full, ...retrieval.wide].filter((r) => r.ratioToCeiling !== undefined);
+    const vaultRuns = [...retrieval.full, ...retrieval.wide].filter((r) => r.server.startsWith('vault/'));
+    const fastifyAlone = [...retrieval.full, ...retrieval.wide].filter((r) => r.server === 'fastify');
     verdicts.retrievalAtHalfCeiling = vaultRuns.map((r) => ({
       store: r.server.replace('vault/', ''),
       connections: r.connections,
       rps: r.rps,
       ratioToCeiling: r.ratioToCeiling,
+      // What the framework alone reaches in the same rounds: the most any Fastify route could.
+      fastifyRatioToCeiling: fastifyAlone.find((f) => f.connections === r.connections)?.ratioToCeiling,
       // The issue's target is on SQLite; PostgreSQL is reported against the same bar.
       judged: r.server === 'vault/sqlite',
       met: r.ratioToCeiling >= 0.5,
@@ -818,7 +828,7 @@ const printReport = ({ runs, sequential, retrieval, rewraps, auditVerify, verdic
   for (const v of verdicts.retrievalAtHalfCeiling ?? []) {
     console.log(
       `  retrieval >= 50 % of the ceiling's req/s, ${v.store}, ${v.connections} connections${v.judged ? '' : ' (for reference)'}: ${yes(v.met)} ` +
-        `(${(v.ratioToCeiling * 100).toFixed(1)} %, ${v.rps.toFixed(0)} req/s)`,
+        `(${(v.ratioToCeiling * 100).toFixed(1)} %, ${v.rps.toFixed(0)} req/s; Fastify alone ${v.fastifyRatioToCeiling === undefined ? 'n/a' : `${(v.fastifyRatioToCeiling * 100).toFixed(1)} %`})`,
     );
   }
   for (const v of verdicts.retrievalP99AtHalfRateUnder5ms ?? []) {
@@ -935,7 +945,11 @@ const main = async () => {
         sequential.push({ store: target.store, ...result });
       }
     }
-    if (has('retrieval')) retrieval = await benchRetrieval(targets);
+    if (has('retrieval')) {
+      const floor = { label: 'fastify', server: await startServer('fastify'), vault: false };
+      retrieval = await benchRetrieval(targets, floor);
+      await floor.server.stop();
+    }
     for (const target of targets) await target.server.stop();
   }
 

@@ -1,5 +1,6 @@
 // The servers under load, each in its own process so the load generator never shares their event loop:
 //   node bench/server-child.mjs ceiling   a bare node:http server answering a fixed JSON body
+//   node bench/server-child.mjs fastify   Fastify alone with the retrieval route: the framework's floor
 //   node bench/server-child.mjs vault     the vault (SQLite in BENCH_DATA_DIR, or BENCH_CHILD_DATABASE_URL)
 // Both listen on 127.0.0.1 only and take commands from the parent over the IPC channel.
 
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { mainThreadCpuSeconds } from './cpu.mjs';
 import { percentile } from './load.mjs';
 
 const kind = process.argv[2];
@@ -85,6 +87,33 @@ const startCeiling = async () => {
     url: `http://127.0.0.1:${server.address().port}`,
     stop: () => new Promise((resolve) => server.close(resolve)),
   };
+};
+
+/**
+ * Fastify by itself: the retrieval route with the vault's own schemas (path, query, response) and Ajv
+ * options, answering the ceiling's retrieval body with the same two headers. No logger, no hooks, no
+ * authentication, no audit, no vault code at all: what the framework the vault is built on (DESIGN.md)
+ * costs per request before the vault does anything.
+ */
+const startFastify = async () => {
+  const { default: Fastify } = await import('fastify');
+  const { CredentialToken, RetrievalParams, RetrievalQuery } =
+    await import('../dist/http/schemas/grant-schemas.js');
+  const app = Fastify({
+    logger: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+  const answer = JSON.parse(retrievalBody);
+  app.get(
+    '/v1/agents/:agentId/credentials/:service',
+    { schema: { params: RetrievalParams, querystring: RetrievalQuery, response: { 200: CredentialToken } } },
+    async (_request, reply) => {
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+      return answer;
+    },
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return { url: `http://127.0.0.1:${app.server.address().port}`, stop: () => app.close() };
 };
 
 const startVault = async () => {
@@ -228,21 +257,33 @@ const auditCount = async (server, { afterSeq }) => {
   return { head, events: head - afterSeq, allow: byDecision.allow ?? 0, deny: byDecision.deny ?? 0 };
 };
 
-const server = kind === 'ceiling' ? await startCeiling() : await startVault();
+const starters = { ceiling: startCeiling, fastify: startFastify, vault: startVault };
+if (!starters[kind]) throw new Error(`server-child: unknown kind ${kind}`);
+const server = await starters[kind]();
 let mark;
 let profiler;
 let heapProfiler;
 const commands = {
   /** Starts a measurement window: this process's CPU time and event-loop utilization. */
   mark: () => {
-    mark = { cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), statements };
+    mark = {
+      cpu: process.cpuUsage(),
+      mainThread: mainThreadCpuSeconds(),
+      elu: performance.eventLoopUtilization(),
+      statements,
+    };
     return true;
   },
   /** CPU milliseconds used and event-loop utilization since `mark`. */
   measure: () => {
     const cpu = process.cpuUsage(mark.cpu);
+    const mainThread = mainThreadCpuSeconds();
     return {
       cpuMs: (cpu.user + cpu.system) / 1000,
+      mainThreadCpuMs:
+        mainThread === undefined || mark.mainThread === undefined
+          ? undefined
+          : (mainThread - mark.mainThread) * 1000,
       eventLoopUtilization: performance.eventLoopUtilization(mark.elu).utilization,
       statements: statements - mark.statements,
     };

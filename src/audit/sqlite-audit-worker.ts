@@ -1,4 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { withBusyRetry } from '../store/busy-retry.js';
 import { openAuditWriterConnection } from '../store/sqlite-connection.js';
 import { createSqliteChainAppender } from './audit-chain.js';
 import type { ChainedFields } from './audit-hash.js';
@@ -12,7 +13,8 @@ import type { ChainedFields } from './audit-hash.js';
  * serves requests never waits for an insert, a commit or an fsync, and a request crosses two threads
  * (the event loop and this one), not three: an fsync handed to libuv's thread pool cost a wake-up
  * more per batch, and on a busy machine each wake-up can wait a scheduler time slice
- * (docs/benchmarks.md).
+ * (docs/benchmarks.md). When another connection holds the write lock, the batch tries again every
+ * 0.1 ms (busy-retry.ts) rather than sleeping through SQLite's 1-2-5 ms steps.
  */
 export interface AppendRequest {
   id: number;
@@ -29,6 +31,11 @@ const port = parentPort;
 if (!port) throw new Error('sqlite-audit-worker runs as a worker thread');
 
 const { path } = workerData as { path: string };
+/**
+ * How long a batch waits for the write lock (held by a change on the main connection, or by the
+ * checkpointer's RESTART) before its requests fail closed: what `busy_timeout` gives the other writers.
+ */
+const lockPatienceMs = 5000;
 const sqlite = openAuditWriterConnection(path);
 const append = createSqliteChainAppender(sqlite);
 
@@ -43,7 +50,8 @@ const flush = () => {
   const ids = batch.map(({ id }) => id);
   let reply: AppendReply;
   try {
-    append(batch.flatMap((request) => JSON.parse(request.events) as ChainedFields[]));
+    const events = batch.flatMap((request) => JSON.parse(request.events) as ChainedFields[]);
+    withBusyRetry(() => append(events), { patienceMs: lockPatienceMs });
     reply = { ids, ok: true };
   } catch (error) {
     reply = { ids, ok: false, message: error instanceof Error ? error.message : String(error) };

@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
+import { retryUntil } from './busy-retry.js';
 
 /**
  * Copies SQLite's WAL back into the database file, on a thread of its own (started by checkpointer.ts).
@@ -36,24 +37,23 @@ const sqlite = new SQLite(path, { fileMustExist: true });
 // No busy handler: SQLite's own sleeps 1, 2, 5 ms between tries, and a writer that commits back to
 // back (the audit thread holds its lock through each commit's fsync) leaves gaps far shorter than
 // that, so a RESTART waiting that way lost nearly every time and the WAL grew. `restart` tries
-// without waiting instead, every 0.1 ms; a try that finds readers gives the writer lock back at once,
-// so it never holds writers back either.
+// without waiting instead, every 0.1 ms (busy-retry.ts); a try that finds readers gives the writer
+// lock back at once, so it never holds writers back either.
 sqlite.pragma('busy_timeout = 0');
 // NORMAL: the database file is fsynced after each checkpoint, and the WAL before it.
 sqlite.pragma('synchronous = NORMAL');
 
 /** How long one tick keeps trying to RESTART before leaving it to the next tick. */
 const restartPatienceMs = 20;
-const pause = new Int32Array(new SharedArrayBuffer(4));
 
-const restart = () => {
-  const until = performance.now() + restartPatienceMs;
-  for (;;) {
-    const [result] = sqlite.pragma('wal_checkpoint(RESTART)') as { busy: number }[];
-    if (!result || result.busy === 0 || performance.now() >= until) return;
-    Atomics.wait(pause, 0, 0, 0.1);
-  }
-};
+const restart = () =>
+  retryUntil(
+    () => {
+      const [result] = sqlite.pragma('wal_checkpoint(RESTART)') as { busy: number }[];
+      return !result || result.busy === 0;
+    },
+    { patienceMs: restartPatienceMs },
+  );
 
 const timer = setInterval(() => {
   try {

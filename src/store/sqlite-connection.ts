@@ -33,10 +33,12 @@ export const configureWritingConnection = (
 
 /**
  * The audit writer thread's connection (sqlite-audit-worker.ts): the settings of every writer, with
- * the fsync inside COMMIT, so that a batch is on disk when its COMMIT returns.
+ * the fsync inside COMMIT, so that a batch is on disk when its COMMIT returns, and without SQLite's
+ * busy handler: the thread waits for the write lock in 0.1 ms steps itself (busy-retry.ts).
  */
 export const openAuditWriterConnection = (path: string): SQLite.Database => {
   const sqlite = new SQLite(path, { fileMustExist: true });
   configureWritingConnection(sqlite, { syncInCommit: true });
+  sqlite.pragma('busy_timeout = 0');
   return sqlite;
 };
