@@ -220,6 +220,7 @@ const measureOnce = async (target, route, load, { audited = false, label = '' } 
       usage.mainThreadCpuMs === undefined ? undefined : perRequest(usage.mainThreadCpuMs),
     statementsPerRequest: target.vault ? usage.statements / Math.max(result.requests, 1) : undefined,
     eventLoopUtilization: usage.eventLoopUtilization,
+    eventLoopDelayMs: usage.eventLoopDelayMs,
     dbCpuMsPerRequest: dbSeconds === undefined ? undefined : perRequest(dbSeconds * 1000),
     loadGeneratorCpuShare:
       machineSeconds > 0 ? (ownCpu.user + ownCpu.system) / 1e6 / machineSeconds : undefined,
@@ -303,6 +304,9 @@ const summarize = (label, operation, samples, ratios) => {
     statementsPerRequest: m((s) => s.statementsPerRequest),
     dbCpuMsPerRequest: m((s) => s.dbCpuMsPerRequest),
     eventLoopUtilization: m((s) => s.eventLoopUtilization),
+    eventLoopDelayMs: samples[0].eventLoopDelayMs
+      ? { p99: m((s) => s.eventLoopDelayMs.p99), max: m((s) => s.eventLoopDelayMs.max) }
+      : undefined,
     loadGeneratorCpuShare: m((s) => s.loadGeneratorCpuShare),
     otherCpuShare: m((s) => s.otherCpuShare),
     inServer: samples[0].inServer
@@ -344,6 +348,9 @@ const summarize = (label, operation, samples, ratios) => {
       p99: s.latencyMs.p99,
       serverCpuMsPerRequest: s.serverCpuMsPerRequest,
       dbCpuMsPerRequest: s.dbCpuMsPerRequest,
+      mainThreadCpuMsPerRequest: s.mainThreadCpuMsPerRequest,
+      eventLoopDelayMs: s.eventLoopDelayMs,
+      inServerP99Ms: s.inServer?.p99Ms,
       ratioToCeiling: ratios?.[i],
       otherCpuShare: s.otherCpuShare,
     })),

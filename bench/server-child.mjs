@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { mainThreadCpuSeconds } from './cpu.mjs';
@@ -261,11 +261,14 @@ const starters = { ceiling: startCeiling, fastify: startFastify, vault: startVau
 if (!starters[kind]) throw new Error(`server-child: unknown kind ${kind}`);
 const server = await starters[kind]();
 let mark;
+const eventLoopDelay = monitorEventLoopDelay({ resolution: 1 });
+eventLoopDelay.enable();
 let profiler;
 let heapProfiler;
 const commands = {
   /** Starts a measurement window: this process's CPU time and event-loop utilization. */
   mark: () => {
+    eventLoopDelay.reset();
     mark = {
       cpu: process.cpuUsage(),
       mainThread: mainThreadCpuSeconds(),
@@ -285,6 +288,11 @@ const commands = {
           ? undefined
           : (mainThread - mark.mainThread) * 1000,
       eventLoopUtilization: performance.eventLoopUtilization(mark.elu).utilization,
+      // How late the event loop ran a 1 ms timer: its stalls (garbage collections, synchronous work).
+      eventLoopDelayMs: {
+        p99: eventLoopDelay.percentile(99) / 1e6,
+        max: eventLoopDelay.max / 1e6,
+      },
       statements: statements - mark.statements,
     };
   },

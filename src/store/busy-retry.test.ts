@@ -26,6 +26,23 @@ describe('retryUntil', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(20);
     expect(tries).toBeGreaterThan(1);
   });
+
+  it('tries every 0.1 ms at first, then a millisecond apart', () => {
+    let tries = 0;
+    const started = performance.now();
+    retryUntil(
+      () => {
+        tries += 1;
+        return false;
+      },
+      { patienceMs: 120 },
+    );
+    expect(performance.now() - started).toBeGreaterThanOrEqual(120);
+    // At most 200 tries in the first 20 ms and 100 in the next 100 ms; 0.1 ms apart all along it would
+    // be up to 1,200.
+    expect(tries).toBeLessThanOrEqual(301);
+    expect(tries).toBeGreaterThan(1);
+  });
 });
 
 describe('withBusyRetry on SQLite', () => {
