@@ -2,7 +2,7 @@
 //   node bench/server-child.mjs ceiling   a bare node:http server answering a fixed JSON body
 //   node bench/server-child.mjs fastify   Fastify alone with the retrieval route: the framework's floor
 //   node bench/server-child.mjs vault     the vault (SQLite in BENCH_DATA_DIR, or BENCH_CHILD_DATABASE_URL)
-// Both listen on 127.0.0.1 only and take commands from the parent over the IPC channel.
+// All listen on 127.0.0.1 only and take commands from the parent over the IPC channel.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -266,7 +266,7 @@ eventLoopDelay.enable();
 let profiler;
 let heapProfiler;
 const commands = {
-  /** Starts a measurement window: this process's CPU time and event-loop utilization. */
+  /** Starts a measurement window: CPU time (the process's, the main thread's), event-loop use and delay. */
   mark: () => {
     eventLoopDelay.reset();
     mark = {
@@ -277,7 +277,7 @@ const commands = {
     };
     return true;
   },
-  /** CPU milliseconds used and event-loop utilization since `mark`. */
+  /** CPU milliseconds used, event-loop utilization and delay, and statements since `mark`. */
   measure: () => {
     const cpu = process.cpuUsage(mark.cpu);
     const mainThread = mainThreadCpuSeconds();

@@ -13,8 +13,8 @@ import type { ChainedFields } from './audit-hash.js';
  * serves requests never waits for an insert, a commit or an fsync, and a request crosses two threads
  * (the event loop and this one), not three: an fsync handed to libuv's thread pool cost a wake-up
  * more per batch, and on a busy machine each wake-up can wait a scheduler time slice
- * (docs/benchmarks.md). When another connection holds the write lock, the batch tries again every
- * 0.1 ms (busy-retry.ts) rather than sleeping through SQLite's 1-2-5 ms steps.
+ * (docs/benchmarks.md). When another connection holds the write lock, the batch tries again in
+ * 0.1 ms steps (busy-retry.ts) rather than sleeping through SQLite's 1-2-5 ms ones.
  */
 export interface AppendRequest {
   id: number;
