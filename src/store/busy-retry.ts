@@ -6,36 +6,35 @@
  * 2 to 4 ms several times a second, and each time the audit thread (every request waits for its
  * commit) slept until the next step of that table. The connections of the worker threads that write
  * (the audit writer, the checkpointer) turn that handler off (`busy_timeout = 0`) and try again every
- * `stepMs` instead, so they take the lock within a tenth of a millisecond of its release. A lock still
- * held after `fineMs` is a long change (an import, a re-wrap batch), not a checkpoint: from then on
+ * 0.1 ms instead, so they take the lock within a tenth of a millisecond of its release. A lock still
+ * held after 20 ms is a long change (an import, a re-wrap batch), not a checkpoint: from then on
  * the tries are a millisecond apart, so the wait costs next to no CPU. This blocks the calling thread:
  * never use it on the event loop.
  */
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-/** How long the tries stay `stepMs` apart; a RESTART checkpoint holds the lock for 2 to 4 ms. */
+/** How long the tries stay 0.1 ms apart; a RESTART checkpoint holds the lock for 2 to 4 ms. */
 const fineMs = 20;
+const fineStepMs = 0.1;
 const coarseStepMs = 1;
 
 export interface RetryOptions {
-  /** Time between tries for the first 20 ms; a millisecond after that (if longer). */
-  stepMs?: number;
   /** How long to keep trying before giving up. */
   patienceMs: number;
 }
 
 /**
  * Calls `attempt` until it returns true or `patienceMs` have passed; returns whether it succeeded. The
- * first try is made at once, the next ones `stepMs` apart, then a millisecond apart after 20 ms.
+ * first try is made at once, the next ones 0.1 ms apart, then a millisecond apart after 20 ms.
  */
-export const retryUntil = (attempt: () => boolean, { stepMs = 0.1, patienceMs }: RetryOptions): boolean => {
+export const retryUntil = (attempt: () => boolean, { patienceMs }: RetryOptions): boolean => {
   const started = performance.now();
   for (;;) {
     if (attempt()) return true;
     const elapsed = performance.now() - started;
     if (elapsed >= patienceMs) return false;
-    Atomics.wait(pause, 0, 0, elapsed < fineMs ? stepMs : Math.max(stepMs, coarseStepMs));
+    Atomics.wait(pause, 0, 0, elapsed < fineMs ? fineStepMs : coarseStepMs);
   }
 };
 
