@@ -1,7 +1,7 @@
 import { type AuditContext, auditedChange, auditEvent } from '../audit/audit-context.js';
 import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
 import { decryptField, encryptField } from '../crypto/envelope.js';
-import { refKind } from '../crypto/key-provider.js';
+import { refKind, type WrappedKey } from '../crypto/key-provider.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { DataKeyService } from '../keys/data-key-service.js';
 import type { Clock } from '../lib/clock.js';
@@ -110,6 +110,12 @@ const decryptAll = (
 export const createCredentialService = ({ store, access, dataKeys, clock, audit }: CredentialServiceDeps) => {
   const { db } = store;
   const currentSecretQuery = prepareCurrentSecret(store);
+  /** A credential's current fields: its data key unwrapped, then each field decrypted. */
+  const openCurrent = async (
+    c: Pick<Credential, 'namespace' | 'id'>,
+    s: { key: WrappedKey; dataKeyId: string; version: number; ciphertexts: Record<string, string> },
+  ): Promise<SecretFields> =>
+    decryptAll(await dataKeys.openWrapped(s.key), s.dataKeyId, c, s.version, s.ciphertexts);
   /** What the retrieval path needs of a credential, read and parsed once per access generation. */
   const currentSecret = access.lookup({
     key: ({ namespace, id }: { namespace: string; id: string }) => `${namespace}\u0000${id}`,
@@ -137,9 +143,7 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
         // refused at once (fail closed).
         secret:
           refKind(row.kek_ref) === 'platform'
-            ? Object.freeze(
-                decryptAll(await dataKeys.openWrapped(key), dataKeyId, params, version, ciphertexts),
-              )
+            ? Object.freeze(await openCurrent(params, { key, dataKeyId, version, ciphertexts }))
             : undefined,
       });
     },
@@ -420,16 +424,8 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
     async readCurrentSecret(namespace: string, credentialId: string, view?: GenerationView) {
       const current = await currentSecret(view ?? (await access.view()), { namespace, id: credentialId });
       if (!current) throw new VaultError('credential_not_found');
-      const { credential, version, dataKeyId, ciphertexts } = current;
-      const secret =
-        current.secret ??
-        decryptAll(
-          await dataKeys.openWrapped(current.key),
-          dataKeyId,
-          { namespace, id: credential.id },
-          version,
-          ciphertexts,
-        );
+      const { credential, version } = current;
+      const secret = current.secret ?? (await openCurrent({ namespace, id: credential.id }, current));
       return { credential, version, secret };
     },
   };
