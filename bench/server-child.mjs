@@ -265,6 +265,13 @@ const eventLoopDelay = monitorEventLoopDelay({ resolution: 1 });
 eventLoopDelay.enable();
 let profiler;
 let heapProfiler;
+/** Stops a profiler session with `method`, writes the profile it returns to `file`. */
+const finishProfile = async (session, method, file) => {
+  const { profile } = await session.post(method);
+  session.disconnect();
+  writeFileSync(file, JSON.stringify(profile));
+  return file;
+};
 const commands = {
   /** Starts a measurement window: CPU time (the process's, the main thread's), event-loop use and delay. */
   mark: () => {
@@ -313,12 +320,7 @@ const commands = {
     await profiler.post('Profiler.start');
     return true;
   },
-  profileStop: async ({ file }) => {
-    const { profile } = await profiler.post('Profiler.stop');
-    profiler.disconnect();
-    writeFileSync(file, JSON.stringify(profile));
-    return file;
-  },
+  profileStop: ({ file }) => finishProfile(profiler, 'Profiler.stop', file),
   /**
    * V8's sampling heap profiler (BENCH_HEAP_PROF): allocations sampled every 4 KiB on average, kept in
    * the profile if they outlived a young-generation collection (promoted, whether a full collection
@@ -335,12 +337,7 @@ const commands = {
     });
     return true;
   },
-  heapProfileStop: async ({ file }) => {
-    const { profile } = await heapProfiler.post('HeapProfiler.stopSampling');
-    heapProfiler.disconnect();
-    writeFileSync(file, JSON.stringify(profile));
-    return file;
-  },
+  heapProfileStop: ({ file }) => finishProfile(heapProfiler, 'HeapProfiler.stopSampling', file),
   auditHead: () => auditHead(server),
   auditCount: (args) => auditCount(server, args),
   stop: async () => {
