@@ -1,16 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
-import type { AdminTokenService } from '../admin/admin-token-service.js';
-import type { AgentService } from '../agents/agent-service.js';
-import type { AgentAuthenticator } from '../agents/agent-types.js';
-import type { IssuerService } from '../agents/issuer-service.js';
-import type { AuditService } from '../audit/audit-service.js';
-import type { AuditRecorder } from '../audit/audit-types.js';
-import type { CredentialService } from '../credentials/credential-service.js';
-import type { GrantService } from '../grants/grant-service.js';
-import type { RetrievalService } from '../grants/retrieval-service.js';
-import type { KeyManagementService } from '../keys/key-management-service.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { createAdminAuthenticator } from './admin-auth.js';
@@ -20,7 +10,7 @@ import { createAuthFailureLimiter } from './auth-failure-limiter.js';
 import { installErrorHandler } from './error-handler.js';
 import './fastify-types.js';
 import type { FastifyBaseLogger } from 'fastify';
-import type { GenerationCache } from '../store/generation-cache.js';
+import type { VaultServices } from '../services.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { registerAdminTokenRoutes } from './routes/admin-token-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
@@ -33,20 +23,8 @@ import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
 
 export interface ServerDeps {
-  credentials: CredentialService;
-  adminTokens: AdminTokenService;
-  keys: KeyManagementService;
-  /** Records the outcome of every route that declares an audit event (see audit-hooks.ts). */
-  audit: Pick<AuditRecorder, 'record'>;
-  auditLog: AuditService;
-  grants: GrantService;
-  retrieval: RetrievalService;
-  agents: AgentService;
-  issuers: IssuerService;
-  /** Behind `app.authenticateAgent(request)` (see agent-auth.ts). */
-  agentAuthenticator: AgentAuthenticator;
-  /** The access generation cache the agent path reads through. */
-  access: Pick<GenerationCache, 'view'>;
+  /** The vault's services (see services.ts); each route module takes the ones it uses. */
+  services: VaultServices;
   readiness: ReadinessCheck[];
   clock: Clock;
   logger: FastifyBaseLogger;
@@ -59,11 +37,26 @@ export interface ServerDeps {
   durable: () => Promise<void>;
 }
 
+/**
+ * The route modules behind the admin token, in registration order. Each takes a `Pick<>` of the
+ * services; a new capability's admin routes are one more entry.
+ */
+const adminRouteModules: ((app: FastifyInstance, services: VaultServices) => void)[] = [
+  registerCredentialRoutes,
+  registerAdminTokenRoutes,
+  registerKeyRoutes,
+  registerAuditRoutes,
+  registerGrantRoutes,
+  registerAgentRoutes,
+  registerIssuerRoutes,
+];
+
 const requestIdPattern = /^[A-Za-z0-9._:-]{8,128}$/;
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Builds the HTTP app without listening; tests drive it with `inject()`. */
 export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> => {
+  const { services } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const app = Fastify({
     loggerInstance: deps.logger,
@@ -80,7 +73,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
   });
 
   installErrorHandler(app, { metrics, bodyLimit: deps.bodyLimit });
-  installAuditHooks(app, { audit: deps.audit });
+  installAuditHooks(app, { audit: services.audit });
 
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && !route.config?.audit) {
@@ -130,7 +123,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
 
   const authenticate = createAdminAuthenticator({
-    adminTokens: deps.adminTokens,
+    adminTokens: services.adminTokens,
     limiter: createAuthFailureLimiter({ limit: deps.authFailureLimit, clock: deps.clock }),
     metrics,
   });
@@ -139,24 +132,18 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     admin.addHook('onRequest', async (request) => {
       request.admin = await authenticate(request);
     });
-    registerCredentialRoutes(admin, { credentials: deps.credentials });
-    registerAdminTokenRoutes(admin, { adminTokens: deps.adminTokens });
-    registerKeyRoutes(admin, { keys: deps.keys });
-    registerAuditRoutes(admin, { auditLog: deps.auditLog });
-    registerGrantRoutes(admin, { grants: deps.grants });
-    registerAgentRoutes(admin, { agents: deps.agents });
-    registerIssuerRoutes(admin, { issuers: deps.issuers });
+    for (const register of adminRouteModules) register(admin, services);
   });
 
   installAgentAuth(app, {
-    authenticator: deps.agentAuthenticator,
-    access: deps.access,
-    audit: deps.audit,
+    authenticator: services.agentAuthenticator,
+    access: services.access,
+    audit: services.audit,
     metrics,
     authFailureLimit: deps.authFailureLimit,
     clock: deps.clock,
   });
-  registerRetrievalRoutes(app, { retrieval: deps.retrieval });
+  registerRetrievalRoutes(app, services);
   registerOpsRoutes(app, { metrics, readiness: deps.readiness });
   return app;
 };

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { AdminTokenService } from '../../admin/admin-token-service.js';
+import type { VaultServices } from '../../services.js';
 import {
   AdminTokenView,
   CreateAdminTokenBody,
@@ -16,7 +16,7 @@ const security = [{ adminToken: [] }];
 
 export const registerAdminTokenRoutes = (
   app: FastifyInstance,
-  { adminTokens }: { adminTokens: AdminTokenService },
+  { adminTokens }: Pick<VaultServices, 'adminTokens'>,
 ) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 

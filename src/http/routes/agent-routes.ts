@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { AgentService } from '../../agents/agent-service.js';
+import type { VaultServices } from '../../services.js';
 import { VaultError } from '../../errors/vault-error.js';
 import { parseDuration } from '../../lib/duration.js';
 import {
@@ -40,7 +40,7 @@ const parseTtl = (ttl: string | undefined, field: string): number | undefined =>
   return seconds;
 };
 
-export const registerAgentRoutes = (app: FastifyInstance, { agents }: { agents: AgentService }) => {
+export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<VaultServices, 'agents'>) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.post(

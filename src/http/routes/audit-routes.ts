@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { AuditFilters, AuditService } from '../../audit/audit-service.js';
+import type { AuditFilters } from '../../audit/audit-service.js';
+import type { VaultServices } from '../../services.js';
 import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 
 const tags = ['audit'];
@@ -127,7 +128,7 @@ const filtersOf = (
   until: q.until,
 });
 
-export const registerAuditRoutes = (app: FastifyInstance, { auditLog }: { auditLog: AuditService }) => {
+export const registerAuditRoutes = (app: FastifyInstance, { auditLog }: Pick<VaultServices, 'auditLog'>) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.get(

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { CredentialService } from '../../credentials/credential-service.js';
+import type { VaultServices } from '../../services.js';
 import { adminContextOf } from '../admin-context.js';
 import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
 import {
@@ -21,7 +21,7 @@ const security = [{ adminToken: [] }];
 
 export const registerCredentialRoutes = (
   app: FastifyInstance,
-  { credentials }: { credentials: CredentialService },
+  { credentials }: Pick<VaultServices, 'credentials'>,
 ) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 

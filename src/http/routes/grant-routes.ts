@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import type { GrantService } from '../../grants/grant-service.js';
+import type { VaultServices } from '../../services.js';
 import { adminContextOf } from '../admin-context.js';
 import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
 import {
@@ -25,7 +25,7 @@ const security = [{ adminToken: [] }];
  * Admin REST for grants. The grant service records each change in the change's own transaction, and
  * each refused change, so these routes declare their events as recorded by the service.
  */
-export const registerGrantRoutes = (app: FastifyInstance, { grants }: { grants: GrantService }) => {
+export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<VaultServices, 'grants'>) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.post(

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { IssuerService } from '../../agents/issuer-service.js';
+import type { VaultServices } from '../../services.js';
 import {
   AgentParams,
   BindBody,
@@ -20,7 +20,7 @@ const security = [{ adminToken: [] }];
 const metadataRead = { none: 'configuration read by an admin; nothing secret is stored here' };
 
 /** OIDC workload federation: trusted issuers, and bindings of their tokens' claims to agents. */
-export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: { issuers: IssuerService }) => {
+export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<VaultServices, 'issuers'>) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.post(

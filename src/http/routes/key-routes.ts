@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { KeyManagementService } from '../../keys/key-management-service.js';
+import type { VaultServices } from '../../services.js';
 import type { KeyJob } from '../../keys/vault-state-repo.js';
 import { withErrors } from '../schemas/common-schemas.js';
 
@@ -37,7 +37,7 @@ const StatusView = Type.Object({
   job: Type.Union([JobView, Type.Null()]),
 });
 
-export const registerKeyRoutes = (app: FastifyInstance, { keys }: { keys: KeyManagementService }) => {
+export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServices, 'keys'>) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.get(

@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import type { RetrievalService } from '../../grants/retrieval-service.js';
+import type { VaultServices } from '../../services.js';
 import { withErrors } from '../schemas/common-schemas.js';
 import {
   CredentialToken,
@@ -17,7 +17,7 @@ import {
  */
 export const registerRetrievalRoutes = (
   app: FastifyInstance,
-  { retrieval }: { retrieval: RetrievalService },
+  { retrieval }: Pick<VaultServices, 'retrieval'>,
 ) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 

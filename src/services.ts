@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { type AdminTokenService, createAdminTokenService } from './admin/admin-token-service.js';
+import { createAgentAuthenticator } from './agents/agent-authenticator.js';
+import { type AgentService, createAgentService } from './agents/agent-service.js';
+import type { AgentAuthenticator } from './agents/agent-types.js';
+import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
+import { createRemoteKeySets } from './agents/remote-keys.js';
+import { type AuditService, createAuditService } from './audit/audit-service.js';
+import type { AuditWriter } from './audit/audit-writer.js';
+import { type Config, defaultAudience } from './config/config-schema.js';
+import { type CredentialService, createCredentialService } from './credentials/credential-service.js';
+import { createGrantService, type GrantService } from './grants/grant-service.js';
+import { createRetrievalService, type RetrievalService } from './grants/retrieval-service.js';
+import type { Metrics } from './http/metrics.js';
+import type { ReadinessCheck } from './http/routes/ops-routes.js';
+import { createDataKeyService } from './keys/data-key-service.js';
+import { createKeyJobRunner, type KeyJobRunner } from './keys/key-job-runner.js';
+import { createKeyManagementService, type KeyManagementService } from './keys/key-management-service.js';
+import { providerFor } from './keys/key-providers.js';
+import { setupKeys } from './keys/key-setup.js';
+import { vaultStateRepo } from './keys/vault-state-repo.js';
+import type { Clock } from './lib/clock.js';
+import type { Component } from './lib/components.js';
+import type { Store } from './store/database.js';
+import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
+import { pingDatabase } from './store/migrations.js';
+
+/**
+ * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
+ * `Pick<>` of it; in-process callers (tests, benchmarks, later the MCP server) the whole.
+ */
+export interface VaultServices {
+  credentials: CredentialService;
+  adminTokens: AdminTokenService;
+  keys: KeyManagementService;
+  /** The re-wrap job runner (started as one of `workers`). */
+  runner: KeyJobRunner;
+  agents: AgentService;
+  issuers: IssuerService;
+  /** Behind `app.authenticateAgent(request)` (see http/agent-auth.ts). */
+  agentAuthenticator: AgentAuthenticator;
+  /** The access generation cache of the agent path (one view per request). */
+  access: GenerationCache;
+  /** The audit log's writer (an AuditRecorder): pass it to every service that records events. */
+  audit: AuditWriter;
+  /** Reading, exporting and verifying the audit log. */
+  auditLog: AuditService;
+  grants: GrantService;
+  /** The agent retrieval path (seed contract), for the route, in-process callers and benchmarks. */
+  retrieval: RetrievalService;
+}
+
+export interface ServicesDeps {
+  config: Config;
+  store: Store;
+  /** The audit log's writer (an AuditRecorder), started by the caller: every service records through it. */
+  audit: AuditWriter;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  /** Re-wrap job tuning, mostly for tests. */
+  keyJob?: { leaseMs?: number; batchSize?: number; pollMs?: number } | undefined;
+}
+
+/**
+ * Builds the vault's services over an open store and a started audit writer, with what `/readyz` checks
+ * and the background workers to start once everything is built. A new capability is one more entry
+ * here (its service, and a worker if it runs in the background) plus its route module in
+ * `buildServer`'s list.
+ */
+export const createServices = async ({
+  config,
+  store,
+  audit,
+  clock,
+  logger,
+  metrics,
+  keyJob,
+}: ServicesDeps): Promise<{
+  services: VaultServices;
+  readiness: ReadinessCheck[];
+  workers: Component[];
+  keyMode: Awaited<ReturnType<typeof setupKeys>>['mode'];
+}> => {
+  const { db } = store;
+  const { mode, providers, enablePlatform, purgePlatformKeys } = await setupKeys({
+    config,
+    db,
+    clock,
+    logger,
+    durable: store.durable,
+  });
+
+  const runner = createKeyJobRunner({
+    db,
+    providers,
+    clock,
+    owner: `${process.pid}-${randomUUID()}`,
+    logger,
+    batchSize: config.keyJobBatchSize,
+    ...keyJob,
+    onProgress: (remaining) => metrics.keyJobProgress.set(remaining),
+    onFinished: async (finished) => {
+      if (finished.target === 'webhook') await purgePlatformKeys();
+    },
+  });
+
+  // One cache of access rows for the agent path, kept right by the access generation.
+  const [cacheHits, cacheMisses] = [
+    metrics.accessCacheLookups.labels('hit'),
+    metrics.accessCacheLookups.labels('miss'),
+  ];
+  const access = createGenerationCache(store, {
+    onLookup: (hit) => (hit ? cacheHits : cacheMisses).inc(),
+  });
+  const dataKeys = createDataKeyService({ db, providers, clock });
+  const credentials = createCredentialService({ store, access, dataKeys, clock, audit });
+  const vaultAudience = config.audience ?? defaultAudience(config);
+  const remoteKeys = createRemoteKeySets({ clock });
+
+  const services: VaultServices = {
+    credentials,
+    adminTokens: createAdminTokenService({ db, clock, audit }),
+    keys: createKeyManagementService({ db, providers, clock, runner, enablePlatform }),
+    runner,
+    agents: createAgentService({ db, clock, audit }),
+    issuers: createIssuerService({ db, clock, audit, remoteKeys, vaultAudience }),
+    agentAuthenticator: createAgentAuthenticator({ store, access, clock, vaultAudience, remoteKeys }),
+    access,
+    audit,
+    auditLog: createAuditService({ db, dialect: store.dialect }),
+    grants: createGrantService({ db, clock, audit }),
+    retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
+  };
+
+  /** What `/readyz` asks: each must answer for the vault to take traffic. */
+  const readiness: ReadinessCheck[] = [
+    { name: 'database', check: () => pingDatabase(db) },
+    {
+      name: 'key_provider',
+      check: async () => providerFor(providers, (await vaultStateRepo.getMode(db)) ?? 'platform').check(),
+    },
+  ];
+
+  /** Background work, started once the vault is built and stopped before the HTTP app drains. */
+  const workers: Component[] = [
+    { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
+  ];
+
+  return { services, readiness, workers, keyMode: mode };
+};
