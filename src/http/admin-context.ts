@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { AdminPrincipal } from '../admin/admin-token-service.js';
 import type { AuditContext } from '../audit/audit-context.js';
 
 /** The admin behind a request, and where it came from, for the events a service records. */
@@ -7,3 +8,15 @@ export const adminContextOf = (request: FastifyRequest): AuditContext => ({
   client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
   requestId: request.id,
 });
+
+/**
+ * What every admin handler needs, set once by the admin hook after authentication: the principal, the
+ * audit context of the events its service records, and the namespace it acts in (the header, else
+ * `default`). Each route's header schema still validates the namespace before its handler runs.
+ */
+export const setAdminRequest = (request: FastifyRequest, principal: AdminPrincipal): void => {
+  request.admin = principal;
+  request.adminContext = adminContextOf(request);
+  const header = request.headers['x-tokenvault-namespace'];
+  request.namespace = typeof header === 'string' ? header : 'default';
+};

@@ -1,4 +1,5 @@
 import type { AdminPrincipal } from '../admin/admin-token-service.js';
+import type { AuditContext } from '../audit/audit-context.js';
 import type { AuditRequestContext } from '../audit/audit-types.js';
 
 /**
@@ -16,6 +17,10 @@ export type AuditDeclaration =
 declare module 'fastify' {
   interface FastifyRequest {
     admin?: AdminPrincipal;
+    /** Admin routes only (set by the admin hook, see admin-context.ts): the audit context of the admin. */
+    adminContext: AuditContext;
+    /** Admin routes only (set by the admin hook): the namespace header, else `default`. */
+    namespace: string;
     /** What a handler tells the audit hook about this request (actor, target, details); see audit-hooks.ts. */
     auditContext?: AuditRequestContext;
   }

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { createAdminAuthenticator } from './admin-auth.js';
+import { setAdminRequest } from './admin-context.js';
 import { installAgentAuth } from './agent-auth.js';
 import { installAuditHooks } from './audit-hooks.js';
 import { createAuthFailureLimiter } from './auth-failure-limiter.js';
@@ -130,7 +131,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', async (request) => {
-      request.admin = await authenticate(request);
+      setAdminRequest(request, await authenticate(request));
     });
     for (const register of adminRouteModules) register(admin, services);
   });

@@ -8,7 +8,6 @@ import {
   CreatedAdminToken,
   toAdminTokenView,
 } from '../schemas/admin-token-schemas.js';
-import { adminContextOf } from '../admin-context.js';
 import { withErrors } from '../schemas/common-schemas.js';
 
 const tags = ['admin tokens'];
@@ -36,7 +35,7 @@ export const registerAdminTokenRoutes = (
       const { token, adminToken } = await adminTokens.create(
         request.body.name,
         { ttlSeconds: request.body.ttl_seconds },
-        adminContextOf(request),
+        request.adminContext,
       );
       return reply
         .status(201)
@@ -70,6 +69,6 @@ export const registerAdminTokenRoutes = (
         response: withErrors({ 200: AdminTokenView }, 404),
       },
     },
-    async (request) => toAdminTokenView(await adminTokens.revoke(request.params.id, adminContextOf(request))),
+    async (request) => toAdminTokenView(await adminTokens.revoke(request.params.id, request.adminContext)),
   );
 };

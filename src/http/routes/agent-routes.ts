@@ -19,8 +19,7 @@ import {
   toAgentView,
   UpdateAgentBody,
 } from '../schemas/agent-schemas.js';
-import { adminContextOf } from '../admin-context.js';
-import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
+import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import { ListQuery } from '../schemas/credential-schemas.js';
 
 const tags = ['agents'];
@@ -58,13 +57,13 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
     },
     async (request, reply) => {
       const { agent, key, apiKey } = await agents.create(
-        namespaceOf(request.headers),
+        request.namespace,
         {
           name: request.body.name,
           description: request.body.description,
           keyTtlSeconds: parseTtl(request.body.key_ttl, 'key_ttl'),
         },
-        adminContextOf(request),
+        request.adminContext,
       );
       return reply.status(201).send({
         id: agent.id,
@@ -92,7 +91,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
     },
     async (request) => {
       const { limit, after } = request.query;
-      const page = await agents.list(namespaceOf(request.headers), {
+      const page = await agents.list(request.namespace, {
         limit: limit === undefined ? undefined : Number(limit),
         after,
       });
@@ -113,7 +112,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
         response: withErrors({ 200: AgentView }, 404),
       },
     },
-    async (request) => toAgentView(await agents.get(namespaceOf(request.headers), request.params.agent)),
+    async (request) => toAgentView(await agents.get(request.namespace, request.params.agent)),
   );
 
   r.patch(
@@ -132,12 +131,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
     },
     async (request) =>
       toAgentView(
-        await agents.update(
-          namespaceOf(request.headers),
-          request.params.agent,
-          request.body,
-          adminContextOf(request),
-        ),
+        await agents.update(request.namespace, request.params.agent, request.body, request.adminContext),
       ),
   );
 
@@ -155,7 +149,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
       },
     },
     async (request, reply) => {
-      await agents.remove(namespaceOf(request.headers), request.params.agent, adminContextOf(request));
+      await agents.remove(request.namespace, request.params.agent, request.adminContext);
       return reply.status(204).send(null);
     },
   );
@@ -178,9 +172,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
         },
       },
       async (request) =>
-        toAgentView(
-          await agents[verb](namespaceOf(request.headers), request.params.agent, adminContextOf(request)),
-        ),
+        toAgentView(await agents[verb](request.namespace, request.params.agent, request.adminContext)),
     );
   }
 
@@ -200,10 +192,10 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
     },
     async (request, reply) => {
       const { key, apiKey } = await agents.createKey(
-        namespaceOf(request.headers),
+        request.namespace,
         request.params.agent,
         { name: request.body.name, ttlSeconds: parseTtl(request.body.ttl, 'ttl') },
-        adminContextOf(request),
+        request.adminContext,
       );
       return reply.status(201).send({ ...toAgentKeyView(key), api_key: apiKey });
     },
@@ -223,7 +215,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
       },
     },
     async (request) => ({
-      items: (await agents.listKeys(namespaceOf(request.headers), request.params.agent)).map(toAgentKeyView),
+      items: (await agents.listKeys(request.namespace, request.params.agent)).map(toAgentKeyView),
     }),
   );
 
@@ -243,10 +235,10 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
     async (request) =>
       toAgentKeyView(
         await agents.revokeKey(
-          namespaceOf(request.headers),
+          request.namespace,
           request.params.agent,
           request.params.keyId,
-          adminContextOf(request),
+          request.adminContext,
         ),
       ),
   );
@@ -275,12 +267,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
       }
       const input = jwks === undefined ? { jwksUrl: jwksUrl as string } : { jwks };
       return toAgentView(
-        await agents.setJwks(
-          namespaceOf(request.headers),
-          request.params.agent,
-          input,
-          adminContextOf(request),
-        ),
+        await agents.setJwks(request.namespace, request.params.agent, input, request.adminContext),
       );
     },
   );
@@ -299,8 +286,6 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
       },
     },
     async (request) =>
-      toAgentView(
-        await agents.clearJwks(namespaceOf(request.headers), request.params.agent, adminContextOf(request)),
-      ),
+      toAgentView(await agents.clearJwks(request.namespace, request.params.agent, request.adminContext)),
   );
 };

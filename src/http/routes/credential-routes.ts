@@ -2,8 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { VaultServices } from '../../services.js';
-import { adminContextOf } from '../admin-context.js';
-import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
+import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import {
   CreateCredentialBody,
   CredentialList,
@@ -41,7 +40,7 @@ export const registerCredentialRoutes = (
     async (request, reply) => {
       const b = request.body;
       const credential = await credentials.create(
-        namespaceOf(request.headers),
+        request.namespace,
         {
           name: b.name,
           type: b.type,
@@ -53,7 +52,7 @@ export const registerCredentialRoutes = (
           expiresAt: b.expires_at,
           subject: b.subject,
         },
-        adminContextOf(request),
+        request.adminContext,
       );
       return reply.status(201).send(toCredentialView(credential));
     },
@@ -74,7 +73,7 @@ export const registerCredentialRoutes = (
     },
     async (request) => {
       const { limit, after } = request.query;
-      const page = await credentials.list(namespaceOf(request.headers), {
+      const page = await credentials.list(request.namespace, {
         limit: limit === undefined ? undefined : Number(limit),
         after,
       });
@@ -95,8 +94,7 @@ export const registerCredentialRoutes = (
         response: withErrors({ 200: CredentialView }, 404),
       },
     },
-    async (request) =>
-      toCredentialView(await credentials.get(namespaceOf(request.headers), request.params.name)),
+    async (request) => toCredentialView(await credentials.get(request.namespace, request.params.name)),
   );
 
   r.patch(
@@ -116,7 +114,7 @@ export const registerCredentialRoutes = (
     async (request) => {
       const b = request.body;
       const credential = await credentials.update(
-        namespaceOf(request.headers),
+        request.namespace,
         request.params.name,
         {
           secret: b.secret,
@@ -128,7 +126,7 @@ export const registerCredentialRoutes = (
           subject: b.subject,
           status: b.status,
         },
-        adminContextOf(request),
+        request.adminContext,
       );
       return toCredentialView(credential);
     },
@@ -148,7 +146,7 @@ export const registerCredentialRoutes = (
       },
     },
     async (request, reply) => {
-      await credentials.remove(namespaceOf(request.headers), request.params.name, adminContextOf(request));
+      await credentials.remove(request.namespace, request.params.name, request.adminContext);
       return reply.status(204).send(null);
     },
   );
@@ -167,7 +165,7 @@ export const registerCredentialRoutes = (
       },
     },
     async (request) => {
-      const versions = await credentials.versions(namespaceOf(request.headers), request.params.name);
+      const versions = await credentials.versions(request.namespace, request.params.name);
       return {
         items: versions.map((v) => ({ version: v.version, created_at: v.createdAt, current: v.current })),
       };
@@ -190,10 +188,10 @@ export const registerCredentialRoutes = (
     },
     async (request) => ({
       pruned: await credentials.prune(
-        namespaceOf(request.headers),
+        request.namespace,
         request.params.name,
         request.body.keep ?? 1,
-        adminContextOf(request),
+        request.adminContext,
       ),
     }),
   );

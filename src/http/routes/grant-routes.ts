@@ -1,8 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { VaultServices } from '../../services.js';
-import { adminContextOf } from '../admin-context.js';
-import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
+import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import {
   CreatedGrant,
   CreateGrantBody,
@@ -46,7 +45,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
     async (request, reply) => {
       const b = request.body;
       const { grant, replaced } = await grants.create(
-        namespaceOf(request.headers),
+        request.namespace,
         {
           agent: b.agent,
           credential: b.credential,
@@ -55,7 +54,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
           untilRevoked: b.until_revoked,
           reveal: b.reveal,
         },
-        adminContextOf(request),
+        request.adminContext,
       );
       return reply.status(201).send({ ...toGrantView(grant), replaced_grant_ids: replaced });
     },
@@ -76,7 +75,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
     },
     async (request) => {
       const q = request.query;
-      const page = await grants.list(namespaceOf(request.headers), {
+      const page = await grants.list(request.namespace, {
         agent: q.agent,
         credential: q.credential,
         all: q.all === 'true',
@@ -100,7 +99,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
         response: withErrors({ 200: GrantView }, 404),
       },
     },
-    async (request) => toGrantView(await grants.show(namespaceOf(request.headers), request.params.id)),
+    async (request) => toGrantView(await grants.show(request.namespace, request.params.id)),
   );
 
   r.delete(
@@ -117,9 +116,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
       },
     },
     async (request) =>
-      toGrantView(
-        await grants.revoke(namespaceOf(request.headers), request.params.id, adminContextOf(request)),
-      ),
+      toGrantView(await grants.revoke(request.namespace, request.params.id, request.adminContext)),
   );
 
   r.post(
@@ -136,7 +133,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
       },
     },
     async (request) => {
-      const ids = await grants.revokeFor(namespaceOf(request.headers), request.body, adminContextOf(request));
+      const ids = await grants.revokeFor(request.namespace, request.body, request.adminContext);
       return { revoked: ids.length, grant_ids: ids };
     },
   );
@@ -157,10 +154,10 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
     async (request, reply) => {
       const b = request.body;
       const result = await grants.importGrants(
-        namespaceOf(request.headers),
+        request.namespace,
         b.document,
         { ttl: b.ttl, untilRevoked: b.until_revoked, reveal: b.reveal },
-        adminContextOf(request),
+        request.adminContext,
       );
       return reply
         .status(201)
@@ -182,7 +179,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
       },
     },
     async (request) => {
-      const result = await grants.revokeAll(namespaceOf(request.headers), adminContextOf(request));
+      const result = await grants.revokeAll(request.namespace, request.adminContext);
       return {
         namespace: result.namespace,
         grants_revoked: result.grantsRevoked,

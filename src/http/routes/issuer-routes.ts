@@ -13,8 +13,7 @@ import {
   toIssuerView,
   TrustIssuerBody,
 } from '../schemas/agent-schemas.js';
-import { adminContextOf } from '../admin-context.js';
-import { NamespaceHeader, namespaceOf, withErrors } from '../schemas/common-schemas.js';
+import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 
 const security = [{ adminToken: [] }];
 const metadataRead = { none: 'configuration read by an admin; nothing secret is stored here' };
@@ -37,7 +36,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
       },
     },
     async (request, reply) => {
-      const issuer = await issuers.trust(namespaceOf(request.headers), request.body, adminContextOf(request));
+      const issuer = await issuers.trust(request.namespace, request.body, request.adminContext);
       return reply.status(201).send(toIssuerView(issuer));
     },
   );
@@ -54,7 +53,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
         response: withErrors({ 200: Type.Object({ items: Type.Array(IssuerView) }) }),
       },
     },
-    async (request) => ({ items: (await issuers.list(namespaceOf(request.headers))).map(toIssuerView) }),
+    async (request) => ({ items: (await issuers.list(request.namespace)).map(toIssuerView) }),
   );
 
   r.get(
@@ -70,7 +69,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
         response: withErrors({ 200: IssuerView }, 404),
       },
     },
-    async (request) => toIssuerView(await issuers.get(namespaceOf(request.headers), request.params.issuer)),
+    async (request) => toIssuerView(await issuers.get(request.namespace, request.params.issuer)),
   );
 
   r.delete(
@@ -87,7 +86,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
       },
     },
     async (request, reply) => {
-      await issuers.remove(namespaceOf(request.headers), request.params.issuer, adminContextOf(request));
+      await issuers.remove(request.namespace, request.params.issuer, request.adminContext);
       return reply.status(204).send(null);
     },
   );
@@ -108,10 +107,10 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
     },
     async (request, reply) => {
       const binding = await issuers.bind(
-        namespaceOf(request.headers),
+        request.namespace,
         request.params.agent,
         request.body,
-        adminContextOf(request),
+        request.adminContext,
       );
       return reply.status(201).send(toBindingView(binding));
     },
@@ -131,9 +130,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
       },
     },
     async (request) => ({
-      items: (await issuers.listBindings(namespaceOf(request.headers), request.params.agent)).map(
-        toBindingView,
-      ),
+      items: (await issuers.listBindings(request.namespace, request.params.agent)).map(toBindingView),
     }),
   );
 
@@ -152,10 +149,10 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
     },
     async (request, reply) => {
       await issuers.unbind(
-        namespaceOf(request.headers),
+        request.namespace,
         request.params.agent,
         request.params.bindingId,
-        adminContextOf(request),
+        request.adminContext,
       );
       return reply.status(204).send(null);
     },

@@ -28,6 +28,3 @@ export const NamespaceHeader = Type.Object({
     Type.String({ description: 'Namespace to act in; `default` when absent.', maxLength: 64 }),
   ),
 });
-
-export const namespaceOf = (headers: { 'x-tokenvault-namespace'?: string | undefined }): string =>
-  headers['x-tokenvault-namespace'] ?? 'default';
