@@ -17,6 +17,7 @@ import {
   type CredentialType,
   defaultInjection,
   type Injection,
+  type InjectionInput,
   parseCredentialType,
   type SecretFields,
   validateAllowedHosts,
@@ -32,7 +33,7 @@ export interface CreateCredentialInput {
   description?: string | undefined;
   scopes?: string[] | undefined;
   allowedHosts?: string[] | undefined;
-  injection?: Injection | undefined;
+  injection?: InjectionInput | undefined;
   expiresAt?: string | null | undefined;
   subject?: string | null | undefined;
 }
@@ -42,7 +43,7 @@ export interface UpdateCredentialInput {
   description?: string | undefined;
   scopes?: string[] | undefined;
   allowedHosts?: string[] | undefined;
-  injection?: Injection | undefined;
+  injection?: InjectionInput | undefined;
   expiresAt?: string | null | undefined;
   subject?: string | null | undefined;
   status?: CredentialStatus | undefined;

@@ -157,18 +157,23 @@ const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const placeholderPattern = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 const forbiddenHeaders = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade']);
 
+/** An injection as a caller gives it (the admin API's body): `validateInjection` checks `in`. */
+export type InjectionInput = Omit<Injection, 'in'> & { in: string };
+
+const injectionPlaces: readonly string[] = ['header', 'query', 'env'] satisfies Injection['in'][];
+const isInjectionPlace = (place: string): place is Injection['in'] => injectionPlaces.includes(place);
+
 /** Validates how the secret is injected; placeholders must name fields the credential has. */
 export const validateInjection = (
-  injection: Injection,
+  injection: InjectionInput,
   type: CredentialType,
   fields: string[],
 ): Injection => {
   const fail = (message: string): never => {
     throw new VaultError('invalid_injection', message);
   };
-  if (!['header', 'query', 'env'].includes(injection.in)) {
-    fail('injection.in must be one of header, query, env.');
-  }
+  const place = injection.in;
+  if (!isInjectionPlace(place)) return fail('injection.in must be one of header, query, env.');
   if (injection.in === 'header' && !headerNamePattern.test(injection.name)) {
     fail(`"${injection.name.slice(0, 64)}" is not a valid HTTP header name.`);
   }
@@ -195,7 +200,7 @@ export const validateInjection = (
       `injection.template uses ${unknown.map((f) => `{{${f}}}`).join(', ')}, which this credential does not have; available: ${[...known].join(', ')}.`,
     );
   }
-  return { in: injection.in, name: injection.name, template: injection.template };
+  return { in: place, name: injection.name, template: injection.template };
 };
 
 /** Upstream host names (optionally with a port); no schemes, paths or wildcards beyond a leading `*.`. */
