@@ -1,18 +1,9 @@
 import type { Command } from 'commander';
+import type { AdminTokenView, CreatedAdminToken, Items } from '../http/schemas/response-types.js';
 import { parseDuration } from '../lib/duration.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { table } from './output.js';
 import { InputError } from './secret-input.js';
-
-interface AdminTokenView {
-  id: string;
-  name: string;
-  root: boolean;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  last_used_at: string | null;
-}
 
 export const registerAdminCommand = (program: Command, io: CliIo): void => {
   const token = program
@@ -30,12 +21,10 @@ export const registerAdminCommand = (program: Command, io: CliIo): void => {
       if (flags.ttl !== undefined && ttlSeconds === undefined) {
         throw new InputError(`--ttl "${flags.ttl}" is not a duration; use forms like 90m, 12h, 30d`);
       }
-      const created = await ctx.api.post<{
-        id: string;
-        name: string;
-        token: string;
-        expires_at: string | null;
-      }>('/v1/admin/tokens', { name, ttl_seconds: ttlSeconds });
+      const created = await ctx.api.post<CreatedAdminToken>('/v1/admin/tokens', {
+        name,
+        ttl_seconds: ttlSeconds,
+      });
       ctx.out.result(
         created,
         () =>
@@ -47,7 +36,7 @@ export const registerAdminCommand = (program: Command, io: CliIo): void => {
     .description('list admin tokens (never the tokens themselves)')
     .action(async (_flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
-      const { items } = await ctx.api.get<{ items: AdminTokenView[] }>('/v1/admin/tokens');
+      const { items } = await ctx.api.get<Items<AdminTokenView>>('/v1/admin/tokens');
       ctx.out.result(items, () =>
         table(
           ['ID', 'NAME', 'ROOT', 'CREATED', 'EXPIRES', 'REVOKED', 'LAST USED'],

@@ -1,38 +1,18 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type {
+  AgentKeyView,
+  AgentList,
+  AgentView,
+  BindingView,
+  CreatedAgent,
+  CreatedAgentKey,
+  Items,
+} from '../http/schemas/response-types.js';
 import { parseDuration } from '../lib/duration.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
 import { InputError } from './secret-input.js';
-
-interface AgentView {
-  id: string;
-  namespace: string;
-  name: string;
-  description: string;
-  status: string;
-  jwks: { keys: { kid?: string; kty: string; alg?: string }[] } | null;
-  jwks_url: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-interface KeyView {
-  id: string;
-  name: string;
-  status: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  last_used_at: string | null;
-}
-
-interface BindingView {
-  id: string;
-  issuer: string;
-  claims: Record<string, string>;
-  created_at: string;
-}
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -83,7 +63,7 @@ export const registerAgentCommand = (program: Command, io: CliIo): void => {
     .option('--key-ttl <duration>', 'lifetime of the first API key, such as 90d (default: until revoked)')
     .action(async (name: string, flags: { description?: string; keyTtl?: string }, command: Command) => {
       const ctx = contextFor(command, io);
-      const created = await ctx.api.post<{ id: string; name: string; api_key: string }>('/v1/admin/agents', {
+      const created = await ctx.api.post<CreatedAgent>('/v1/admin/agents', {
         name,
         description: flags.description,
         key_ttl: checkTtl('--key-ttl', flags.keyTtl),
@@ -104,9 +84,7 @@ export const registerAgentCommand = (program: Command, io: CliIo): void => {
       let after: string | null = null;
       do {
         const query: string = after === null ? '' : `&after=${encodeURIComponent(after)}`;
-        const page: { items: AgentView[]; next_cursor: string | null } = await ctx.api.get(
-          `/v1/admin/agents?limit=500${query}`,
-        );
+        const page: AgentList = await ctx.api.get(`/v1/admin/agents?limit=500${query}`);
         items.push(...page.items);
         after = page.next_cursor;
       } while (after !== null);
@@ -179,7 +157,7 @@ export const registerAgentCommand = (program: Command, io: CliIo): void => {
     .option('--name <label>', 'a label for the key')
     .action(async (name: string, flags: { ttl?: string; name?: string }, command: Command) => {
       const ctx = contextFor(command, io);
-      const created = await ctx.api.post<KeyView & { api_key: string }>(path(name, '/keys'), {
+      const created = await ctx.api.post<CreatedAgentKey>(path(name, '/keys'), {
         ttl: checkTtl('--ttl', flags.ttl),
         name: flags.name,
       });
@@ -194,7 +172,7 @@ export const registerAgentCommand = (program: Command, io: CliIo): void => {
     .description('list the agent’s API keys (never the keys themselves)')
     .action(async (name: string, _flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
-      const { items } = await ctx.api.get<{ items: KeyView[] }>(path(name, '/keys'));
+      const { items } = await ctx.api.get<Items<AgentKeyView>>(path(name, '/keys'));
       ctx.out.result(items, () =>
         table(
           ['ID', 'NAME', 'STATUS', 'CREATED', 'EXPIRES', 'LAST USED'],
@@ -207,7 +185,7 @@ export const registerAgentCommand = (program: Command, io: CliIo): void => {
     .description('revoke one API key; refused from the very next request')
     .action(async (name: string, keyId: string, _flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
-      const revoked = await ctx.api.delete<KeyView>(path(name, `/keys/${encodeURIComponent(keyId)}`));
+      const revoked = await ctx.api.delete<AgentKeyView>(path(name, `/keys/${encodeURIComponent(keyId)}`));
       ctx.out.result(revoked, () => `Revoked key ${revoked.id} of agent "${name}".`);
     });
 
@@ -274,7 +252,7 @@ export const registerAgentCommand = (program: Command, io: CliIo): void => {
     .description('list the agent’s workload bindings')
     .action(async (name: string, _flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
-      const { items } = await ctx.api.get<{ items: BindingView[] }>(path(name, '/bindings'));
+      const { items } = await ctx.api.get<Items<BindingView>>(path(name, '/bindings'));
       ctx.out.result(items, () =>
         table(
           ['ID', 'ISSUER', 'CLAIMS', 'CREATED'],

@@ -4,22 +4,16 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
+import type {
+  AuditEventList,
+  AuditEventView as EventView,
+  AuditVerifyView as VerifyView,
+} from '../http/schemas/response-types.js';
 import { parseDuration } from '../lib/duration.js';
 import { ApiError, resolveClientSettings } from './api-client.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
-import type { AuditEvent } from '../audit/audit-types.js';
 import { keyValues, table } from './output.js';
 import { InputError } from './secret-input.js';
-
-/** An event as the API returns it. */
-type EventView = AuditEvent;
-
-interface VerifyView {
-  ok: boolean;
-  checked: number;
-  head: { seq: number; hash: string } | null;
-  first_bad: { seq: number; id: string | null; problem: string; detail: string } | null;
-}
 
 interface FilterFlags {
   agent?: string;
@@ -134,9 +128,7 @@ export const registerAuditCommand = (program: Command, io: CliIo): void => {
       do {
         query.set('limit', String(Math.min(1000, limit - items.length)));
         if (after !== null) query.set('after', after);
-        const page: { items: EventView[]; next_cursor: string | null } = await ctx.api.get(
-          `/v1/admin/audit/events?${query}`,
-        );
+        const page: AuditEventList = await ctx.api.get(`/v1/admin/audit/events?${query}`);
         items.push(...page.items);
         after = page.next_cursor;
       } while (after !== null && items.length < limit);

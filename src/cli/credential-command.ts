@@ -1,25 +1,13 @@
 import type { Command } from 'commander';
+import type {
+  CredentialList,
+  CredentialView,
+  PruneResult,
+  VersionList,
+} from '../http/schemas/response-types.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
 import { buildSecret, InputError } from './secret-input.js';
-
-interface CredentialView {
-  id: string;
-  name: string;
-  type: string;
-  status: string;
-  description: string;
-  scopes: string[];
-  allowed_hosts: string[];
-  injection: { in: string; name: string; template: string };
-  expires_at: string | null;
-  subject: string | null;
-  version: number;
-  secret_fields: string[];
-  namespace: string;
-  created_at: string;
-  updated_at: string;
-}
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const splitList = (value: string) =>
@@ -130,9 +118,7 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
       let after: string | null = null;
       do {
         const query: string = after === null ? '' : `&after=${encodeURIComponent(after)}`;
-        const page: { items: CredentialView[]; next_cursor: string | null } = await ctx.api.get(
-          `/v1/admin/credentials?limit=500${query}`,
-        );
+        const page: CredentialList = await ctx.api.get(`/v1/admin/credentials?limit=500${query}`);
         items.push(...page.items);
         after = page.next_cursor;
       } while (after !== null);
@@ -192,9 +178,7 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .description('list the stored secret versions')
     .action(async (name: string, _flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
-      const { items } = await ctx.api.get<{
-        items: { version: number; created_at: string; current: boolean }[];
-      }>(`${path(name)}/versions`);
+      const { items } = await ctx.api.get<VersionList>(`${path(name)}/versions`);
       ctx.out.result(items, () =>
         table(
           ['VERSION', 'CREATED', 'CURRENT'],
@@ -211,7 +195,7 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
       const keep = Number(flags.keep);
       if (!Number.isInteger(keep) || keep < 1)
         throw new InputError('--keep must be a whole number of at least 1');
-      const result = await ctx.api.post<{ pruned: number }>(`${path(name)}/prune`, { keep });
+      const result = await ctx.api.post<PruneResult>(`${path(name)}/prune`, { keep });
       ctx.out.result(result, () => `Pruned ${result.pruned} old version(s) of "${name}".`);
     });
 };

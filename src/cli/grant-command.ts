@@ -1,26 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
+import type {
+  CreatedGrant,
+  GrantList,
+  GrantView,
+  ImportedGrants,
+  RevokeAllResult,
+  RevokedGrants,
+} from '../http/schemas/response-types.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
 import { InputError } from './secret-input.js';
-
-interface GrantView {
-  id: string;
-  namespace: string;
-  agent_id: string;
-  agent_name: string | null;
-  credential_id: string;
-  credential_name: string | null;
-  scopes: string[];
-  reveal: boolean;
-  status: string;
-  expires_at: string | null;
-  created_at: string;
-  created_by: string;
-  revoked_at: string | null;
-  revoked_reason: string | null;
-}
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const splitScopes = (values: string[]) =>
@@ -112,10 +103,7 @@ export const registerGrantCommand = (program: Command, io: CliIo): void => {
           ...terms(flags),
         };
         const ctx = contextFor(command, io);
-        const created = await ctx.api.post<GrantView & { replaced_grant_ids: string[] }>(
-          '/v1/admin/grants',
-          body,
-        );
+        const created = await ctx.api.post<CreatedGrant>('/v1/admin/grants', body);
         ctx.out.result(created, () => {
           const replaced =
             created.replaced_grant_ids.length > 0
@@ -141,9 +129,7 @@ export const registerGrantCommand = (program: Command, io: CliIo): void => {
         if (flags.credential) query.set('credential', flags.credential);
         if (flags.all) query.set('all', 'true');
         if (after !== null) query.set('after', after);
-        const page: { items: GrantView[]; next_cursor: string | null } = await ctx.api.get(
-          `/v1/admin/grants?${query.toString()}`,
-        );
+        const page: GrantList = await ctx.api.get(`/v1/admin/grants?${query.toString()}`);
         items.push(...page.items);
         after = page.next_cursor;
       } while (after !== null);
@@ -184,10 +170,7 @@ export const registerGrantCommand = (program: Command, io: CliIo): void => {
           return;
         }
         const body = flags.agent !== undefined ? { agent: flags.agent } : { credential: flags.credential };
-        const result = await ctx.api.post<{ revoked: number; grant_ids: string[] }>(
-          '/v1/admin/grants/revoke',
-          body,
-        );
+        const result = await ctx.api.post<RevokedGrants>('/v1/admin/grants/revoke', body);
         const whose =
           flags.agent !== undefined ? `of agent "${flags.agent}"` : `on credential "${flags.credential}"`;
         ctx.out.result(result, () => `Revoked ${result.revoked} grant(s) ${whose}.`);
@@ -210,10 +193,7 @@ export const registerGrantCommand = (program: Command, io: CliIo): void => {
           `${file === '-' ? 'standard input' : file} is not valid JSON: ${(error as Error).message}`,
         );
       }
-      const result = await ctx.api.post<{ items: GrantView[]; replaced_grant_ids: string[] }>(
-        '/v1/admin/grants/import',
-        { document, ...lifetime },
-      );
+      const result = await ctx.api.post<ImportedGrants>('/v1/admin/grants/import', { document, ...lifetime });
       ctx.out.result(result, () => {
         const replaced =
           result.replaced_grant_ids.length > 0
@@ -241,12 +221,7 @@ export const registerGrantCommand = (program: Command, io: CliIo): void => {
         if (answer.trim() !== namespace) throw new InputError('not confirmed; nothing was revoked');
       }
       const ctx = contextFor(command, io);
-      const result = await ctx.api.post<{
-        namespace: string;
-        grants_revoked: number;
-        agent_keys_revoked: number;
-        revoked_at: string;
-      }>('/v1/admin/revoke-all', {});
+      const result = await ctx.api.post<RevokeAllResult>('/v1/admin/revoke-all', {});
       ctx.out.result(
         result,
         () =>

@@ -1,15 +1,7 @@
 import type { Command } from 'commander';
+import type { IssuerView, Items } from '../http/schemas/response-types.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
-
-interface IssuerView {
-  id: string;
-  namespace: string;
-  name: string;
-  issuer: string;
-  audience: string;
-  created_at: string;
-}
 
 const path = (name: string) => `/v1/admin/issuers/${encodeURIComponent(name)}`;
 
@@ -40,7 +32,7 @@ export const registerIssuerCommand = (program: Command, io: CliIo): void => {
     .description('list trusted issuers')
     .action(async (_flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
-      const { items } = await ctx.api.get<{ items: IssuerView[] }>('/v1/admin/issuers');
+      const { items } = await ctx.api.get<Items<IssuerView>>('/v1/admin/issuers');
       ctx.out.result(items, () =>
         items.length === 0
           ? 'No trusted issuers. Trust one with `tokenvault issuer trust NAME --issuer URL`.'

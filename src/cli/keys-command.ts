@@ -1,26 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import type {
+  KeyJobView as JobView,
+  KeysVerifyResult,
+  KeyStatusView as StatusView,
+} from '../http/schemas/response-types.js';
 import type { ApiClient } from './api-client.js';
 import { type CliIo, type CommandContext, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
-
-interface JobView {
-  id: string;
-  kind: string;
-  target: string;
-  total: number;
-  done: number;
-  remaining: number;
-  started_at: string;
-  finished_at: string | null;
-}
-
-interface StatusView {
-  mode: string;
-  data_keys: { ref: string; count: number }[];
-  job: JobView | null;
-}
 
 const renderStatus = (s: StatusView) =>
   [
@@ -131,13 +119,7 @@ export const registerKeysCommand = (program: Command, io: CliIo): void => {
     .description('unwrap every data key and report any that fail')
     .action(async (_flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
-      const result = await ctx.api.post<{
-        ok: boolean;
-        mode: string;
-        checked: number;
-        off_mode: number;
-        failures: { data_key_id: string; credential_id: string; ref: string; code: string }[];
-      }>('/v1/admin/keys/verify');
+      const result = await ctx.api.post<KeysVerifyResult>('/v1/admin/keys/verify');
       ctx.out.result(result, () =>
         result.ok
           ? `OK: ${result.checked} data key(s) checked, all open, all under ${result.mode} mode.`

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors/error-registry.js';
+import type { CredentialToken, ErrorBody } from '../http/schemas/response-types.js';
 
 /**
  * The agent-side client: `await vault.getCredential('slack', { scope: 'read' })`. It caches each
@@ -108,8 +109,14 @@ const nonNegative = (name: string, value: number | undefined, fallback: number):
   return value;
 };
 
+/**
+ * A body as it arrives: the API's field names (from the route schemas), every value still to be
+ * checked, since nothing guarantees what came over the wire.
+ */
+type Unchecked<T> = { [K in keyof T]?: unknown };
+
 const parseToken = (body: unknown): VaultCredential | undefined => {
-  const b = body as Record<string, unknown> | null;
+  const b = body as Unchecked<CredentialToken> | null;
   if (typeof b !== 'object' || b === null) return undefined;
   const { access_token, token_type, expires_at, scopes, fields } = b;
   if (typeof access_token !== 'string' || typeof token_type !== 'string') return undefined;
@@ -186,8 +193,7 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
       );
     }
     if (!response.ok) {
-      const error = (body as { error?: { code?: unknown; message?: unknown; request_id?: unknown } } | null)
-        ?.error;
+      const error = (body as { error?: Unchecked<ErrorBody['error']> } | null)?.error;
       throw new VaultClientError(
         (typeof error?.code === 'string' ? error.code : 'http_error') as VaultClientErrorCode,
         typeof error?.message === 'string' ? error.message : `The vault answered ${response.status}.`,

@@ -10,6 +10,7 @@ import {
   ListQuery,
   NameParams,
   PruneBody,
+  PruneResult,
   toCredentialView,
   UpdateCredentialBody,
   VersionList,
@@ -183,7 +184,7 @@ export const registerCredentialRoutes = (
         headers: NamespaceHeader,
         params: NameParams,
         body: PruneBody,
-        response: withErrors({ 200: Type.Object({ pruned: Type.Integer() }) }, 404),
+        response: withErrors({ 200: PruneResult }, 404),
       },
     },
     async (request) => ({

@@ -2,40 +2,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { VaultServices } from '../../services.js';
-import type { KeyJob } from '../../keys/vault-state-repo.js';
 import { withErrors } from '../schemas/common-schemas.js';
+import { JobView, KeysVerifyResult, StatusView, toJobView } from '../schemas/key-schemas.js';
 
 const tags = ['keys'];
 const security = [{ adminToken: [] }];
-const nullableString = Type.Union([Type.String(), Type.Null()]);
-
-const JobView = Type.Object({
-  id: Type.String(),
-  kind: Type.String({ description: 'rotate or mode' }),
-  target: Type.String({ description: '`platform:N`, or `webhook`.' }),
-  total: Type.Integer(),
-  done: Type.Integer(),
-  remaining: Type.Integer(),
-  started_at: Type.String(),
-  finished_at: nullableString,
-});
-
-const toJobView = (job: KeyJob & { remaining?: number }) => ({
-  id: job.id,
-  kind: job.kind,
-  target: job.target,
-  total: job.total,
-  done: job.done,
-  remaining: job.remaining ?? job.total - job.done,
-  started_at: job.startedAt,
-  finished_at: job.finishedAt,
-});
-
-const StatusView = Type.Object({
-  mode: Type.String(),
-  data_keys: Type.Array(Type.Object({ ref: Type.String(), count: Type.Integer() })),
-  job: Type.Union([JobView, Type.Null()]),
-});
 
 export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServices, 'keys'>) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -103,20 +74,7 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
         summary: 'Unwrap every data key and report any that fail or sit outside the current mode',
         response: withErrors(
           {
-            200: Type.Object({
-              ok: Type.Boolean(),
-              mode: Type.String(),
-              checked: Type.Integer(),
-              off_mode: Type.Integer({ description: 'Data keys not yet under the current mode.' }),
-              failures: Type.Array(
-                Type.Object({
-                  data_key_id: Type.String(),
-                  credential_id: Type.String(),
-                  ref: Type.String(),
-                  code: Type.String(),
-                }),
-              ),
-            }),
+            200: KeysVerifyResult,
           },
           503,
         ),

@@ -117,3 +117,5 @@ export const PruneBody = Type.Object(
   { keep: Type.Optional(Type.Integer({ minimum: 1, description: 'Newest versions to keep (default 1).' })) },
   { additionalProperties: false },
 );
+
+export const PruneResult = Type.Object({ pruned: Type.Integer() });

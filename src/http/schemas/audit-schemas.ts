@@ -1,0 +1,51 @@
+import { Type } from '@sinclair/typebox';
+
+const nullableString = Type.Union([Type.String(), Type.Null()]);
+
+/** The only fields an event response can carry. */
+export const EventView = Type.Object({
+  seq: Type.Integer(),
+  id: Type.String(),
+  time: Type.String(),
+  namespace: Type.String(),
+  actor_type: Type.String({ description: 'agent, admin, system or anonymous' }),
+  actor_id: nullableString,
+  action: Type.String(),
+  target_type: nullableString,
+  target_id: nullableString,
+  decision: Type.String({ description: 'allow or deny' }),
+  reason: nullableString,
+  client_ip: nullableString,
+  user_agent: nullableString,
+  request_id: nullableString,
+  details: Type.Record(
+    Type.String(),
+    Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null(), Type.Array(Type.String())]),
+  ),
+  prev_hash: Type.String(),
+  hash: Type.String(),
+});
+
+export const EventList = Type.Object({
+  items: Type.Array(EventView),
+  next_cursor: Type.Union([Type.String(), Type.Null()], {
+    description: 'Pass as `after` for the next page; null on the last.',
+  }),
+});
+
+export const VerifyView = Type.Object({
+  ok: Type.Boolean(),
+  checked: Type.Integer({ description: 'Events that checked out before the first bad one.' }),
+  head: Type.Union([Type.Object({ seq: Type.Integer(), hash: Type.String() }), Type.Null()], {
+    description: 'The newest event the head records; keep it elsewhere to anchor the chain.',
+  }),
+  first_bad: Type.Union([
+    Type.Object({
+      seq: Type.Integer(),
+      id: nullableString,
+      problem: Type.String({ description: 'altered, missing, reordered or head_mismatch' }),
+      detail: Type.String(),
+    }),
+    Type.Null(),
+  ]),
+});
