@@ -5,14 +5,13 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { expect } from 'vitest';
 import { installAgentAuth } from '../../src/http/agent-auth.js';
-import { installErrorHandler } from '../../src/http/error-handler.js';
+import { type ErrorBody, installErrorHandler } from '../../src/http/error-handler.js';
 import { createMetrics } from '../../src/http/metrics.js';
 import type { Clock } from '../../src/lib/clock.js';
 import type { TestVault } from '../helpers/vault.js';
 
 export const audience = 'https://vault.test';
 
-export type ErrorBody = { error: { code: string; message: string; request_id: string } };
 export const codeOf = (body: unknown) => (body as ErrorBody).error?.code;
 
 export interface Answer {

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ErrorBody } from '../../src/http/error-handler.js';
 import { fixedClock } from '../../src/lib/clock.js';
 import type { TestVault, TestVaultOptions } from '../helpers/vault.js';
 import { startTestVault } from '../helpers/vault.js';
-
-type ErrorBody = { error: { code: string; message: string; request_id: string } };
 
 const errorOf = (body: unknown) => (body as ErrorBody).error;
 

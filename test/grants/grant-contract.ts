@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GrantView } from '../../src/http/schemas/response-types.js';
 import { fixedClock } from '../../src/lib/clock.js';
 import { startTestVault, type TestVault, type TestVaultOptions } from '../helpers/vault.js';
 import {
@@ -14,19 +15,6 @@ import {
 
 const start = '2026-06-01T12:00:00.000Z';
 const hours = (h: number) => new Date(Date.parse(start) + h * 3_600_000).toISOString();
-
-interface GrantView {
-  id: string;
-  agent_id: string;
-  agent_name: string | null;
-  credential_name: string | null;
-  scopes: string[];
-  reveal: boolean;
-  status: string;
-  expires_at: string | null;
-  revoked_reason: string | null;
-  created_by: string;
-}
 
 /**
  * Grants through the admin API on one store: scopes within the credential's, lifetimes from 1 h to

@@ -6,6 +6,8 @@ import type { Kysely } from 'kysely';
 import { expect } from 'vitest';
 import type { SettingName } from '../../src/config/config-schema.js';
 import type { CredentialService } from '../../src/credentials/credential-service.js';
+import type { ErrorBody } from '../../src/http/error-handler.js';
+import type { KeyJobView, KeysVerifyResult, KeyStatusView } from '../../src/http/schemas/response-types.js';
 import { createWebhookKmsServer, type WebhookKmsServer } from '../../src/crypto/webhook-kms-server.js';
 import type { Database } from '../../src/store/schema.js';
 import type { TestVault } from '../helpers/vault.js';
@@ -74,30 +76,10 @@ export const webhookSettings = (
   kmsWebhookSecret: kms.secret,
 });
 
-export interface JobView {
-  id: string;
-  kind: string;
-  target: string;
-  total: number;
-  done: number;
-  remaining: number;
-  started_at: string;
-  finished_at: string | null;
-}
-
-export interface StatusView {
-  mode: string;
-  data_keys: { ref: string; count: number }[];
-  job: JobView | null;
-}
-
-export interface VerifyView {
-  ok: boolean;
-  mode: string;
-  checked: number;
-  off_mode: number;
-  failures: { data_key_id: string; credential_id: string; ref: string; code: string }[];
-}
+/** The key routes' response bodies, under the names these suites use. */
+export type JobView = KeyJobView;
+export type StatusView = KeyStatusView;
+export type VerifyView = KeysVerifyResult;
 
 /** `GET /v1/admin/keys/status`, asserting it answers. */
 export const keyStatus = async (vault: TestVault): Promise<StatusView> => {
@@ -113,7 +95,6 @@ export const keyVerify = async (vault: TestVault): Promise<VerifyView> => {
   return response.body as VerifyView;
 };
 
-export type ErrorBody = { error: { code: string; message: string; request_id: string } };
 export const errorOf = (body: unknown) => (body as ErrorBody).error;
 
 /** Polls the status until the current job has `finished_at`; fails with the last status on timeout. */

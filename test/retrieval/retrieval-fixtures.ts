@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import { expect } from 'vitest';
+import type { ErrorBody } from '../../src/http/error-handler.js';
 import type { TestVault } from '../helpers/vault.js';
 
 /** Shared by the grant and retrieval suites: set-up through the admin API, and the audit trail. */
 
-export type ErrorBody = { error: { code: string; message: string; request_id: string } };
 export const errorOf = (body: unknown) => (body as ErrorBody).error;
 
 const ns = (namespace: string | undefined): Record<string, string> =>
