@@ -11,7 +11,7 @@ import { createMetrics } from './http/metrics.js';
 import { buildServer } from './http/server.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { startComponents } from './lib/components.js';
-import { createServices, type VaultServices } from './services.js';
+import { createServices, type ServicesDeps, type VaultServices } from './services.js';
 import { openStore, type Store } from './store/database.js';
 import { createStdoutLog } from './lib/log-destination.js';
 
@@ -24,7 +24,7 @@ export interface VaultOptions {
   /** Where JSON logs go (stdout by default); tests capture them to look for secrets. */
   logDestination?: DestinationStream;
   /** Re-wrap job tuning, mostly for tests. */
-  keyJob?: { leaseMs?: number; batchSize?: number; pollMs?: number };
+  keyJob?: ServicesDeps['keyJob'];
 }
 
 export interface Vault {

@@ -66,8 +66,8 @@ export interface ServicesDeps {
 /**
  * Builds the vault's services over an open store and a started audit writer, with what `/readyz` checks
  * and the background workers to start once everything is built. A new capability is one more entry
- * here (its service, and a worker if it runs in the background) plus its route module in
- * `buildServer`'s list.
+ * here (its service, and a worker if it runs in the background) plus its route modules in one of
+ * `buildServer`'s lists (admin or agent).
  */
 export const createServices = async ({
   config,

@@ -38,11 +38,13 @@ export interface ServerDeps {
   durable: () => Promise<void>;
 }
 
+type RouteModule = (app: FastifyInstance, services: VaultServices) => void;
+
 /**
  * The route modules behind the admin token, in registration order. Each takes a `Pick<>` of the
  * services; a new capability's admin routes are one more entry.
  */
-const adminRouteModules: ((app: FastifyInstance, services: VaultServices) => void)[] = [
+const adminRouteModules: RouteModule[] = [
   registerCredentialRoutes,
   registerAdminTokenRoutes,
   registerKeyRoutes,
@@ -51,6 +53,9 @@ const adminRouteModules: ((app: FastifyInstance, services: VaultServices) => voi
   registerAgentRoutes,
   registerIssuerRoutes,
 ];
+
+/** The route modules agents call (each authenticates with `app.authenticateAgent`). */
+const agentRouteModules: RouteModule[] = [registerRetrievalRoutes];
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{8,128}$/;
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -144,7 +149,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     authFailureLimit: deps.authFailureLimit,
     clock: deps.clock,
   });
-  registerRetrievalRoutes(app, services);
+  for (const register of agentRouteModules) register(app, services);
   registerOpsRoutes(app, { metrics, readiness: deps.readiness });
   return app;
 };
