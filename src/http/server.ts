@@ -13,6 +13,7 @@ import type { RetrievalService } from '../grants/retrieval-service.js';
 import type { KeyManagementService } from '../keys/key-management-service.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
+import { shippedProviderCatalog } from '../oauth/provider-catalog.js';
 import { createAdminAuthenticator } from './admin-auth.js';
 import { installAgentAuth } from './agent-auth.js';
 import { installAuditHooks } from './audit-hooks.js';
@@ -29,6 +30,7 @@ import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
 import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
+import { registerOAuthRoutes } from './routes/oauth-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
 
@@ -146,6 +148,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     registerGrantRoutes(admin, { grants: deps.grants });
     registerAgentRoutes(admin, { agents: deps.agents });
     registerIssuerRoutes(admin, { issuers: deps.issuers });
+    registerOAuthRoutes(admin, { providers: shippedProviderCatalog() });
   });
 
   installAgentAuth(app, {

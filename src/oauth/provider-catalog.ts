@@ -211,3 +211,8 @@ export const loadProviderCatalog = (dir: string = defaultProvidersDir): Provider
   if (problems.length > 0) throw new ProviderCatalogError(problems);
   return buildProviderCatalog(files);
 };
+
+let shipped: ProviderCatalog | undefined;
+
+/** The shipped catalog, loaded and checked once per process (the first call throws if it is broken). */
+export const shippedProviderCatalog = (): ProviderCatalog => (shipped ??= loadProviderCatalog());
