@@ -313,6 +313,45 @@ describe('normalising successful answers', () => {
   });
 });
 
+describe('expiry fields the catalog can describe', () => {
+  const generic = catalog.get('generic')!;
+  const withRules = (rules: object) => ({
+    ...generic,
+    tokenResponse: { ...generic.tokenResponse, ...rules },
+  });
+
+  it('reads a lifetime from a non-standard field (Zoho-style expires_in_sec, Facebook-style expires)', () => {
+    const zoho = normalizeTokenResponse(
+      withRules({ expiresIn: 'expires_in_sec' }),
+      { status: 200, body: { access_token: 'z', expires_in: 3600000, expires_in_sec: 3600 } },
+      now,
+    );
+    expect(zoho).toMatchObject({ ok: true, token: { expiresAt: later(3600), expiresAtAssumed: false } });
+  });
+
+  it('reads an absolute expiry in epoch seconds, nested or not', () => {
+    const outcome = normalizeTokenResponse(
+      withRules({ expiresAtEpoch: 'token.expires_at' }),
+      { status: 200, body: { access_token: 'e', token: { expires_at: 1767229200 } } },
+      now,
+    );
+    expect(outcome).toMatchObject({ ok: true, token: { expiresAt: '2026-01-01T01:00:00.000Z' } });
+  });
+
+  it('treats expires_in 0, negative or garbage as absent, and then assumes the lifetime', () => {
+    for (const expires_in of [0, -5, 'soon', null]) {
+      expect(token('generic', { access_token: 'g', expires_in }), String(expires_in)).toMatchObject({
+        expiresAt: later(3600),
+        expiresAtAssumed: true,
+      });
+    }
+  });
+
+  it('keeps no expiry for tokens of providers whose tokens do not expire', () => {
+    expect(token('github', { access_token: 'gho_x', token_type: 'bearer' }).expiresAt).toBeUndefined();
+  });
+});
+
 describe('classifying refusals', () => {
   it('invalid_grant and its equivalents mean the user must connect again', () => {
     expect(

@@ -160,32 +160,21 @@ const errorOf = (entry: Entry, body: Json): { code?: string; description?: strin
   };
 };
 
-/**
- * Normalises a token endpoint answer (code exchange or refresh). Steps: a status that says "later"
- * → retryable; a body that says "error" (at any status: GitHub and Slack answer errors with 200) →
- * classified; then the token fields, the nested tokens and the extras.
- */
-export const normalizeTokenResponse = (entry: Entry, raw: RawTokenResponse, now: Date): TokenOutcome => {
-  const body = isObject(raw.body) ? raw.body : undefined;
+/** The refusal an answer carries, if any: by status, by error code (at any status), by success flag. */
+const refusalOf = (entry: Entry, raw: RawTokenResponse, body: Json | undefined, now: Date) => {
   const { code, description } = body ? errorOf(entry, body) : {};
-
-  if (retryableStatus(raw.status))
+  if (retryableStatus(raw.status)) {
     return failure('retryable', code ?? `http_${raw.status}`, raw, now, description);
-
+  }
+  const success = raw.status >= 200 && raw.status < 300;
   const flag = entry.tokenResponse.successFlag;
-  const refused =
-    raw.status < 200 ||
-    raw.status >= 300 ||
-    code !== undefined ||
-    (flag !== undefined && at(body ?? {}, flag) !== true);
-  if (refused) {
-    if (code === undefined) {
-      const ok = raw.status >= 200 && raw.status < 300;
-      return failure('fatal', ok ? 'invalid_response' : `http_${raw.status}`, raw, now);
-    }
+  const flagged = flag !== undefined && at(body ?? {}, flag) !== true;
+  if (code !== undefined) {
     return failure(classifyError(entry, code, description), code, raw, now, description);
   }
-  if (!body)
+  if (!success) return failure('fatal', `http_${raw.status}`, raw, now);
+  if (flagged) return failure('fatal', 'invalid_response', raw, now);
+  if (!body) {
     return failure(
       'fatal',
       'invalid_response',
@@ -193,17 +182,36 @@ export const normalizeTokenResponse = (entry: Entry, raw: RawTokenResponse, now:
       now,
       'the token endpoint answered without a JSON object',
     );
+  }
+  return undefined;
+};
 
-  let primaryPath: string | undefined;
-  let primary = fieldsOf(entry, body, now);
+/** The top-level token, else the first nested one allowed to stand in for it (a Slack user-only install). */
+const primaryOf = (entry: Entry, body: Json, now: Date): { token?: TokenFields; path?: string } => {
+  const top = fieldsOf(entry, body, now);
+  if (top) return { token: top };
   for (const nested of entry.tokenResponse.nestedTokens ?? []) {
     const node = at(body, nested.path);
-    if (!primary && nested.primaryWhenTopLevelMissing && isObject(node)) {
-      primary = fieldsOf(entry, node, now);
-      if (primary) primaryPath = nested.path;
-    }
+    const token =
+      nested.primaryWhenTopLevelMissing && isObject(node) ? fieldsOf(entry, node, now) : undefined;
+    if (token) return { token, path: nested.path };
   }
-  if (!primary) {
+  return {};
+};
+
+/**
+ * Normalises a token endpoint answer (code exchange or refresh), in steps: refused? (a status that
+ * says "later", an error code at any status — GitHub and Slack answer errors with 200 —, a success
+ * flag that is not true) → classified failure; else the primary token, the nested tokens, the extras.
+ */
+export const normalizeTokenResponse = (entry: Entry, raw: RawTokenResponse, now: Date): TokenOutcome => {
+  const body = isObject(raw.body) ? raw.body : undefined;
+  const refusal = refusalOf(entry, raw, body, now);
+  if (refusal) return refusal;
+  const json = body as Json; // refusalOf lets no answer without a JSON object through
+
+  const primary = primaryOf(entry, json, now);
+  if (!primary.token) {
     return failure(
       'fatal',
       'invalid_response',
@@ -215,17 +223,18 @@ export const normalizeTokenResponse = (entry: Entry, raw: RawTokenResponse, now:
 
   const nested: Record<string, TokenFields> = {};
   for (const spec of entry.tokenResponse.nestedTokens ?? []) {
-    const node = at(body, spec.path);
-    const fields = spec.path !== primaryPath && isObject(node) ? fieldsOf(entry, node, now) : undefined;
+    const node = at(json, spec.path);
+    const fields = spec.path !== primary.path && isObject(node) ? fieldsOf(entry, node, now) : undefined;
     if (fields) nested[spec.key] = fields;
   }
 
   const extra: TokenSet['extra'] = {};
   for (const [key, path] of Object.entries(entry.tokenResponse.extraFields ?? {})) {
-    const value = at(body, path);
+    const value = at(json, path);
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
       extra[key] = value;
   }
-  const idToken = nonEmptyString(body.id_token);
-  return { ok: true, token: { ...primary, ...(idToken ? { idToken } : {}), extra, nested } };
+
+  const idToken = nonEmptyString(json.id_token);
+  return { ok: true, token: { ...primary.token, ...(idToken ? { idToken } : {}), extra, nested } };
 };

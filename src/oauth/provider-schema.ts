@@ -88,7 +88,10 @@ const TokenResponse = Type.Object(
     /** The separator of the `scope` field in responses, when it differs from the request's. */
     scopeSeparator: Type.Optional(Type.String({ minLength: 1, maxLength: 3 })),
     nestedTokens: Type.Optional(Type.Array(NestedToken)),
-    /** Non-secret values kept with the token: `{"instanceUrl": "instance_url"}`. */
+    /**
+     * Non-secret values kept with the token, stored in the clear: `{"instanceUrl": "instance_url"}`.
+     * Never a field that embeds a secret (Slack's and Discord's incoming-webhook URLs do).
+     */
     extraFields: Type.Optional(
       Type.Record(Type.String({ pattern: '^[a-z][a-zA-Z0-9]{0,39}$' }), ResponsePath),
     ),
