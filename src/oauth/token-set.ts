@@ -68,8 +68,18 @@ const mergeFields = (stored: TokenFields, fresh: TokenFields): TokenFields => {
  * (most providers only send it when it rotates; erasing it would kill the connection); likewise the
  * ID token, the granted scopes, extras and nested tokens the refresh response leaves out (Slack's
  * bot-token refresh says nothing of the user token).
+ *
+ * `nestedKey` names the nested token that was refreshed (Slack's `userToken`, refreshed with its own
+ * refresh token): the answer's token then replaces that one, and the primary token stays as it was.
  */
-export const mergeRefreshed = (stored: TokenSet, fresh: TokenSet): TokenSet => {
+export const mergeRefreshed = (stored: TokenSet, fresh: TokenSet, nestedKey?: string): TokenSet => {
+  const extra = { ...stored.extra, ...fresh.extra };
+  if (nestedKey !== undefined) {
+    const before = stored.nested[nestedKey];
+    // Merging the answer with itself keeps only its token fields.
+    const token = before ? mergeFields(before, fresh) : mergeFields(fresh, fresh);
+    return { ...stored, extra, nested: { ...stored.nested, [nestedKey]: token } };
+  }
   const idToken = fresh.idToken ?? stored.idToken;
   const nested: Record<string, TokenFields> = { ...stored.nested };
   for (const [key, token] of Object.entries(fresh.nested)) {
@@ -79,7 +89,7 @@ export const mergeRefreshed = (stored: TokenSet, fresh: TokenSet): TokenSet => {
   return {
     ...mergeFields(stored, fresh),
     ...(idToken !== undefined ? { idToken } : {}),
-    extra: { ...stored.extra, ...fresh.extra },
+    extra,
     nested,
   };
 };

@@ -214,6 +214,47 @@ describe('refresh round trips, one provider quirk each', () => {
     });
   });
 
+  it('Slack: the user token refreshes with its own refresh token and lands back under authed_user', async () => {
+    server.answer(() => ({
+      body: {
+        ok: true,
+        access_token: 'xoxe.xoxp-1-new',
+        token_type: 'user',
+        expires_in: 43200,
+        refresh_token: 'xoxe-1-user-2',
+        scope: 'search:read',
+      },
+    }));
+    const stored: TokenSet = {
+      accessToken: 'xoxe.xoxb-1-bot',
+      refreshToken: 'xoxe-1-bot',
+      tokenType: 'Bearer',
+      expiresAtAssumed: false,
+      extra: { teamId: 'T1' },
+      nested: {
+        userToken: {
+          accessToken: 'xoxe.xoxp-1-old',
+          refreshToken: 'xoxe-1-user',
+          tokenType: 'Bearer',
+          expiresAtAssumed: false,
+        },
+      },
+    };
+    const fresh = tokenOf(await refresh('slack', stored.nested.userToken!.refreshToken!));
+    expect(only().form.get('refresh_token')).toBe('xoxe-1-user');
+    const merged = mergeRefreshed(stored, fresh, 'userToken');
+    expect(merged.accessToken).toBe('xoxe.xoxb-1-bot');
+    expect(merged.refreshToken).toBe('xoxe-1-bot');
+    expect(merged.nested.userToken).toEqual({
+      accessToken: 'xoxe.xoxp-1-new',
+      refreshToken: 'xoxe-1-user-2',
+      tokenType: 'Bearer',
+      expiresAt: later(43200),
+      expiresAtAssumed: false,
+      scopes: ['search:read'],
+    });
+  });
+
   it('Slack: why the raw answer is normalised here — oauth4webapi’s own processing rejects it', async () => {
     server.answer(() => ({
       body: {
@@ -344,6 +385,63 @@ describe('refresh round trips, one provider quirk each', () => {
     expect(await refresh('atlassian', 'atl-1')).toMatchObject({
       ok: false,
       failure: { kind: 'reauth_required', code: 'invalid_grant', status: 403 },
+    });
+  });
+
+  it('Notion: HTTP Basic client authentication; a token without expiry, workspace ids as extras', async () => {
+    server.answer(() => ({
+      body: {
+        access_token: 'ntn_new',
+        token_type: 'bearer',
+        refresh_token: 'ntn_r2',
+        bot_id: 'bot-1',
+        workspace_id: 'ws-1',
+        workspace_name: 'Acme',
+        owner: { type: 'user', user: { id: 'u1' } },
+      },
+    }));
+    const token = tokenOf(await refresh('notion', 'ntn_r1'));
+    expect(only().url).toBe('https://api.notion.com/v1/oauth/token');
+    expect(basicCredentials(only())).toEqual({ id: 'client-1', secret: 's3cret+/=' });
+    expect(token).toMatchObject({
+      refreshToken: 'ntn_r2',
+      expiresAtAssumed: false,
+      extra: { botId: 'bot-1', workspaceId: 'ws-1', workspaceName: 'Acme' },
+    });
+    expect(token.expiresAt).toBeUndefined();
+  });
+
+  it('Asana and Discord: the user under data, the guild of a bot install', async () => {
+    server.answer(() => ({
+      body: {
+        access_token: 'asana-new',
+        expires_in: 3600,
+        token_type: 'bearer',
+        data: { id: 4673218951, gid: '4673218951', name: 'Greg Sanchez', email: 'g@example.com' },
+      },
+    }));
+    expect(tokenOf(await refresh('asana', 'asana-r')).extra).toEqual({
+      userGid: '4673218951',
+      userName: 'Greg Sanchez',
+    });
+    expect(server.requests[0]!.url).toBe('https://app.asana.com/-/oauth_token');
+    server.answer(() => ({
+      body: {
+        access_token: 'discord-new',
+        token_type: 'Bearer',
+        expires_in: 604800,
+        refresh_token: 'discord-r2',
+        scope: 'identify guilds',
+        guild: { id: '290926798626357999' },
+      },
+    }));
+    const discord = tokenOf(await refresh('discord', 'discord-r1'));
+    expect(basicCredentials(server.requests[1]!).id).toBe('client-1');
+    expect(discord).toMatchObject({
+      refreshToken: 'discord-r2',
+      expiresAt: later(604800),
+      scopes: ['identify', 'guilds'],
+      extra: { guildId: '290926798626357999' },
     });
   });
 
