@@ -10,7 +10,12 @@ import {
   validateProviderEntry,
 } from './provider-catalog.js';
 import type { ProviderEntry } from './provider-schema.js';
-import { ProviderSettingsError, resolveEndpoints, resolveParameters } from './provider-template.js';
+import {
+  ProviderSettingsError,
+  resolveApi,
+  resolveEndpoints,
+  resolveParameters,
+} from './provider-template.js';
 
 const catalog = loadProviderCatalog();
 const entry = (name: string): ProviderEntry => {
@@ -288,5 +293,40 @@ describe('filling templates from an app’s settings', () => {
         { allowHttp: true },
       ),
     ).toEqual({ token: 'http://127.0.0.1:1/token' });
+  });
+});
+
+describe('the API an app’s tokens are for', () => {
+  it('fills the base URL from the settings, lists the hosts, and keeps the injections (Notion’s version header)', () => {
+    expect(resolveApi(entry('zendesk'), { subdomain: 'acme' })).toEqual({
+      baseUrl: 'https://acme.zendesk.com/api/v2',
+      hosts: ['acme.zendesk.com'],
+      inject: [{ in: 'header', name: 'Authorization', template: 'Bearer {{access_token}}' }],
+    });
+    expect(resolveApi(entry('dropbox'))?.hosts).toEqual([
+      'api.dropboxapi.com',
+      'content.dropboxapi.com',
+      'notify.dropboxapi.com',
+    ]);
+    expect(resolveApi(entry('notion'))?.inject[1]).toEqual({
+      in: 'header',
+      name: 'Notion-Version',
+      template: '2022-06-28',
+    });
+    expect(resolveApi(entry('generic'))).toBeUndefined();
+  });
+
+  it('takes Salesforce’s instance URL from the token, https only', () => {
+    const salesforce = entry('salesforce');
+    expect(
+      resolveApi(salesforce, {}, { extra: { instanceUrl: 'https://acme.my.salesforce.com' } }),
+    ).toMatchObject({
+      baseUrl: 'https://acme.my.salesforce.com',
+      hosts: ['acme.my.salesforce.com'],
+    });
+    expect(
+      resolveApi(salesforce, {}, { extra: { instanceUrl: 'http://acme.my.salesforce.com' } })?.baseUrl,
+    ).toBe('https://login.salesforce.com');
+    expect(resolveApi(salesforce)?.baseUrl).toBe('https://login.salesforce.com');
   });
 });

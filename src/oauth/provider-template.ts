@@ -1,4 +1,4 @@
-import type { ProviderEndpoints, ProviderEntry } from './provider-schema.js';
+import type { ProviderEndpoints, ProviderEntry, ProviderInjection } from './provider-schema.js';
 
 /**
  * `{param}` placeholders in a provider's URLs (Microsoft's `{tenant}`, Zendesk's `{subdomain}`), filled
@@ -109,4 +109,36 @@ export const resolveEndpoints = (
     .map(([key]) => `the ${key} endpoint must be an https URL`);
   if (problems.length > 0) throw new ProviderSettingsError(entry.name, problems);
   return endpoints;
+};
+
+export interface ResolvedApi {
+  /** Where the proxy sends calls made with this provider's tokens. */
+  baseUrl: string;
+  /** The exact hosts (with a port when not the default) the token may be sent to. */
+  hosts: string[];
+  inject: readonly ProviderInjection[];
+}
+
+/**
+ * The API an app's tokens are for, as the HTTP proxy needs it: the base URL (the token's own
+ * `instanceUrl` where the entry says so — Salesforce — and only when it is https), the allowed hosts
+ * and the injections. Undefined for providers without an API in the catalog (`generic`, `oidc`),
+ * whose credentials carry their own base URL.
+ */
+export const resolveApi = (
+  entry: ProviderEntry,
+  parameters: Readonly<Record<string, string>> = {},
+  token?: { extra: Readonly<Record<string, string | number | boolean>> },
+): ResolvedApi | undefined => {
+  if (!entry.api) return undefined;
+  const fromToken = entry.api.baseUrlFromToken ? token?.extra[entry.api.baseUrlFromToken] : undefined;
+  const baseUrl =
+    typeof fromToken === 'string' && isHttpsUrl(fromToken)
+      ? fromToken
+      : fillTemplate(entry.api.baseUrl, resolveParameters(entry, parameters));
+  return {
+    baseUrl,
+    hosts: [new URL(baseUrl).host, ...(entry.api.extraHosts ?? [])],
+    inject: entry.api.inject,
+  };
 };
