@@ -12,6 +12,7 @@ import { type Config, defaultAudience } from './config/config-schema.js';
 import { type CredentialService, createCredentialService } from './credentials/credential-service.js';
 import { createGrantService, type GrantService } from './grants/grant-service.js';
 import { createRetrievalService, type RetrievalService } from './grants/retrieval-service.js';
+import { type ProviderCatalog, shippedProviderCatalog } from './oauth/provider-catalog.js';
 import type { Metrics } from './http/metrics.js';
 import type { ReadinessCheck } from './http/routes/ops-routes.js';
 import { createDataKeyService } from './keys/data-key-service.js';
@@ -49,6 +50,8 @@ export interface VaultServices {
   grants: GrantService;
   /** The agent retrieval path (seed contract), for the route, in-process callers and benchmarks. */
   retrieval: RetrievalService;
+  /** The OAuth provider catalog shipped with the package (validated when first loaded). */
+  oauthProviders: ProviderCatalog;
 }
 
 export interface ServicesDeps {
@@ -132,6 +135,7 @@ export const createServices = async ({
     auditLog: createAuditService({ db, dialect: store.dialect }),
     grants: createGrantService({ db, clock, audit }),
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
+    oauthProviders: shippedProviderCatalog(),
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */

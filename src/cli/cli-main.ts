@@ -10,6 +10,7 @@ import { registerCredentialCommand } from './credential-command.js';
 import { registerGrantCommand } from './grant-command.js';
 import { registerIssuerCommand } from './issuer-command.js';
 import { registerKeysCommand } from './keys-command.js';
+import { registerOAuthCommand } from './oauth-command.js';
 import { InputError } from './secret-input.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerWebhookKmsCommand } from './webhook-kms-command.js';
@@ -32,6 +33,7 @@ export const buildProgram = (io: CliIo): Command => {
   registerIssuerCommand(program, io);
   registerGrantCommand(program, io);
   registerAuditCommand(program, io);
+  registerOAuthCommand(program, io);
   registerWebhookKmsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

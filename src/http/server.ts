@@ -20,6 +20,7 @@ import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
 import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
+import { registerOAuthRoutes } from './routes/oauth-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
 
@@ -52,6 +53,7 @@ const adminRouteModules: RouteModule[] = [
   registerGrantRoutes,
   registerAgentRoutes,
   registerIssuerRoutes,
+  registerOAuthRoutes,
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
