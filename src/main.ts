@@ -17,6 +17,7 @@ import { type CredentialService, createCredentialService } from './credentials/c
 import { createGrantService, type GrantService } from './grants/grant-service.js';
 import { createRetrievalService, type RetrievalService } from './grants/retrieval-service.js';
 import { loggerOptions } from './http/logger-options.js';
+import { logsEveryRequest } from './http/request-log.js';
 import { createMetrics } from './http/metrics.js';
 import { buildServer } from './http/server.js';
 import { createDataKeyService } from './keys/data-key-service.js';
@@ -167,6 +168,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       ...services,
       clock,
       logger,
+      accessLog: logsEveryRequest(config),
       metrics,
       bodyLimit: config.bodyLimit,
       authFailureLimit: config.authFailureLimit,
