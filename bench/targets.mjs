@@ -24,7 +24,7 @@ export const targets = [
     threshold: 1,
     compare: '<',
     unit: 'ms',
-    issue: 'issue 1 (the first brief)',
+    issue: 'issue 1',
   },
   {
     id: 'retrieval-vs-ceiling',
@@ -69,7 +69,7 @@ export const targets = [
     threshold: 60,
     compare: '<',
     unit: 's',
-    issue: 'issue 1 (the first brief)',
+    issue: 'issue 1',
     scale: { of: 'keys', atLeast: 100_000 },
   },
   {
