@@ -255,6 +255,9 @@ const benchRetrieval = async (targets, floor, logOff) => {
           logOffRps: median(base.map((s) => s.rps)),
           ratio: median(own.map((s, i) => s.rps / base[i].rps)),
           perRound: own.map((s, i) => s.rps / base[i].rps),
+          // What the machine's noise moves least: the CPU a retrieval costs in each configuration.
+          cpuMsPerRequest: median(own.map((s) => s.serverCpuMsPerRequest)),
+          logOffCpuMsPerRequest: median(base.map((s) => s.serverCpuMsPerRequest)),
         },
       ];
     });
@@ -317,7 +320,9 @@ const verdicts = (retrieval) => {
     judge('default-config-vs-logging-off', {
       subject: `${c.store}, ${c.connections} connections`,
       value: c.ratio * 100,
-      detail: `${c.rps.toFixed(0)} against ${c.logOffRps.toFixed(0)} req/s, medians; per round ${c.perRound.map((r) => `${(r * 100).toFixed(1)} %`).join(', ')}`,
+      detail:
+        `${c.rps.toFixed(0)} against ${c.logOffRps.toFixed(0)} req/s, medians; per round ${c.perRound.map((r) => `${(r * 100).toFixed(1)} %`).join(', ')}; ` +
+        `CPU ${c.cpuMsPerRequest.toFixed(3)} against ${c.logOffCpuMsPerRequest.toFixed(3)} ms a retrieval`,
     }),
   );
   return [...vsCeiling, ...p99, audit, ...logging];
