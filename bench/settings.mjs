@@ -72,10 +72,10 @@ export const settings = {
   logOffRuns: process.env.BENCH_LOG_OFF_RUNS !== '0',
   sequentialReads: smoke ? 20 : 2000,
   sequentialRetrievals: smoke ? 20 : 1000,
-  // A fifth of a run, 1 to 3 s (a smoke run: as long as a run).
-  warmup: smoke ? duration : Math.min(3, Math.max(1, Math.round(duration / 5))),
+  // A fifth of a run, 1 to 3 s (a smoke run: none).
+  warmup: smoke ? 0 : Math.min(3, Math.max(1, Math.round(duration / 5))),
   // How long the machine is watched before the start, to warn when it is already busy.
-  idleCheckMs: smoke ? 200 : 2000,
+  idleCheckMs: smoke ? 100 : 2000,
   /** Where the JSON results go (a smoke run does not overwrite a real run's). */
   resultsFile: process.env.BENCH_RESULTS
     ? resolve(process.env.BENCH_RESULTS)

@@ -62,6 +62,7 @@ const benchLoad = async (targets) => {
       const setupRequest = workload.requests(target.server.token ?? 'tv_admin_ceiling');
       generators.set(key, setupRequest);
       samples.set(key, []);
+      if (settings.warmup === 0) continue;
       log(`warm-up: ${target.label} ${workload.operation} (${settings.warmup} s)`);
       await runLoad({
         url: target.server.url,

@@ -115,7 +115,7 @@ const benchRetrieval = async (targets, floor, logOff) => {
   log(
     `disk: fdatasync of a 4 KiB append p50 ${diskSync.p50Ms.toFixed(2)} ms, p99 ${diskSync.p99Ms.toFixed(2)} ms`,
   );
-  for (const target of closedLoop) {
+  for (const target of settings.warmup > 0 ? closedLoop : []) {
     log(`warm-up: ${target.label} retrieval (${settings.warmup} s)`);
     await full(target, settings.warmup)();
   }
