@@ -11,10 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createAuditService } from '../dist/audit/audit-service.js';
-import { createAuditWriter } from '../dist/audit/audit-writer.js';
-import { systemClock } from '../dist/lib/clock.js';
-import { openStore } from '../dist/store/database.js';
+import { createAuditService, createAuditWriter, openStore, systemClock } from './vault-modules.mjs';
 
 // One transaction per batch: one durable commit per 10,000 events, as group commit does under load.
 const eventsPerTransaction = 10_000;

@@ -13,15 +13,18 @@ export const killChildren = () => {
   children.clear();
 };
 
-/** Forks `bench/<script>`; `call(cmd, args)` resolves with its answer, other messages go to `onMessage`. */
-export const forkChild = (script, args, env, onMessage = () => {}) => {
+/**
+ * Forks `bench/<script>`; `call(cmd, args)` resolves with its answer, other messages go to `onMessage`.
+ * `stdout`: a file descriptor for the child's standard output (the bench's own by default).
+ */
+export const forkChild = (script, args, env, onMessage = () => {}, { stdout = 'inherit' } = {}) => {
   const child = fork(join(here, script), args, {
     // Node options for the server processes only (`--trace-gc`, `--max-semi-space-size=64`, …).
     execArgv: process.env.BENCH_CHILD_EXEC_ARGV
       ? process.env.BENCH_CHILD_EXEC_ARGV.split(' ')
       : process.execArgv,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    stdio: ['ignore', stdout, 'inherit', 'ipc'],
   });
   children.add(child);
   const pending = new Map();
@@ -59,15 +62,24 @@ export const forkChild = (script, args, env, onMessage = () => {}) => {
   };
 };
 
-/** A server child (`ceiling` or `vault`), once it listens: its URL, admin token and IPC calls. */
-export const startServer = async (kind, env = {}) => {
+/**
+ * A server child (`ceiling`, `fastify` or `vault`), once it listens: its URL, admin token and IPC calls.
+ * `options.stdout` as for `forkChild` (the vault's JSON log lines go there).
+ */
+export const startServer = async (kind, env = {}, options = {}) => {
   let onReady;
   const ready = new Promise((resolve) => {
     onReady = resolve;
   });
-  const handle = forkChild('server-child.mjs', [kind], env, (message) => {
-    if (message.type === 'ready') onReady(message);
-  });
+  const handle = forkChild(
+    'server-child.mjs',
+    [kind],
+    env,
+    (message) => {
+      if (message.type === 'ready') onReady(message);
+    },
+    options,
+  );
   const { url, token } = await Promise.race([
     ready,
     handle.exited.then(() => {

@@ -15,6 +15,8 @@ export const percentile = (sorted, p) => {
  * One autocannon run. Latencies are taken from its `response` events (float milliseconds from
  * process.hrtime) rather than from its result histogram, which keeps whole milliseconds only and so
  * reports 0 or 1 ms for everything a loopback server answers.
+ * @param {{ url: string, connections: number, duration: number, method?: string,
+ *   headers?: Record<string, string>, setupRequest?: (req: any) => any, overallRate?: number }} options
  */
 export const runLoad = async ({
   url,

@@ -5,9 +5,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig } from '../dist/config/load-config.js';
-import { vaultStateRepo } from '../dist/keys/vault-state-repo.js';
-import { createVault } from '../dist/main.js';
+import { createVault, loadConfig, vaultStateRepo } from './vault-modules.mjs';
 import { seedCredentials, seededSecretPrefix } from './seed.mjs';
 
 const count = Number(process.argv[2]);

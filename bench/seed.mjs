@@ -4,13 +4,16 @@
 // statement and one transaction per batch. One `create()` per credential would pay a durable commit
 // each (SQLite runs with synchronous=FULL), which is what the HTTP create benchmark measures already.
 
-import { toRow } from '../dist/credentials/credential-repo.js';
-import { defaultInjection } from '../dist/credentials/credential-types.js';
-import { encryptField, newDataKey } from '../dist/crypto/envelope.js';
-import { loadRootKey } from '../dist/crypto/master-key.js';
-import { createPlatformKeyProvider } from '../dist/crypto/platform-key-provider.js';
-import { systemClock } from '../dist/lib/clock.js';
-import { newId } from '../dist/lib/ids.js';
+import {
+  createPlatformKeyProvider,
+  defaultInjection,
+  encryptField,
+  loadRootKey,
+  newDataKey,
+  newId,
+  systemClock,
+  toRow,
+} from './vault-modules.mjs';
 
 // 15 columns a credential row: 500 rows stay far below PostgreSQL's 65,535 bind parameters.
 const rowsPerStatement = 500;

@@ -97,8 +97,7 @@ const startCeiling = async () => {
  */
 const startFastify = async () => {
   const { default: Fastify } = await import('fastify');
-  const { CredentialToken, RetrievalParams, RetrievalQuery } =
-    await import('../dist/http/schemas/grant-schemas.js');
+  const { CredentialToken, RetrievalParams, RetrievalQuery } = await import('./vault-modules.mjs');
   const app = Fastify({
     logger: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
@@ -117,8 +116,7 @@ const startFastify = async () => {
 };
 
 const startVault = async () => {
-  const { loadConfig } = await import('../dist/config/load-config.js');
-  const { createVault } = await import('../dist/main.js');
+  const { createVault, loadConfig } = await import('./vault-modules.mjs');
   const dataDir = process.env.BENCH_DATA_DIR;
   // The environment is not passed on: loadConfig rejects TOKENVAULT_* variables it does not know,
   // and TOKENVAULT_BENCH_DATABASE_URL is one of those.
@@ -128,7 +126,8 @@ const startVault = async () => {
       databaseUrl: process.env.BENCH_CHILD_DATABASE_URL || undefined,
       host: '127.0.0.1',
       port: '0',
-      logLevel: 'silent',
+      // The default configuration unless the bench asks for another level (`silent`: logging off).
+      logLevel: process.env.BENCH_VAULT_LOG_LEVEL || undefined,
       // Every request authenticates with the same token from the same address; failures are bugs.
       authFailureLimit: '100000',
     },

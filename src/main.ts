@@ -7,6 +7,7 @@ import { createAuditWriter } from './audit/audit-writer.js';
 import type { Config } from './config/config-schema.js';
 import { describeConfig } from './config/load-config.js';
 import { loggerOptions } from './http/logger-options.js';
+import { logsEveryRequest } from './http/request-log.js';
 import { createMetrics } from './http/metrics.js';
 import { buildServer } from './http/server.js';
 import { type Clock, systemClock } from './lib/clock.js';
@@ -107,6 +108,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
         readiness,
         clock,
         logger,
+        accessLog: logsEveryRequest(config),
         metrics,
         bodyLimit: config.bodyLimit,
         authFailureLimit: config.authFailureLimit,

@@ -9,7 +9,9 @@ export const registerServeCommand = (program: Command, io: CliIo): void => {
     .command('serve')
     .description('run the vault server (SQLite in ./.tokenvault unless --database-url is given)');
   for (const spec of Object.values(settings)) {
-    serve.option(`${spec.flag} <value>`, `${spec.description} [env ${spec.env}]`);
+    // A switch (a boolean default) may be given bare: `--access-log` is `--access-log true`.
+    const value = 'default' in spec && typeof spec.default === 'boolean' ? '[value]' : '<value>';
+    serve.option(`${spec.flag} ${value}`, `${spec.description} [env ${spec.env}]`);
   }
   serve.action(async (flags: Record<string, string>) => {
     const config = loadConfig(

@@ -37,6 +37,12 @@ const parseOneOf =
     return raw as T;
   };
 
+const parseSwitch = (raw: string): boolean => {
+  if (['true', 'on', '1'].includes(raw)) return true;
+  if (['false', 'off', '0'].includes(raw)) return false;
+  throw new Error('must be true or false (or on/off)');
+};
+
 const parseNonEmpty = (raw: string): string => {
   if (raw.trim() === '') throw new Error('must not be empty');
   return raw;
@@ -140,6 +146,14 @@ export const settings = {
     description: 'Log level.',
     default: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
     parse: parseOneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  },
+  accessLog: {
+    flag: '--access-log',
+    env: 'TOKENVAULT_ACCESS_LOG',
+    description:
+      'Log two lines per request. Off: only 5xx answers and requests slower than 1 s are logged (every access is in the audit log anyway). On at `debug` and `trace`.',
+    default: false,
+    parse: parseSwitch,
   },
   bodyLimit: {
     flag: '--body-limit',

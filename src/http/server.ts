@@ -13,6 +13,7 @@ import './fastify-types.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { VaultServices } from '../services.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { installRequestLog } from './request-log.js';
 import { registerAdminTokenRoutes } from './routes/admin-token-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
@@ -30,6 +31,8 @@ export interface ServerDeps {
   readiness: ReadinessCheck[];
   clock: Clock;
   logger: FastifyBaseLogger;
+  /** Fastify's two lines per request; off, only 5xx and slow requests are logged (request-log.ts). */
+  accessLog?: boolean;
   metrics?: Metrics;
   bodyLimit: number;
   authFailureLimit: number;
@@ -77,8 +80,12 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
-    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    logController: new LogController({
+      requestIdLogLabel: 'request_id',
+      disableRequestLogging: !deps.accessLog,
+    }),
   });
+  installRequestLog(app, { accessLog: deps.accessLog ?? false });
 
   installErrorHandler(app, { metrics, bodyLimit: deps.bodyLimit });
   installAuditHooks(app, { audit: services.audit });
