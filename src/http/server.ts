@@ -157,6 +157,6 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     clock: deps.clock,
   });
   registerRetrievalRoutes(app, { retrieval: deps.retrieval });
-  registerOpsRoutes(app, { metrics, readiness: deps.readiness });
+  registerOpsRoutes(app, { metrics, readiness: deps.readiness, clock: deps.clock });
   return app;
 };
