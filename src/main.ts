@@ -9,6 +9,7 @@ import { type AgentService, createAgentService } from './agents/agent-service.js
 import type { AgentAuthenticator } from './agents/agent-types.js';
 import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
 import { createRemoteKeySets } from './agents/remote-keys.js';
+import { createOutboundGuard } from './net/outbound-guard.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import { type AuditWriter, createAuditWriter } from './audit/audit-writer.js';
 import { type Config, defaultAudience } from './config/config-schema.js';
@@ -135,7 +136,13 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     const grants = createGrantService({ db, clock, audit });
     const retrieval = createRetrievalService({ store, access, clock, credentials, audit });
     const vaultAudience = config.audience ?? defaultAudience(config);
-    const remoteKeys = createRemoteKeySets({ clock });
+    // Every fetch on someone else's say-so goes through one guard (src/net/outbound-guard.ts).
+    const outbound = createOutboundGuard({ allow: config.outboundAllow });
+    const remoteKeys = createRemoteKeySets({
+      clock,
+      fetch: outbound.fetch as typeof fetch,
+      jwksHosts: config.jwksHosts,
+    });
     const agents = createAgentService({ db, clock, audit });
     const issuers = createIssuerService({ db, clock, audit, remoteKeys, vaultAudience });
     const agentAuthenticator = createAgentAuthenticator({ store, access, clock, vaultAudience, remoteKeys });

@@ -39,7 +39,8 @@ export const agentAuthContract = (
   beforeAll(async () => {
     const options = await storeOptions();
     cleanup = options.cleanup;
-    t = await startTestVault({ ...options, clock, settings: { audience } });
+    // The local issuer and key sets listen on loopback, which the outbound guard refuses unless allowed.
+    t = await startTestVault({ ...options, clock, settings: { audience, outboundAllow: '127.0.0.1' } });
     probe = await startAuthProbe(t, clock);
     agent = await createAgent(t, 'agent-42');
   });
