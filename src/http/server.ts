@@ -17,6 +17,7 @@ import { createAdminAuthenticator } from './admin-auth.js';
 import { installAgentAuth } from './agent-auth.js';
 import { installAuditHooks } from './audit-hooks.js';
 import { createAuthFailureLimiter } from './auth-failure-limiter.js';
+import { clientErrorHandler } from './client-error.js';
 import { installErrorHandler } from './error-handler.js';
 import './fastify-types.js';
 import type { FastifyBaseLogger } from 'fastify';
@@ -76,6 +77,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
+    clientErrorHandler,
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
   });
 
