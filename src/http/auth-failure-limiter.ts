@@ -48,10 +48,12 @@ export const createAuthFailureLimiter = ({
       ? 0
       : Math.max(1, Math.ceil((windowMs - (now - (times[times.length - max] ?? now))) / 1000));
 
+  /** Keeps the map in order of last failure, so that when it is full the stalest entry goes first. */
   const add = (key: string, max: number, now: number) => {
-    if (failures.size >= maxTracked && !failures.has(key))
-      failures.delete(failures.keys().next().value as string);
-    failures.set(key, [...recent(key, now), now].slice(-max));
+    const times = [...recent(key, now), now].slice(-max);
+    failures.delete(key);
+    if (failures.size >= maxTracked) failures.delete(failures.keys().next().value as string);
+    failures.set(key, times);
   };
 
   return {
