@@ -6,6 +6,7 @@ import { type AgentService, createAgentService } from './agents/agent-service.js
 import type { AgentAuthenticator } from './agents/agent-types.js';
 import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
 import { createRemoteKeySets } from './agents/remote-keys.js';
+import { createOutboundGuard } from './net/outbound-guard.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
 import { type Config, defaultAudience } from './config/config-schema.js';
@@ -120,7 +121,13 @@ export const createServices = async ({
   const dataKeys = createDataKeyService({ db, providers, clock });
   const credentials = createCredentialService({ store, access, dataKeys, clock, audit });
   const vaultAudience = config.audience ?? defaultAudience(config);
-  const remoteKeys = createRemoteKeySets({ clock });
+  // Every fetch on someone else's say-so goes through one guard (src/net/outbound-guard.ts).
+  const outbound = createOutboundGuard({ allow: config.outboundAllow });
+  const remoteKeys = createRemoteKeySets({
+    clock,
+    fetch: outbound.fetch as typeof fetch,
+    jwksHosts: config.jwksHosts,
+  });
 
   const services: VaultServices = {
     credentials,

@@ -154,7 +154,8 @@ export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAut
     else {
       throw authFailure(
         'jwt_invalid',
-        `Agent "${agent.name}" has no registered public key; register one with \`tokenvault agent jwks set\`.`,
+        // Not the agent's name: the caller is not authenticated, and the id is all it gave.
+        'This agent has no registered public key; register one with `tokenvault agent jwks set`.',
         details,
       );
     }
@@ -231,7 +232,8 @@ export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAut
     if (forAudience.length === 0) {
       throw authFailure(
         'jwt_audience_invalid',
-        `The token's audience is not one this vault accepts from ${iss.slice(0, 200)}; request the token for audience ${trusted[0]?.audience}.`,
+        // Not the configured audience: an unauthenticated caller does not learn it by asking wrongly.
+        `The token's audience is not one this vault accepts from ${iss.slice(0, 200)}; request the token for the audience the vault's operator configured for this issuer.`,
         details,
       );
     }

@@ -1,14 +1,17 @@
 import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
+import { createOutboundGuard, outboundRefusal } from '../net/outbound-guard.js';
 
 const loopbackHosts = new Set(['localhost', '[::1]']);
 const isLoopback = (hostname: string) => loopbackHosts.has(hostname) || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 
 /**
- * The SSRF guard for every URL the vault fetches keys from: https only (plain http only on loopback,
- * for local issuers and tests), no credentials in the URL, no fragment. `query: false` also refuses a
- * query (an OIDC issuer identifier has none). Only admins set these URLs; a token never chooses one.
+ * The shape of every URL the vault fetches keys from: https only (plain http only on loopback, for
+ * local issuers and tests), no credentials in the URL, no fragment. `query: false` also refuses a
+ * query (an OIDC issuer identifier has none). Admins set these URLs, or an issuer's discovery
+ * document does; where they may lead is the outbound guard's to decide (src/net/outbound-guard.ts),
+ * when they are fetched.
  */
 export const checkFetchUrl = (raw: string, what: string, { query = true } = {}): string => {
   let url: URL;
@@ -36,6 +39,8 @@ export const checkFetchUrl = (raw: string, what: string, { query = true } = {}):
 };
 
 const describeFetchError = (error: unknown, timeoutMs: number): string => {
+  const refusal = outboundRefusal(error);
+  if (refusal) return `refused: ${refusal.message}`;
   const name = (error as Error | undefined)?.name;
   if (name === 'TimeoutError' || name === 'AbortError') return `no answer within ${timeoutMs} ms`;
   const code = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
@@ -63,8 +68,13 @@ const readLimited = async (response: Response, maxBytes: number): Promise<string
 
 export interface RemoteKeySetsOptions {
   clock: Clock;
-  /** The fetch used for discovery documents and key sets (global fetch by default). */
+  /**
+   * The fetch used for discovery documents and key sets: the outbound guard's, whose allowlist the
+   * operator configures (by default one that refuses every non-public address).
+   */
   fetch?: typeof fetch;
+  /** Hosts a `jwks_uri` may name besides its issuer's own origin (TOKENVAULT_JWKS_HOSTS). */
+  jwksHosts?: readonly string[];
   timeoutMs?: number;
   /** How long a discovery document is reused before it is fetched again. */
   discoveryTtlMs?: number;
@@ -85,7 +95,8 @@ const maxDocumentBytes = 512 * 1024;
  */
 export const createRemoteKeySets = ({
   clock,
-  fetch: fetchImpl = globalThis.fetch,
+  fetch: fetchImpl = createOutboundGuard().fetch as typeof fetch,
+  jwksHosts = [],
   timeoutMs = 5000,
   discoveryTtlMs = 3_600_000,
 }: RemoteKeySetsOptions) => {
@@ -149,6 +160,15 @@ export const createRemoteKeySets = ({
       jwksUri = checkFetchUrl(document.jwks_uri, 'jwks_uri of the issuer');
     } catch (error) {
       throw unreachable(issuer, (error as Error).message.replace(/\.$/, ''));
+    }
+    // An issuer publishes its own keys: a key set elsewhere is someone the operator did not trust
+    // (or a URL chosen to make the vault fetch it), unless the operator names that host.
+    const jwksUrl = new URL(jwksUri);
+    if (jwksUrl.origin !== new URL(issuer).origin && !jwksHosts.includes(jwksUrl.hostname.toLowerCase())) {
+      throw unreachable(
+        issuer,
+        `its jwks_uri ${jwksUrl.origin} is not on the issuer's origin; allow that host with TOKENVAULT_JWKS_HOSTS if it is right`,
+      );
     }
     return { issuer, jwksUri };
   };

@@ -6,11 +6,14 @@ import type { AuditDetails, AuditEventInput } from './audit-types.js';
  * characters and lone surrogates replaced (PostgreSQL cannot store NUL, and a lone surrogate would be
  * stored differently from how it was hashed), and no secret.
  *
- * Defence in depth for DESIGN invariant 1. `details` is written by our own code, so a token-shaped
- * value there is a bug: the event is refused (the request then fails closed) and the log names the key,
- * never the value. The free-text fields (user agent, path parameters, …) come from the client, so a
- * token-shaped substring there is replaced instead: a caller must not be able to fail its own request
- * by sending an odd header, and must not get a token into the log by putting it in a path.
+ * Defence in depth for DESIGN invariant 1. A token-shaped substring is replaced by `[redacted]`
+ * wherever it appears, in the free-text fields and in `details` alike, and never refuses the event:
+ * `details` hold caller-supplied values too (the agent named in a path, `?scope=` values, a refused
+ * JWT's `iss`), and a caller must not be able to make its own access leave no record by sending one
+ * (DESIGN invariant 2: every decision is recorded). Since a redaction in `details` can also mean our
+ * own code put a secret there, each one is reported to `onRedacted` with the key, never the value, so
+ * the writer logs a warning that names it. Only a malformed event (an unknown action, decision or
+ * actor type, a bad key) is refused: those come from our code alone.
  */
 
 /** Raised for an event that must not be written; the writer turns it into `audit_unavailable`. */
@@ -85,24 +88,28 @@ const freeText = (value: string | null | undefined, max: number): string | null 
 const actionPattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 const detailKeyPattern = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
-const detailValue = (key: string, value: unknown): AuditDetails[string] => {
+/** Told the key of every `details` value that had a token-shaped part replaced. */
+export type OnRedacted = (key: string) => void;
+
+const detailValue = (key: string, value: unknown, onRedacted: OnRedacted): AuditDetails[string] => {
   if (value === null || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new AuditInputError(`details.${key} is not a finite number`);
     return value;
   }
+  let redacted = false;
   const text = (item: unknown): string => {
     if (typeof item !== 'string') throw new AuditInputError(`details.${key} holds a non-string value`);
-    if (looksSecret(item)) {
-      throw new AuditInputError(`details.${key} looks like a secret (a token or key); it is never recorded`);
-    }
-    return clean(item, limits.detailString);
+    const safe = redactSecrets(item);
+    if (safe !== item) redacted = true;
+    return clean(safe, limits.detailString);
   };
-  if (Array.isArray(value)) return value.slice(0, limits.detailArrayItems).map(text);
-  return text(value);
+  const result = Array.isArray(value) ? value.slice(0, limits.detailArrayItems).map(text) : text(value);
+  if (redacted) onRedacted(key);
+  return result;
 };
 
-const cleanDetails = (details: AuditDetails | undefined): AuditDetails => {
+const cleanDetails = (details: AuditDetails | undefined, onRedacted: OnRedacted): AuditDetails => {
   const result: AuditDetails = {};
   if (!details) return result;
   const keys = Object.keys(details).filter((key) => details[key] !== undefined);
@@ -112,7 +119,7 @@ const cleanDetails = (details: AuditDetails | undefined): AuditDetails => {
   for (const key of keys) {
     if (!detailKeyPattern.test(key))
       throw new AuditInputError(`details key "${clean(key, 64)}" is not valid`);
-    result[key] = detailValue(key, details[key]);
+    result[key] = detailValue(key, details[key], onRedacted);
   }
   return result;
 };
@@ -121,6 +128,7 @@ const cleanDetails = (details: AuditDetails | undefined): AuditDetails => {
 export const toChainedFields = (
   input: AuditEventInput,
   stamp: { id: string; time: string },
+  onRedacted: OnRedacted = () => {},
 ): ChainedFields => {
   if (!actionPattern.test(input.action) || input.action.length > limits.action) {
     throw new AuditInputError(`action "${clean(input.action, 64)}" is not a dotted lowercase verb`);
@@ -144,6 +152,6 @@ export const toChainedFields = (
     client_ip: freeText(input.client?.ip, limits.clientIp),
     user_agent: freeText(input.client?.userAgent, limits.userAgent),
     request_id: freeText(input.requestId, limits.requestId),
-    details: canonicalDetails(cleanDetails(input.details)),
+    details: canonicalDetails(cleanDetails(input.details, onRedacted)),
   };
 };

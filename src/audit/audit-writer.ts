@@ -12,6 +12,8 @@ import { startSqliteAuditAppender } from './sqlite-audit-appender.js';
 
 export interface AuditLogger {
   error(object: Record<string, unknown>, message: string): void;
+  /** For a token-shaped `details` value that was redacted (see audit-event.ts); `error` when absent. */
+  warn?(object: Record<string, unknown>, message: string): void;
 }
 
 export interface AuditWriterDeps {
@@ -70,7 +72,13 @@ export const createAuditWriter = ({
   /** Validates and stamps an event now, so a bad event fails its own caller and no one else's. */
   const prepare = (input: AuditEventInput): ChainedFields => {
     try {
-      return toChainedFields(input, { id: newId(), time: clock.now().toISOString() });
+      return toChainedFields(input, { id: newId(), time: clock.now().toISOString() }, (key) =>
+        (logger.warn ?? logger.error).call(
+          logger,
+          { action: input.action, key },
+          'audit event detail looked like a token and was redacted',
+        ),
+      );
     } catch (error) {
       if (error instanceof AuditInputError) {
         logger.error({ err: error, action: input.action }, 'audit event refused');

@@ -1,4 +1,5 @@
 import { checkWebhookUrl } from '../crypto/webhook-key-provider.js';
+import { parseOutboundAllow } from '../net/outbound-guard.js';
 
 /**
  * Every server setting: its flag, its environment variable, how it parses, and what it means.
@@ -165,7 +166,8 @@ export const settings = {
   authFailureLimit: {
     flag: '--auth-failure-limit',
     env: 'TOKENVAULT_AUTH_FAILURE_LIMIT',
-    description: 'Failed authentications allowed per client address per minute before 429.',
+    description:
+      'Failed authentications allowed per minute for one presented token from one client address before 429; the address as a whole may fail ten times as often.',
     default: 10,
     parse: parsePositiveInt(1, 100_000),
   },
@@ -186,6 +188,29 @@ export const settings = {
     description:
       'Trust X-Forwarded-For from these proxies (comma-separated addresses or CIDRs). Unset: trust none.',
     parse: parseNonEmpty,
+  },
+  outboundAllow: {
+    flag: '--outbound-allow',
+    env: 'TOKENVAULT_OUTBOUND_ALLOW',
+    description:
+      'Hosts, addresses and CIDRs (comma-separated) the vault may reach although they are not public: an issuer or key set on your network, `127.0.0.1` for a local one. Unset: private, loopback, link-local, CGNAT and unique-local addresses are refused after DNS resolution.',
+    parse: (raw: string) => {
+      const allow = parseOutboundAllow(raw);
+      if (allow.hosts.length + allow.cidrs.length === 0)
+        throw new Error('must name at least one host or CIDR');
+      return allow;
+    },
+  },
+  jwksHosts: {
+    flag: '--jwks-hosts',
+    env: 'TOKENVAULT_JWKS_HOSTS',
+    description:
+      'Hosts (comma-separated) a trusted issuer’s `jwks_uri` may name besides the issuer’s own origin, e.g. `www.googleapis.com` for Google. Unset: the key set must be on the issuer’s origin.',
+    parse: (raw: string): string[] => {
+      const { hosts, cidrs } = parseOutboundAllow(raw);
+      if (cidrs.length > 0 || hosts.length === 0) throw new Error('must be host names, comma-separated');
+      return hosts;
+    },
   },
   keyJobBatchSize: {
     flag: '--key-job-batch-size',

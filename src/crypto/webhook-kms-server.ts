@@ -40,6 +40,11 @@ export interface WebhookKmsServerOptions {
   port?: number;
   clock?: Clock;
   log?: (entry: WebhookKmsLogEntry) => void;
+  /**
+   * Most nonces remembered against replay (default 100,000). A flood beyond it shortens the window a
+   * request must arrive in rather than refusing requests (see createReplayCache).
+   */
+  replayCapacity?: number;
 }
 
 export interface WebhookKmsServer {
@@ -98,7 +103,7 @@ export const createWebhookKmsServer = (options: WebhookKmsServerOptions): Webhoo
   const activeKey = keys.get(activeKeyId)!;
   const clock = options.clock ?? systemClock;
   const host = options.host ?? '127.0.0.1';
-  const replayCache = createReplayCache();
+  const replayCache = createReplayCache({ maxEntries: options.replayCapacity });
 
   const wrap = (json: Record<string, unknown>): Reply => {
     const { plaintexts } = json;

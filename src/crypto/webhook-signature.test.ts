@@ -113,12 +113,30 @@ describe('replay cache', () => {
     expect(cache.remember('n1', 300, 150)).toBe('fresh');
   });
 
-  it('refuses new nonces when full of live ones instead of evicting them', () => {
+  it('when full, forgets the oldest second and refuses anything that old, never a fresh request', () => {
     const cache = createReplayCache({ maxEntries: 2 });
     expect(cache.remember('a', 100, 0)).toBe('fresh');
-    expect(cache.remember('b', 50, 0)).toBe('fresh');
-    expect(cache.remember('c', 100, 10)).toBe('full');
-    expect(cache.remember('a', 100, 10)).toBe('replayed');
-    expect(cache.remember('c', 100, 60)).toBe('fresh'); // b expired and was swept
+    expect(cache.remember('b', 101, 1)).toBe('fresh');
+    // Full: the second expiring at 100 is dropped, so `a` could be replayed; anything that old is refused.
+    expect(cache.remember('c', 102, 2)).toBe('fresh');
+    expect(cache.size).toBe(2);
+    expect(cache.remember('a', 100, 3)).toBe('stale');
+    expect(cache.remember('z', 99, 3)).toBe('stale');
+    expect(cache.remember('b', 101, 3)).toBe('replayed');
+    expect(cache.remember('c', 102, 3)).toBe('replayed');
+    // A single second that fills the cache by itself is refused, for that second only.
+    expect(cache.remember('d', 103, 3)).toBe('fresh');
+    expect(cache.remember('e', 103, 3)).toBe('fresh');
+    expect(cache.remember('f', 103, 3)).toBe('full');
+    expect(cache.remember('g', 104, 4)).toBe('fresh');
+  });
+
+  it('stays usable under a flood far larger than it holds', () => {
+    const cache = createReplayCache({ maxEntries: 1000 });
+    for (let i = 0; i < 50_000; i += 1) {
+      const now = Math.floor(i / 100);
+      expect(cache.remember(`n${i}`, now + 300, now)).toBe('fresh');
+    }
+    expect(cache.size).toBeLessThanOrEqual(1000);
   });
 });

@@ -126,40 +126,66 @@ const parseHeaders = (headers: HeaderSource, clock: Clock): Parsed | { reason: s
 };
 
 export interface ReplayCache {
-  /** Records a nonce until `expiresAt` (unix seconds); says whether it was fresh. */
-  remember(nonce: string, expiresAt: number, now: number): 'fresh' | 'replayed' | 'full';
+  /**
+   * Records a nonce until `expiresAt` (unix seconds: its timestamp plus the skew window) and says
+   * whether it was fresh, already seen, older than what the cache still remembers (`stale`), or
+   * in a second so busy that it alone fills the cache (`full`).
+   */
+  remember(nonce: string, expiresAt: number, now: number): 'fresh' | 'replayed' | 'stale' | 'full';
   readonly size: number;
 }
 
 /**
- * Nonces seen within the skew window. A nonce only has to be kept until its timestamp is too old to
- * pass the skew check anyway. When full of live entries it refuses new requests rather than evict
- * one, because an evicted nonce could be replayed. Only correctly signed requests are recorded, so an
- * outsider cannot fill it.
+ * Nonces seen within the skew window, grouped in one-second slices by when they expire. A nonce only
+ * has to be kept until its timestamp is too old to pass the skew check anyway.
+ *
+ * Volume alone must not exhaust it (a flood of correctly signed requests, which an unauthenticated
+ * caller can cause through the vault): when it holds `maxEntries`, the oldest slice is dropped and
+ * every request at least that old is refused as `stale` from then on. The forgotten nonces can
+ * therefore never be replayed, and honest requests, signed just now, land in the newest slice and
+ * pass: under a flood the window a request has to arrive in shrinks, it never closes. Only a single
+ * second holding `maxEntries` requests by itself is refused (`full`), and only for that second.
  */
 export const createReplayCache = (opts: { maxEntries?: number } = {}): ReplayCache => {
   const maxEntries = opts.maxEntries ?? 100_000;
-  const seen = new Map<string, number>();
+  const slices = new Map<number, Set<string>>();
+  let size = 0;
+  /** Requests expiring at or before this second may have been forgotten: refused as stale. */
+  let floor = -Infinity;
+  let sweptAt = -Infinity;
 
-  const sweep = (now: number, all: boolean) => {
-    for (const [nonce, expiresAt] of seen) {
-      if (expiresAt < now) seen.delete(nonce);
-      else if (!all) break; // entries arrive roughly in expiry order; a full sweep runs when needed
-    }
+  const drop = (expiresAt: number) => {
+    size -= slices.get(expiresAt)?.size ?? 0;
+    slices.delete(expiresAt);
   };
+
+  const sweep = (now: number) => {
+    if (now === sweptAt) return; // at most once a second: at most ~600 slices to look at
+    sweptAt = now;
+    for (const expiresAt of slices.keys()) if (expiresAt < now) drop(expiresAt);
+  };
+
+  const oldestSlice = (): number => Math.min(...slices.keys());
 
   return {
     remember(nonce, expiresAt, now) {
-      sweep(now, false);
-      const known = seen.get(nonce);
-      if (known !== undefined && known >= now) return 'replayed';
-      if (seen.size >= maxEntries) sweep(now, true);
-      if (seen.size >= maxEntries) return 'full';
-      seen.set(nonce, expiresAt);
+      sweep(now);
+      if (expiresAt <= floor) return 'stale';
+      if (slices.get(expiresAt)?.has(nonce)) return 'replayed';
+      while (size >= maxEntries) {
+        const oldest = oldestSlice();
+        if (oldest >= expiresAt) return oldest === expiresAt ? 'full' : 'stale';
+        drop(oldest);
+        floor = Math.max(floor, oldest);
+      }
+      let slice = slices.get(expiresAt);
+      if (!slice) slices.set(expiresAt, (slice = new Set()));
+      slice.add(nonce);
+      size += 1;
       return 'fresh';
     },
     get size() {
-      return seen.size;
+      return size;
     },
   };
 };
@@ -182,7 +208,10 @@ export const verifyRequest = (opts: {
     unixSeconds(opts.clock),
   );
   if (seen === 'replayed') return { ok: false, reason: 'nonce was already used (replayed request)' };
-  if (seen === 'full') return { ok: false, reason: 'too many requests in the replay window' };
+  if (seen === 'stale') {
+    return { ok: false, reason: 'timestamp is older than the replay window still kept under this load' };
+  }
+  if (seen === 'full') return { ok: false, reason: 'too many requests in this second' };
   return { ok: true, nonce: parsed.nonce };
 };
 

@@ -13,6 +13,15 @@ export const errorRegistry = {
   unsupported_media_type: { status: 415, message: 'Send the request body as application/json.' },
   body_too_large: { status: 413, message: 'The request body is larger than the server accepts.' },
   not_found: { status: 404, message: 'No such endpoint.' },
+  malformed_http: {
+    status: 400,
+    message:
+      'The request is not well-formed HTTP (for example, a header or the path holds a control character); nothing was done.',
+  },
+  headers_too_large: {
+    status: 431,
+    message: 'The request headers are larger than the server accepts; send fewer or shorter headers.',
+  },
 
   // admin authentication
   unauthenticated: { status: 401, message: 'Send an admin token as `Authorization: Bearer tv_admin_…`.' },

@@ -11,7 +11,10 @@ export const bearerToken = (request: FastifyRequest): string | undefined => {
   return match?.[1];
 };
 
-/** onRequest hook for `/v1/admin`: a valid admin token, and a limit on failures per address. */
+/**
+ * onRequest hook for `/v1/admin`: a valid admin token, and a limit on failures per address and per
+ * presented token (auth-failure-limiter.ts).
+ */
 export const createAdminAuthenticator =
   ({
     adminTokens,
@@ -23,18 +26,16 @@ export const createAdminAuthenticator =
     metrics: Metrics;
   }) =>
   async (request: FastifyRequest): Promise<AdminPrincipal> => {
-    const retryAfter = limiter.retryAfterSeconds(request.ip);
+    const token = bearerToken(request);
+    const retryAfter = limiter.retryAfterSeconds(request.ip, token);
     if (retryAfter > 0)
       throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
-    const token = bearerToken(request);
     try {
       if (!token) throw new VaultError('unauthenticated');
-      const principal = await adminTokens.authenticate(token);
-      limiter.recordSuccess(request.ip);
-      return principal;
+      return await adminTokens.authenticate(token);
     } catch (error) {
       if (isVaultError(error) && error.status === 401) {
-        limiter.recordFailure(request.ip);
+        limiter.recordFailure(request.ip, token);
         metrics.authFailures.inc({ principal: 'admin', code: error.code });
       }
       throw error;

@@ -78,15 +78,14 @@ export const createAgentRequestAuthenticator =
   ({ authenticator, access, audit, limiter, metrics }: AgentRequestAuthDeps) =>
   async (request: FastifyRequest): Promise<AgentPrincipal> => {
     try {
-      const retryAfter = limiter.retryAfterSeconds(request.ip);
+      const token = bearerToken(request);
+      const retryAfter = limiter.retryAfterSeconds(request.ip, token);
       if (retryAfter > 0)
         throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
-      const token = bearerToken(request);
       if (!token) throw new VaultError('agent_unauthenticated');
       const view = await access.view();
       const principal = await authenticator.authenticate({ token, clientIp: request.ip, view });
       request.accessView = view;
-      limiter.recordSuccess(request.ip);
       request.agent = principal;
       // The route's own audit event (recorded by the audit hook) then names the agent as its actor.
       request.auditContext = {
@@ -100,7 +99,7 @@ export const createAgentRequestAuthenticator =
       if (!isVaultError(error)) throw error;
       // Only a wrong credential counts towards the limit; a disabled agent or an unreachable issuer
       // is not someone guessing.
-      if (error.status === 401) limiter.recordFailure(request.ip);
+      if (error.status === 401) limiter.recordFailure(request.ip, bearerToken(request));
       metrics?.authFailures.inc({ principal: 'agent', code: error.code });
       try {
         await audit.record(refusalEvent(request, error));

@@ -58,7 +58,12 @@ export const installErrorHandler = (
       if (error.code === 'too_many_auth_failures' && error.details?.retryAfter) {
         reply.header('retry-after', String(error.details.retryAfter));
       }
-      return send(request, reply, error.status, error.code, error.message);
+      // A server-side failure's own message names internals (a credential or data-key id, the key
+      // webhook's URL). Only an authenticated admin reads it; agents and anonymous callers get the
+      // registry's message, and the specific one is in the log under the request id.
+      const message =
+        error.status >= 500 && !request.admin ? errorRegistry[error.code].message : error.message;
+      return send(request, reply, error.status, error.code, message);
     }
     const mapped = error.code ? fastifyCodes[error.code] : undefined;
     if (mapped) {

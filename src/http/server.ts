@@ -8,6 +8,7 @@ import { setAdminRequest } from './admin-context.js';
 import { installAgentAuth } from './agent-auth.js';
 import { installAuditHooks } from './audit-hooks.js';
 import { createAuthFailureLimiter } from './auth-failure-limiter.js';
+import { clientErrorHandler } from './client-error.js';
 import { installErrorHandler } from './error-handler.js';
 import './fastify-types.js';
 import type { FastifyBaseLogger } from 'fastify';
@@ -80,6 +81,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
+    clientErrorHandler,
     logController: new LogController({
       requestIdLogLabel: 'request_id',
       disableRequestLogging: !deps.accessLog,
@@ -159,6 +161,6 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     clock: deps.clock,
   });
   for (const register of agentRouteModules) register(app, services);
-  registerOpsRoutes(app, { metrics, readiness: deps.readiness });
+  registerOpsRoutes(app, { metrics, readiness: deps.readiness, clock: deps.clock });
   return app;
 };

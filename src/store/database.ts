@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
 import {
@@ -63,9 +63,37 @@ export const openStore = async (options: OpenStoreOptions): Promise<Store> => {
   return store;
 };
 
-const openSqlite = (dataDir: string, onWarning: (message: string) => void): Store => {
+/**
+ * The data dir holds the database, the platform master key and the root admin token: only the vault's
+ * own user may read it. A dir that group or others can open is fixed, with a warning that says so,
+ * rather than refused: the usual cause is a umask or a volume mount, and refusing would stop a vault
+ * over something the vault can put right itself.
+ */
+const secureDataDir = (dataDir: string, onWarning: (message: string) => void): void => {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (process.platform === 'win32') return;
+  const mode = statSync(dataDir).mode & 0o777;
+  if ((mode & 0o077) === 0) return;
+  chmodSync(dataDir, mode & 0o700);
+  onWarning(
+    `the data dir ${resolve(dataDir)} was open to group or others (mode ${mode.toString(8)}); it is now ${(mode & 0o700).toString(8)}`,
+  );
+};
+
+/**
+ * The database file is created 0600 before SQLite opens it; SQLite then gives its -wal and -shm files
+ * the database file's mode. Files an older version left readable are narrowed too.
+ */
+const secureDatabaseFiles = (path: string): void => {
+  closeSync(openSync(path, 'a', 0o600));
+  if (process.platform === 'win32') return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
+};
+
+const openSqlite = (dataDir: string, onWarning: (message: string) => void): Store => {
+  secureDataDir(dataDir, onWarning);
   const path = resolve(join(dataDir, sqliteFileName));
+  secureDatabaseFiles(path);
   const sqlite = new SQLite(path);
   sqlite.pragma('journal_mode = WAL');
   configureWritingConnection(sqlite);

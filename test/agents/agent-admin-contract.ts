@@ -22,7 +22,8 @@ export const agentAdminContract = (
   beforeAll(async () => {
     const options = await storeOptions();
     cleanup = options.cleanup;
-    t = await startTestVault({ ...options, clock });
+    // The local issuer and key sets listen on loopback, which the outbound guard refuses unless allowed.
+    t = await startTestVault({ ...options, clock, settings: { outboundAllow: '127.0.0.1' } });
     bot = await createAgent(t, 'bot-1', { description: 'nightly report' });
   });
 

@@ -39,7 +39,8 @@ export const agentAuthContract = (
   beforeAll(async () => {
     const options = await storeOptions();
     cleanup = options.cleanup;
-    t = await startTestVault({ ...options, clock, settings: { audience } });
+    // The local issuer and key sets listen on loopback, which the outbound guard refuses unless allowed.
+    t = await startTestVault({ ...options, clock, settings: { audience, outboundAllow: '127.0.0.1' } });
     probe = await startAuthProbe(t, clock);
     agent = await createAgent(t, 'agent-42');
   });
@@ -215,14 +216,20 @@ export const agentAuthContract = (
       expect(events).toEqual([{ action: 'agent.authenticate', reason: 'agent_key_revoked' }]);
     });
 
-    it('limits failures per client address with a separate limiter', async () => {
+    it('limits failures per address and presented key with a separate limiter', async () => {
       const limited = await startAuthProbe(t, clock, 3);
       try {
         for (let i = 0; i < 3; i += 1)
           expect((await limited.whoami('tv_agent_wrong', { ip: '198.51.100.9' })).status).toBe(401);
-        const blocked = await limited.whoami(agent.api_key, { ip: '198.51.100.9' });
+        const blocked = await limited.whoami('tv_agent_wrong', { ip: '198.51.100.9' });
         expect(blocked.status).toBe(429);
         expect(codeOf(blocked.body)).toBe('too_many_auth_failures');
+        // One revoked or wrong key does not lock every agent on the host out.
+        expect((await limited.whoami(agent.api_key, { ip: '198.51.100.9' })).status).toBe(200);
+        // Many different wrong keys do: above the per-address ceiling (3 × 10) every key waits.
+        for (let i = 0; i < 27; i += 1)
+          expect((await limited.whoami(`tv_agent_guess${i}`, { ip: '198.51.100.9' })).status).toBe(401);
+        expect((await limited.whoami(agent.api_key, { ip: '198.51.100.9' })).status).toBe(429);
         expect((await limited.whoami(agent.api_key, { ip: '198.51.100.10' })).status).toBe(200);
       } finally {
         await limited.app.close();

@@ -14,7 +14,7 @@ describe('tokenvault agent and issuer commands', () => {
   let issuer: TestIssuer;
 
   beforeAll(async () => {
-    t = await startTestVault({ settings: { audience } });
+    t = await startTestVault({ settings: { audience, outboundAllow: '127.0.0.1' } });
     addr = await t.vault.listen();
     issuer = await startOidcIssuer({ 'ci-main': { repository: 'acme/app' } });
   });

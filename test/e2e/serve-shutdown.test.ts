@@ -31,4 +31,23 @@ describe('tokenvault serve shutdown', () => {
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(10_000);
   }, 60_000);
+
+  it('exits on SIGTERM when its log pipe has died (the reader closed it)', async () => {
+    dir = await createTempDataDir();
+    server = await startServer(['--log-level', 'trace', '--shutdown-timeout-ms', '3000'], {
+      cwd: dir.dir,
+      env: cleanEnv(),
+    });
+    // The log reader is gone: the read end of the pipe is closed, so every later write fails (EPIPE).
+    server.child.stdout?.destroy();
+    for (let i = 0; i < 200; i++) expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    const started = Date.now();
+    const code = await Promise.race([
+      server.stop('SIGTERM'),
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000)),
+    ]);
+    expect(code, 'still running 15 s after SIGTERM').not.toBe('hung');
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 60_000);
 });

@@ -84,7 +84,7 @@ describe('operations endpoints', () => {
     expect(response.headers['cache-control']).toBe('no-store');
   });
 
-  it('rate-limits failed admin authentication per client address, then lets a good token through later', async () => {
+  it('rate-limits a failing admin token, without locking out the right token from the same address', async () => {
     for (let i = 0; i < 3; i++) {
       expect((await t.request('GET', '/v1/admin/credentials', { token: 'tv_admin_wrong' })).status).toBe(401);
     }
@@ -92,8 +92,23 @@ describe('operations endpoints', () => {
     expect(limited.status).toBe(429);
     expect((limited.body as { error: { code: string } }).error.code).toBe('too_many_auth_failures');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
-    // Even the right token waits: the limit is on the address, so guessing cannot continue.
-    expect((await t.request('GET', '/v1/admin/credentials')).status).toBe(429);
+    // Issue 12 item 6: someone else's wrong token does not refuse the right one from the same address.
+    expect((await t.request('GET', '/v1/admin/credentials')).status).toBe(200);
+  });
+
+  it('refuses every token from an address that fails with many different tokens (brute force)', async () => {
+    const address = '127.0.0.9';
+    const asAddress = (token: string) =>
+      t.vault.app.inject({
+        method: 'GET',
+        url: '/v1/admin/credentials',
+        remoteAddress: address,
+        headers: { authorization: `Bearer ${token}` },
+      });
+    // The limit is 3 per token; the address as a whole may fail 3 × 10 times.
+    for (let i = 0; i < 30; i++) expect((await asAddress(`tv_admin_guess${i}`)).statusCode).toBe(401);
+    expect((await asAddress(`tv_admin_guess-next`)).statusCode).toBe(429);
+    expect((await asAddress(t.rootToken)).statusCode).toBe(429);
     const other = await t.vault.app.inject({
       method: 'GET',
       url: '/v1/admin/credentials',

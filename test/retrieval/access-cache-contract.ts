@@ -23,7 +23,7 @@ export const accessCacheContract = (
   beforeAll(async () => {
     const options = await storeOptions();
     cleanup = options.cleanup;
-    t = await startTestVault(options);
+    t = await startTestVault({ ...options, settings: { outboundAllow: '127.0.0.1' } });
     // Another connection to the same database, as another replica or an operator would have.
     other = await openStore({ databaseUrl: options.databaseUrl, dataDir: t.dataDir });
   });

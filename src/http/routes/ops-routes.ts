@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { isVaultError } from '../../errors/vault-error.js';
+import type { Clock } from '../../lib/clock.js';
 import type { Metrics } from '../metrics.js';
 
 export interface ReadinessCheck {
@@ -7,10 +8,45 @@ export interface ReadinessCheck {
   check(): Promise<void>;
 }
 
+/** How long a passed readiness check is reused. */
+export const readinessValidityMs = 5000;
+
+/**
+ * A readiness check shared by every `/readyz` caller: at most one probe in flight, whose success is
+ * reused for `validityMs`. `/readyz` is unauthenticated and the key provider's check is a wrap and an
+ * unwrap through the key webhook in webhook mode, so without this a flood of probes becomes a flood
+ * of signed webhook calls (enough, once, to fill the webhook's replay window and fail every
+ * retrieval). A failure is not reused once settled: the next probe tries again, so readiness comes
+ * back as soon as the provider does, and callers that arrive meanwhile still share one probe.
+ */
+export const sharedCheck = (
+  check: () => Promise<void>,
+  { clock, validityMs = readinessValidityMs }: { clock: Pick<Clock, 'now'>; validityMs?: number },
+): (() => Promise<void>) => {
+  let inFlight: Promise<void> | undefined;
+  let passedAt = -Infinity;
+  return () => {
+    if (clock.now().getTime() - passedAt < validityMs) return Promise.resolve();
+    inFlight ??= check()
+      .then(() => {
+        passedAt = clock.now().getTime();
+      })
+      .finally(() => {
+        inFlight = undefined;
+      });
+    return inFlight;
+  };
+};
+
 export const registerOpsRoutes = (
   app: FastifyInstance,
-  { metrics, readiness }: { metrics: Metrics; readiness: ReadinessCheck[] },
+  {
+    metrics,
+    readiness: checks,
+    clock,
+  }: { metrics: Metrics; readiness: ReadinessCheck[]; clock: Pick<Clock, 'now'> },
 ) => {
+  const readiness = checks.map(({ name, check }) => ({ name, check: sharedCheck(check, { clock }) }));
   app.get(
     '/healthz',
     {

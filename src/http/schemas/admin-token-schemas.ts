@@ -5,7 +5,11 @@ export const CreateAdminTokenBody = Type.Object(
   {
     name: Type.String({ maxLength: 200 }),
     ttl_seconds: Type.Optional(
-      Type.Integer({ minimum: 60, description: 'Lifetime; none means until revoked.' }),
+      Type.Integer({
+        minimum: 60,
+        maximum: 315_360_000,
+        description: 'Lifetime in seconds, up to ten years; none means until revoked.',
+      }),
     ),
   },
   { additionalProperties: false },

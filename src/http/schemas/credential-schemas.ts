@@ -114,7 +114,11 @@ export const VersionList = Type.Object({
 });
 
 export const PruneBody = Type.Object(
-  { keep: Type.Optional(Type.Integer({ minimum: 1, description: 'Newest versions to keep (default 1).' })) },
+  {
+    keep: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 10_000, description: 'Newest versions to keep (default 1).' }),
+    ),
+  },
   { additionalProperties: false },
 );
 
