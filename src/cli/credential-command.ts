@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
-import { buildSecret, InputError } from './secret-input.js';
+import { assertTypeKnown, buildSecret, InputError } from './secret-input.js';
 
 interface CredentialView {
   id: string;
@@ -89,12 +89,28 @@ const parseInject = (value: string | undefined) => {
   return { in: where, name, template: rest.join(':') };
 };
 
+/**
+ * A credential given an expiry already past would be stored as `active` and refused at every use with
+ * `credential_expired`: almost always a typo in the year. Refused here, before anything is sent; to
+ * retire a credential, `credential update NAME --status revoked`.
+ */
+const futureExpiry = (value: string | undefined, now = Date.now()): string | undefined => {
+  if (value === undefined) return undefined;
+  const time = Date.parse(value);
+  if (!Number.isNaN(time) && time <= now) {
+    throw new InputError(
+      `--expires-at ${value} is in the past; give a future date-time (ISO-8601), or retire the credential with \`credential update NAME --status revoked\``,
+    );
+  }
+  return value;
+};
+
 const metadata = (flags: SecretFlags) => ({
   description: flags.description,
   scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
   allowed_hosts: flags.allowedHost,
   injection: parseInject(flags.inject),
-  expires_at: flags.expiresAt,
+  expires_at: futureExpiry(flags.expiresAt),
   subject: flags.subject,
 });
 
@@ -107,6 +123,8 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .description('store a credential; its secret is encrypted and never shown again')
     .requiredOption('--type <type>', 'api_key | bearer | basic | oauth2 | custom')
     .action(async (name: string, flags: SecretFlags & { type: string }, command: Command) => {
+      assertTypeKnown(flags.type);
+      const described = metadata(flags);
       const ctx = contextFor(command, io);
       const secret = await buildSecret(flags.type, flags, ctx.readStdin);
       if (!secret) throw new InputError('give the secret with --secret-stdin, --secret-file or --field');
@@ -114,7 +132,7 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
         name,
         type: flags.type,
         secret,
-        ...metadata(flags),
+        ...described,
       });
       ctx.out.result(
         created,
