@@ -51,7 +51,10 @@ const secretOptions = (command: Command) =>
   command
     .option('--secret-stdin', 'read the secret from standard input (keeps it out of shell history)')
     .option('--secret-file <path>', 'read the secret from a file')
-    .option('--secret-json', 'the secret on stdin or in the file is a JSON object of fields')
+    .option(
+      '--secret-json',
+      'the secret on stdin or in the file is a JSON object of fields (implied for custom, and for an oauth2 token response)',
+    )
     .option(
       '--field <key=value>',
       'a secret field (KEY=@FILE reads the value from a file); repeatable',
