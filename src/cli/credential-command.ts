@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
-import { assertTypeKnown, buildSecret, InputError } from './secret-input.js';
+import { assertTypeKnown, buildSecret, InputError, type TokenResponseHints } from './secret-input.js';
 
 interface CredentialView {
   id: string;
@@ -117,6 +117,19 @@ const metadata = (flags: SecretFlags) => ({
   subject: flags.subject,
 });
 
+/** A token response's lifetime and scopes, where the flags did not say. */
+const fromTokenResponse = (
+  described: { expires_at: string | undefined; scopes: string[] | undefined },
+  hints: TokenResponseHints,
+) => ({
+  expires_at:
+    described.expires_at ??
+    (hints.expiresInSeconds === undefined
+      ? undefined
+      : new Date(Date.now() + hints.expiresInSeconds * 1000).toISOString()),
+  scopes: described.scopes ?? hints.scopes,
+});
+
 const path = (name: string) => `/v1/admin/credentials/${encodeURIComponent(name)}`;
 
 export const registerCredentialCommand = (program: Command, io: CliIo): void => {
@@ -129,13 +142,15 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
       assertTypeKnown(flags.type);
       const described = metadata(flags);
       const ctx = contextFor(command, io);
-      const secret = await buildSecret(flags.type, flags, ctx.readStdin);
+      const hints: TokenResponseHints = {};
+      const secret = await buildSecret(flags.type, flags, ctx.readStdin, hints);
       if (!secret) throw new InputError('give the secret with --secret-stdin, --secret-file or --field');
       const created = await ctx.api.post<CredentialView>('/v1/admin/credentials', {
         name,
         type: flags.type,
         secret,
         ...described,
+        ...fromTokenResponse(described, hints),
       });
       ctx.out.result(
         created,
@@ -189,11 +204,16 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .action(async (name: string, flags: SecretFlags & { status?: string }, command: Command) => {
       const ctx = contextFor(command, io);
       const current = await ctx.api.get<CredentialView>(path(name));
-      const secret = await buildSecret(current.type, flags, ctx.readStdin);
+      const hints: TokenResponseHints = {};
+      const secret = await buildSecret(current.type, flags, ctx.readStdin, hints);
+      const described = metadata(flags);
       const body = Object.fromEntries(
-        Object.entries({ ...metadata(flags), secret, status: flags.status }).filter(
-          ([, v]) => v !== undefined,
-        ),
+        Object.entries({
+          ...described,
+          ...fromTokenResponse(described, hints),
+          secret,
+          status: flags.status,
+        }).filter(([, v]) => v !== undefined),
       );
       if (Object.keys(body).length === 0)
         throw new InputError('nothing to update: give a secret or a metadata option');

@@ -50,6 +50,22 @@ const jsonObject = (text: string): Record<string, unknown> | undefined => {
   }
 };
 
+/** The non-secret parts of an OAuth token response (RFC 6749 §5.1): when it expires, what it may do. */
+export interface TokenResponseHints {
+  expiresInSeconds?: number;
+  scopes?: string[];
+}
+
+/** Takes `expires_in` and `scope` out of a token response into `hints`; the rest is the secret. */
+const splitTokenResponse = (response: Record<string, unknown>, hints: TokenResponseHints) => {
+  const { expires_in: expiresIn, scope, ...fields } = response;
+  const seconds = typeof expiresIn === 'string' ? Number(expiresIn) : expiresIn;
+  if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0)
+    hints.expiresInSeconds = seconds;
+  if (typeof scope === 'string') hints.scopes = scope.split(/[\s,]+/).filter(Boolean);
+  return fields;
+};
+
 const readField = (raw: string): [string, string] => {
   const eq = raw.indexOf('=');
   if (eq <= 0) throw new InputError(`--field expects KEY=VALUE or KEY=@FILE, got "${raw.slice(0, 40)}"`);
@@ -65,12 +81,14 @@ const readField = (raw: string): [string, string] => {
  * Builds the secret object from what the user gave: one value on stdin or in a file (the type's main
  * field), a JSON object of fields (`--secret-json`, and always for custom), and `--field` pairs.
  * An oauth2 value that is a JSON object is a token response, taken field by field even without
- * `--secret-json`: stored whole as the access token, its refresh token would reach every agent.
+ * `--secret-json`: stored whole as the access token, its refresh token would reach every agent. Its
+ * `expires_in` and `scope` are not secrets: they go into `hints` for the credential's metadata.
  */
 export const buildSecret = async (
   type: string,
   options: { secretStdin?: boolean; secretFile?: string; secretJson?: boolean; field?: string[] },
   readStdin: () => Promise<string>,
+  hints: TokenResponseHints = {},
 ): Promise<Record<string, string> | undefined> => {
   if (options.secretStdin && options.secretFile)
     throw new InputError('use --secret-stdin or --secret-file, not both');
@@ -85,7 +103,7 @@ export const buildSecret = async (
     const field = primaryField[type];
     const tokenResponse = type === 'oauth2' ? jsonObject(value) : undefined;
     if (tokenResponse) {
-      Object.assign(secret, tokenResponse);
+      Object.assign(secret, splitTokenResponse(tokenResponse, hints));
     } else if (options.secretJson || field === undefined) {
       let parsed: unknown;
       try {

@@ -180,7 +180,7 @@ const customBearerField = (fields: string[]): string => {
   if (field === undefined) {
     throw new VaultError(
       'invalid_injection',
-      `No field of this custom credential (${fields.join(', ')}) is named like a secret (…secret, …token, …key, …password), so there is no default injection: give one, e.g. "header:Authorization:Bearer {{${fields[0] ?? 'field'}}}".`,
+      `No field of this custom credential (${fields.join(', ')}) is named like a secret (…secret, …token, …key, …password), so there is no default injection: say which field goes where (CLI \`--inject "header:Authorization:Bearer {{${fields[0] ?? 'field'}}}"\`, API \`injection\`).`,
     );
   }
   return field;

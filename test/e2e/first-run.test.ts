@@ -109,6 +109,30 @@ describe('first run: the CLI against a listening vault', () => {
       expect((await retrieve('gcal')).text).not.toContain(refreshToken);
     });
 
+    it('takes a token response’s expires_in and scope as the credential’s expiry and scopes', async () => {
+      const before = Date.now();
+      const added = await cli(
+        ['credential', 'add', 'gcal-full', '--type', 'oauth2', '--secret-stdin', '--json'],
+        JSON.stringify({
+          access_token: accessToken,
+          expires_in: 3599,
+          refresh_token: refreshToken,
+          scope: 'calendar.readonly calendar.events',
+          token_type: 'Bearer',
+        }),
+      );
+      expect(added.code, added.stderr).toBe(0);
+      const created = JSON.parse(added.stdout) as {
+        secret_fields: string[];
+        scopes: string[];
+        expires_at: string;
+      };
+      expect(created.secret_fields).toEqual(['access_token', 'refresh_token', 'token_type']);
+      expect(created.scopes).toEqual(['calendar.readonly', 'calendar.events']);
+      expect(Date.parse(created.expires_at)).toBeGreaterThanOrEqual(before + 3_598_000);
+      expect(Date.parse(created.expires_at)).toBeLessThanOrEqual(Date.now() + 3_600_000);
+    });
+
     it('is refused by the admin API when the access token is itself a JSON object', async () => {
       for (const [method, path, body] of [
         [
