@@ -55,15 +55,11 @@ export const runCli = async (argv: string[], io: CliIo = process): Promise<numbe
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof ApiError) {
-      return fail(
-        error.code,
-        `${error.message} (${error.code}${error.requestId ? `, request ${error.requestId}` : ''})`,
-        1,
-        {
-          status: error.status,
-          request_id: error.requestId,
-        },
-      );
+      // With --json the code and the request id have their own fields; people read them in the line.
+      const message = json
+        ? error.message
+        : `${error.message} (${error.code}${error.requestId ? `, request ${error.requestId}` : ''})`;
+      return fail(error.code, message, 1, { status: error.status, request_id: error.requestId });
     }
     if (error instanceof InputError) return fail('invalid_input', error.message, 2);
     if (error instanceof ConfigError)

@@ -7,7 +7,7 @@ import type {
 } from '../http/schemas/response-types.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
-import { buildSecret, InputError } from './secret-input.js';
+import { assertTypeKnown, buildSecret, InputError, type TokenResponseHints } from './secret-input.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const splitList = (value: string) =>
@@ -39,7 +39,10 @@ const secretOptions = (command: Command) =>
   command
     .option('--secret-stdin', 'read the secret from standard input (keeps it out of shell history)')
     .option('--secret-file <path>', 'read the secret from a file')
-    .option('--secret-json', 'the secret on stdin or in the file is a JSON object of fields')
+    .option(
+      '--secret-json',
+      'the secret on stdin or in the file is a JSON object of fields (implied for custom, and for an oauth2 token response)',
+    )
     .option(
       '--field <key=value>',
       'a secret field (KEY=@FILE reads the value from a file); repeatable',
@@ -77,13 +80,42 @@ const parseInject = (value: string | undefined) => {
   return { in: where, name, template: rest.join(':') };
 };
 
+/**
+ * A credential given an expiry already past would be stored as `active` and refused at every use with
+ * `credential_expired`: almost always a typo in the year. Refused here, before anything is sent; to
+ * retire a credential, `credential update NAME --status revoked`.
+ */
+const futureExpiry = (value: string | undefined, now = Date.now()): string | undefined => {
+  if (value === undefined) return undefined;
+  const time = Date.parse(value);
+  if (!Number.isNaN(time) && time <= now) {
+    throw new InputError(
+      `--expires-at ${value} is in the past; give a future date-time (ISO-8601), or retire the credential with \`credential update NAME --status revoked\``,
+    );
+  }
+  return value;
+};
+
 const metadata = (flags: SecretFlags) => ({
   description: flags.description,
   scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
   allowed_hosts: flags.allowedHost,
   injection: parseInject(flags.inject),
-  expires_at: flags.expiresAt,
+  expires_at: futureExpiry(flags.expiresAt),
   subject: flags.subject,
+});
+
+/** A token response's lifetime and scopes, where the flags did not say. */
+const fromTokenResponse = (
+  described: { expires_at: string | undefined; scopes: string[] | undefined },
+  hints: TokenResponseHints,
+) => ({
+  expires_at:
+    described.expires_at ??
+    (hints.expiresInSeconds === undefined
+      ? undefined
+      : new Date(Date.now() + hints.expiresInSeconds * 1000).toISOString()),
+  scopes: described.scopes ?? hints.scopes,
 });
 
 const path = (name: string) => `/v1/admin/credentials/${encodeURIComponent(name)}`;
@@ -95,14 +127,18 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .description('store a credential; its secret is encrypted and never shown again')
     .requiredOption('--type <type>', 'api_key | bearer | basic | oauth2 | custom')
     .action(async (name: string, flags: SecretFlags & { type: string }, command: Command) => {
+      assertTypeKnown(flags.type);
+      const described = metadata(flags);
       const ctx = contextFor(command, io);
-      const secret = await buildSecret(flags.type, flags, ctx.readStdin);
+      const hints: TokenResponseHints = {};
+      const secret = await buildSecret(flags.type, flags, ctx.readStdin, hints);
       if (!secret) throw new InputError('give the secret with --secret-stdin, --secret-file or --field');
       const created = await ctx.api.post<CredentialView>('/v1/admin/credentials', {
         name,
         type: flags.type,
         secret,
-        ...metadata(flags),
+        ...described,
+        ...fromTokenResponse(described, hints),
       });
       ctx.out.result(
         created,
@@ -154,11 +190,16 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .action(async (name: string, flags: SecretFlags & { status?: string }, command: Command) => {
       const ctx = contextFor(command, io);
       const current = await ctx.api.get<CredentialView>(path(name));
-      const secret = await buildSecret(current.type, flags, ctx.readStdin);
+      const hints: TokenResponseHints = {};
+      const secret = await buildSecret(current.type, flags, ctx.readStdin, hints);
+      const described = metadata(flags);
       const body = Object.fromEntries(
-        Object.entries({ ...metadata(flags), secret, status: flags.status }).filter(
-          ([, v]) => v !== undefined,
-        ),
+        Object.entries({
+          ...described,
+          ...fromTokenResponse(described, hints),
+          secret,
+          status: flags.status,
+        }).filter(([, v]) => v !== undefined),
       );
       if (Object.keys(body).length === 0)
         throw new InputError('nothing to update: give a secret or a metadata option');

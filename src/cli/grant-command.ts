@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
+import { maxGrantTtlSeconds, minGrantTtlSeconds } from '../grants/grant-types.js';
+import { formatDuration, parseDuration } from '../lib/duration.js';
 import type {
   CreatedGrant,
   GrantList,
@@ -51,6 +53,22 @@ const termOptions = (command: Command) =>
     .option('--until-revoked', 'the grant lasts until revoked')
     .option('--reveal', 'the agent may read the raw secret (otherwise proxy-only)');
 
+/** The server's TTL rules, checked here so that the message names this command's flags. */
+const checkTtl = (ttl: string) => {
+  const range = `${formatDuration(minGrantTtlSeconds)}..${formatDuration(maxGrantTtlSeconds)}`;
+  const seconds = parseDuration(ttl);
+  if (seconds === undefined) {
+    throw new InputError(
+      `--ttl "${ttl.slice(0, 40)}" is not a duration; give --ttl ${range} such as 12h or 7d, or --until-revoked`,
+    );
+  }
+  if (seconds < minGrantTtlSeconds || seconds > maxGrantTtlSeconds) {
+    throw new InputError(
+      `--ttl must be ${range}; ${formatDuration(seconds)} is too ${seconds < minGrantTtlSeconds ? 'short' : 'long'}. For a standing grant use --until-revoked`,
+    );
+  }
+};
+
 /** Exactly one of --ttl and --until-revoked: a grant's lifetime is always a decision, never a default. */
 const terms = (flags: TermFlags) => {
   if (flags.ttl !== undefined && flags.untilRevoked) {
@@ -61,6 +79,7 @@ const terms = (flags: TermFlags) => {
       'say how long the grant lasts: --ttl 1h..30d (for example --ttl 7d), or --until-revoked',
     );
   }
+  if (flags.ttl !== undefined) checkTtl(flags.ttl);
   return {
     ...(flags.ttl === undefined ? { until_revoked: true } : { ttl: flags.ttl }),
     reveal: Boolean(flags.reveal),

@@ -38,20 +38,20 @@ export const watchJob = async (
   ctx: CommandContext,
   jobId: string,
 ): Promise<StatusView> => {
-  const bar = ctx.out.json
-    ? undefined
-    : new cliProgress.SingleBar(
-        {
-          format: (io.stderr as { isTTY?: boolean }).isTTY
-            ? 're-wrapping data keys [{bar}] {percentage}% | {value}/{total} | eta {eta_formatted}'
-            : 're-wrapping data keys {percentage}% | {value}/{total}',
-          stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean },
-          noTTYOutput: true,
-          notTTYSchedule: 1000,
-          hideCursor: true,
-        },
-        cliProgress.Presets.shades_classic,
-      );
+  // A bar redraws in place on a terminal; into a pipe or a file each redraw would be one more line, so
+  // there the progress is one line at the end.
+  const terminal = Boolean((io.stderr as { isTTY?: boolean }).isTTY);
+  const bar =
+    ctx.out.json || !terminal
+      ? undefined
+      : new cliProgress.SingleBar(
+          {
+            format: 're-wrapping data keys [{bar}] {percentage}% | {value}/{total} | eta {eta_formatted}',
+            stream: io.stderr,
+            hideCursor: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
   let started = false;
   for (;;) {
     const status = await api.get<StatusView>('/v1/admin/keys/status');
@@ -64,6 +64,7 @@ export const watchJob = async (
     }
     if (job.finished_at) {
       bar?.stop();
+      if (!bar) ctx.out.info(`re-wrapped ${job.total - job.remaining}/${job.total} data key(s)`);
       return status;
     }
     await sleep(250);
@@ -86,6 +87,11 @@ const startAndWatch = async (
   const status = await watchJob(ctx.api, io, ctx, job.id);
   ctx.out.result(status, () => done(status));
 };
+
+const platformKeyBackup =
+  'Back up the platform master key now: without it the data cannot be decrypted. It is the server’s ' +
+  'TOKENVAULT_MASTER_KEY when that is set, otherwise the key generated into <data-dir>/master.key ' +
+  '(mode 0600) on the vault’s machine. Keep the copy away from the database.';
 
 export const registerKeysCommand = (program: Command, io: CliIo): void => {
   const keys = program.command('keys').description('encryption keys: status, rotation, verification');
@@ -146,6 +152,8 @@ export const registerKeysCommand = (program: Command, io: CliIo): void => {
         () => ctx.api.post<JobView>('/v1/admin/keys/mode', { mode: target }),
         (s) => `The vault is now in ${s.mode} mode.\n\n${renderStatus(s)}`,
       );
+      // The vault now depends on a master key the operator may never have seen: say where it is.
+      if (target === 'platform') ctx.out.info(platformKeyBackup);
     });
   withClientOptions(mode.command('status'))
     .description('the current mode and any switch in progress')

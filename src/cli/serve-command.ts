@@ -19,7 +19,22 @@ export const registerServeCommand = (program: Command, io: CliIo): void => {
       io.env,
     );
     const vault = await createVault(config);
-    const url = await vault.listen();
+    let url: string;
+    try {
+      url = await vault.listen();
+    } catch (error) {
+      // Nothing would ever be served: close the store (and the key job) and exit non-zero, rather than
+      // stay alive listening on nothing.
+      await vault.stop();
+      const code = (error as NodeJS.ErrnoException).code;
+      const why =
+        code === 'EADDRINUSE'
+          ? 'the port is already in use (another vault or program?); stop it or choose another --port'
+          : code === 'EACCES'
+            ? 'permission denied (ports below 1024 need privileges); choose another --port'
+            : (error as Error).message;
+      throw new Error(`cannot listen on ${config.host}:${config.port}: ${why}`);
+    }
     // The token line comes first: whoever waits for "listening on" has everything by then.
     if (vault.adminTokenPath) {
       io.stderr.write(

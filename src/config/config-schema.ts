@@ -1,3 +1,4 @@
+import { parseKeyMaterial } from '../crypto/master-key.js';
 import { checkWebhookUrl } from '../crypto/webhook-key-provider.js';
 import { parseOutboundAllow } from '../net/outbound-guard.js';
 
@@ -70,6 +71,16 @@ const parseWebhookUrl = (raw: string): string => {
   }
 };
 
+/** Checked with the rest of the config, so a bad key is reported before anything touches the disk. */
+const parseMasterKey = (raw: string): string => {
+  try {
+    parseKeyMaterial(raw, '');
+  } catch (error) {
+    throw new Error((error as Error).message.trim());
+  }
+  return raw;
+};
+
 const parseWebhookSecret = (raw: string): string => {
   if (raw.length < 32) throw new Error('must be at least 32 characters');
   return raw;
@@ -118,7 +129,7 @@ export const settings = {
     description:
       'Platform-mode root key: 32 bytes as base64 or hex. Unset: generated into `<data-dir>/master.key` (mode 0600) on first start. Prefer the variable to the flag.',
     secret: true,
-    parse: parseNonEmpty,
+    parse: parseMasterKey,
   },
   kmsWebhookUrl: {
     flag: '--kms-webhook-url',

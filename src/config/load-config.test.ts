@@ -80,8 +80,17 @@ describe('loadConfig', () => {
     expect(problems).toEqual([expect.stringMatching(/TOKENVAULT_KMS_WEBHOOK_URL is not usable: .*https/)]);
   });
 
+  it('reports a master key of the wrong size with every other problem, without echoing it', () => {
+    const problems = problemsOf(() => loadConfig({ masterKey: 'short', bodyLimit: 'abc' }, {}));
+    expect(problems).toEqual([
+      expect.stringMatching(/^--master-key must be exactly 32 bytes/),
+      expect.stringMatching(/^--body-limit must be a whole number/),
+    ]);
+    expect(problems.join('\n')).not.toContain('short');
+  });
+
   it('masks secret settings when described for the log', () => {
-    const config = loadConfig({}, { TOKENVAULT_MASTER_KEY: 'A'.repeat(44) });
+    const config = loadConfig({}, { TOKENVAULT_MASTER_KEY: `${'A'.repeat(43)}=` });
     expect(describeConfig(config).masterKey).toBe('(set)');
     expect(JSON.stringify(describeConfig(config))).not.toContain('AAAA');
   });

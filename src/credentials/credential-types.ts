@@ -119,6 +119,7 @@ export const validateSecret = (type: CredentialType, secret: unknown): SecretFie
       `A ${type} credential needs secret field(s) ${missing.map((f) => `"${f}"`).join(', ')}.`,
     );
   }
+  if (type === 'oauth2') assertNotTokenResponse(secret as SecretFields);
   const allowed = new Set([...spec.required, ...spec.optional]);
   const unknown = [...given].filter((field) => !allowed.has(field));
   if (unknown.length > 0) {
@@ -128,6 +129,27 @@ export const validateSecret = (type: CredentialType, secret: unknown): SecretFie
     );
   }
   return Object.fromEntries(entries) as SecretFields;
+};
+
+/**
+ * A whole token response stored as the access token would hand its refresh token to every agent that
+ * retrieves the credential: an access token that is a JSON object is refused.
+ */
+const assertNotTokenResponse = (secret: SecretFields): void => {
+  const value = secret.access_token?.trim() ?? '';
+  if (!value.startsWith('{')) return;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return;
+  }
+  if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+    throw new VaultError(
+      'invalid_secret',
+      'The access_token of an oauth2 credential is a JSON object (a whole token response?); send its fields as the secret instead: {"access_token":"…","refresh_token":"…"}.',
+    );
+  }
 };
 
 const validateCustomSecret = (entries: [string, string][]): SecretFields => {
@@ -147,9 +169,26 @@ const validateCustomSecret = (entries: [string, string][]): SecretFields => {
   return Object.fromEntries(entries);
 };
 
+/**
+ * The field a custom credential sends as the bearer when no injection is given: the first whose name
+ * says it is a secret (`client_secret`, `token`, `api_key`, …), never an identifier such as
+ * `client_id`, which is not a secret and would authenticate nothing.
+ */
+const secretLooking = /(secret|token|password|passwd|passphrase|key|pat|credential)$/i;
+const customBearerField = (fields: string[]): string => {
+  const field = fields.find((f) => secretLooking.test(f)) ?? (fields.length === 1 ? fields[0] : undefined);
+  if (field === undefined) {
+    throw new VaultError(
+      'invalid_injection',
+      `No field of this custom credential (${fields.join(', ')}) is named like a secret (…secret, …token, …key, …password), so there is no default injection: say which field goes where (CLI \`--inject "header:Authorization:Bearer {{${fields[0] ?? 'field'}}}"\`, API \`injection\`).`,
+    );
+  }
+  return field;
+};
+
 export const defaultInjection = (type: CredentialType, fields: string[]): Injection => {
   if (type !== 'custom') return { ...typeSpecs[type].defaultInjection };
-  return { in: 'header', name: 'Authorization', template: `Bearer {{${fields[0]}}}` };
+  return { in: 'header', name: 'Authorization', template: `Bearer {{${customBearerField(fields)}}}` };
 };
 
 const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;

@@ -39,16 +39,27 @@ export class VaultClientError extends Error {
 export const isVaultClientError = (error: unknown): error is VaultClientError =>
   error instanceof VaultClientError;
 
+/**
+ * The vault's answer in the wire's own words (the seed contract's snake_case), so that code written
+ * against the REST answer and code written against the SDK read the same: `const { access_token } =
+ * await vault.getCredential('slack')`.
+ */
 export interface VaultCredential {
-  accessToken: string;
+  access_token: string;
   /** `Bearer`, `Basic`, the OAuth token type, `api_key` or `custom`. */
-  tokenType: string;
-  /** When the grant or the credential ends; null when neither does. */
-  expiresAt: Date | null;
+  token_type: string;
+  /** When the grant or the credential ends (ISO-8601); null when neither does. */
+  expires_at: string | null;
   /** The scopes granted, narrowed to those asked for. */
   scopes: string[];
   /** Every field, for a custom credential with several. */
   fields?: Record<string, string>;
+  /** @deprecated Use `access_token` (kept, not enumerable, for code written against 0.1). */
+  readonly accessToken: string;
+  /** @deprecated Use `token_type`. */
+  readonly tokenType: string;
+  /** @deprecated Use `expires_at` (this one is a `Date`). */
+  readonly expiresAt: Date | null;
 }
 
 export interface GetCredentialOptions {
@@ -123,15 +134,21 @@ const parseToken = (body: unknown): VaultCredential | undefined => {
   if (expires_at !== null && (typeof expires_at !== 'string' || Number.isNaN(Date.parse(expires_at))))
     return undefined;
   if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string')) return undefined;
-  return {
-    accessToken: access_token,
-    tokenType: token_type,
-    expiresAt: expires_at === null ? null : new Date(expires_at),
+  const credential = {
+    access_token,
+    token_type,
+    expires_at,
     scopes: scopes as string[],
     ...(typeof fields === 'object' && fields !== null
       ? { fields: { ...(fields as Record<string, string>) } }
       : {}),
   };
+  // The camelCase names of the first release, as getters that JSON and spreads leave out.
+  return Object.defineProperties(credential, {
+    accessToken: { get: () => access_token },
+    tokenType: { get: () => token_type },
+    expiresAt: { get: () => (expires_at === null ? null : new Date(expires_at)) },
+  }) as VaultCredential;
 };
 
 export const createVaultClient = (options: VaultClientOptions): VaultClient => {
@@ -229,7 +246,7 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
   const remember = (key: string, value: VaultCredential) => {
     const fetchedAt = now();
     const freshUntil =
-      value.expiresAt === null ? fetchedAt + defaultTtlMs : value.expiresAt.getTime() - skewMs;
+      value.expires_at === null ? fetchedAt + defaultTtlMs : Date.parse(value.expires_at) - skewMs;
     if (freshUntil > fetchedAt) cache.set(key, { value, freshUntil });
     else cache.delete(key);
   };

@@ -290,8 +290,9 @@ export const retrievalContract = (
         scopes: ['events.readonly'],
       });
       expect(JSON.stringify(gcal)).not.toContain('rt-secret');
+      // The default injection of a custom credential sends the field named like a secret, not the id.
       expect(await get('pair')).toEqual({
-        access_token: 'id-1',
+        access_token: 'sec-1',
         token_type: 'Bearer',
         expires_at: hours(720),
         scopes: [],

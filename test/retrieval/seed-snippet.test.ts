@@ -32,6 +32,8 @@ const SNIPPETS = {
 };
 
 const seedsDir = fileURLToPath(new URL('../../../shared/seeds/', import.meta.url));
+/** The article's snippet lines, copied into the repository so that a fresh clone checks them too. */
+const articleCopy = fileURLToPath(new URL('./fixtures/seed-article-000-snippets.txt', import.meta.url));
 const slackSecret = 'xoxb-seed-snippet-secret-42';
 const start = '2026-06-01T12:00:00.000Z';
 
@@ -136,12 +138,21 @@ describe('the seed article’s snippet, verbatim, against a listening vault', ()
     await t?.stop();
   });
 
-  it.skipIf(!existsSync(seedsDir))('is copied exactly from the seed article', () => {
+  it('is copied exactly from the seed article (its copy in test/retrieval/fixtures)', () => {
+    const copy = readFileSync(articleCopy, 'utf8');
+    for (const text of Object.values(SNIPPETS)) expect(copy).toContain(`${SNIPPET_REQUIRE_LINE} ${text}`);
+  });
+
+  it.skipIf(!existsSync(seedsDir))('has a copy whose snippet lines are the seed article’s own', () => {
     const article = readdirSync(seedsDir)
       .filter((f) => f.startsWith('000_'))
       .map((f) => readFileSync(join(seedsDir, f), 'utf8'))
       .join('\n');
-    for (const text of Object.values(SNIPPETS)) expect(article).toContain(`${SNIPPET_REQUIRE_LINE} ${text}`);
+    const snippetLines = readFileSync(articleCopy, 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith(SNIPPET_REQUIRE_LINE));
+    expect(snippetLines).toHaveLength(2);
+    for (const line of snippetLines) expect(article).toContain(line);
   });
 
   it('returns the secret of a reveal grant for agent-42, with node-fetch and with global fetch', async () => {

@@ -92,12 +92,14 @@ describe('SDK: createVaultClient', () => {
     server.script(token(null));
     const vault = client();
     const credential = await vault.getCredential('slack', { scope: ['write', 'read'] });
+    // The wire's own names: what the README destructures, and nothing else when serialized.
     expect(credential).toEqual({
-      accessToken: 'tok-1',
-      tokenType: 'Bearer',
-      expiresAt: null,
+      access_token: 'tok-1',
+      token_type: 'Bearer',
+      expires_at: null,
       scopes: ['read'],
     });
+    expect(Object.keys(credential).sort()).toEqual(['access_token', 'expires_at', 'scopes', 'token_type']);
     expect(server.requests).toEqual([
       {
         url: '/v1/agents/agent-42/credentials/slack?scope=read%2Cwrite',
@@ -109,12 +111,12 @@ describe('SDK: createVaultClient', () => {
   it('caches until refreshSkewSeconds before expires_at (injected clock)', async () => {
     server.script(token(at(120), 'first'), token(at(400), 'second'));
     const vault = client({ refreshSkewSeconds: 30 });
-    expect((await vault.getCredential('slack')).accessToken).toBe('first');
+    expect((await vault.getCredential('slack')).access_token).toBe('first');
     clock.set(at(89));
-    expect((await vault.getCredential('slack')).accessToken).toBe('first');
+    expect((await vault.getCredential('slack')).access_token).toBe('first');
     expect(server.requests).toHaveLength(1);
     clock.set(at(90));
-    expect((await vault.getCredential('slack')).accessToken).toBe('second');
+    expect((await vault.getCredential('slack')).access_token).toBe('second');
     expect(server.requests).toHaveLength(2);
     // Another scope set is another cache entry.
     await vault.getCredential('slack', { scope: 'read' });
@@ -137,7 +139,7 @@ describe('SDK: createVaultClient', () => {
     server.script(token(at(3600), 'shared', 50));
     const vault = client();
     const results = await Promise.all(Array.from({ length: 10 }, () => vault.getCredential('slack')));
-    expect(new Set(results.map((r) => r.accessToken))).toEqual(new Set(['shared']));
+    expect(new Set(results.map((r) => r.access_token))).toEqual(new Set(['shared']));
     expect(server.requests).toHaveLength(1);
   });
 
@@ -149,7 +151,7 @@ describe('SDK: createVaultClient', () => {
       token(null, 'finally'),
     );
     const vault = client({ random: () => 1, backoff: { baseMs: 100, maxMs: 1000 } });
-    expect((await vault.getCredential('slack')).accessToken).toBe('finally');
+    expect((await vault.getCredential('slack')).access_token).toBe('finally');
     expect(server.requests).toHaveLength(4);
     expect(sleeps).toEqual([100, 200, 400]);
   });
@@ -181,7 +183,7 @@ describe('SDK: createVaultClient', () => {
       retryable: false,
     });
     expect(server.requests).toHaveLength(1);
-    expect((await vault.getCredential('slack')).accessToken).toBe('granted-again');
+    expect((await vault.getCredential('slack')).access_token).toBe('granted-again');
     expect(server.requests).toHaveLength(2);
   });
 
@@ -192,7 +194,7 @@ describe('SDK: createVaultClient', () => {
     await expect(vault.getCredential('slack', { forceRefresh: true })).rejects.toMatchObject({
       code: 'grant_revoked',
     });
-    expect((await vault.getCredential('slack')).accessToken).toBe('new');
+    expect((await vault.getCredential('slack')).access_token).toBe('new');
   });
 
   it('reports an unreachable vault as network_error after retrying', async () => {
@@ -253,8 +255,13 @@ describe('SDK against a real vault', () => {
   it('gets a granted credential, narrowed, and throws the vault’s code for a refusal', async () => {
     const vault = createVaultClient({ url, agentId: 'agent-42', token: apiKey });
     const slack = await vault.getCredential('slack', { scope: 'read' });
-    expect(slack).toMatchObject({ accessToken: 'xoxb-sdk', tokenType: 'Bearer', scopes: ['read'] });
-    expect(slack.expiresAt).toBeInstanceOf(Date);
+    expect(slack).toMatchObject({ access_token: 'xoxb-sdk', token_type: 'Bearer', scopes: ['read'] });
+    expect(Date.parse(slack.expires_at!)).toBeGreaterThan(Date.now());
+    // The first release's camelCase names still answer, as deprecated getters.
+    expect(slack.accessToken).toBe('xoxb-sdk');
+    expect(slack.tokenType).toBe('Bearer');
+    expect(slack.expiresAt).toEqual(new Date(slack.expires_at!));
+    expect(JSON.parse(JSON.stringify(slack))).not.toHaveProperty('accessToken');
     const refused = await vault.getCredential('github').catch((e: unknown) => e as VaultClientError);
     expect(refused).toMatchObject({ code: 'credential_not_granted', status: 403 });
     expect((refused as VaultClientError).requestId).toMatch(/^req_/);
@@ -265,7 +272,7 @@ describe('SDK against a real vault', () => {
 
   it('is importable as `token-vault/sdk` from the built package', async () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
-    const script = `import('token-vault/sdk').then(async (sdk) => { const v = sdk.createVaultClient({ url: process.env.URL, agentId: 'agent-42', token: process.env.KEY }); const c = await v.getCredential('slack'); process.stdout.write(c.accessToken + ' ' + typeof sdk.VaultClientError); })`;
+    const script = `import('token-vault/sdk').then(async (sdk) => { const v = sdk.createVaultClient({ url: process.env.URL, agentId: 'agent-42', token: process.env.KEY }); const c = await v.getCredential('slack'); process.stdout.write(c.access_token + ' ' + typeof sdk.VaultClientError); })`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
       cwd: root,
       env: { PATH: process.env.PATH, URL: url, KEY: apiKey },
