@@ -131,7 +131,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     const dataKeys = createDataKeyService({ db, providers, clock });
     const credentials = createCredentialService({ store, access, dataKeys, clock, audit });
     const adminTokens = createAdminTokenService({ db, clock, audit });
-    const keys = createKeyManagementService({ db, providers, clock, runner, enablePlatform });
+    const keys = createKeyManagementService({ db, providers, clock, audit, runner, enablePlatform });
     const grants = createGrantService({ db, clock, audit });
     const retrieval = createRetrievalService({ store, access, clock, credentials, audit });
     const vaultAudience = config.audience ?? defaultAudience(config);

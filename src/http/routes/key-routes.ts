@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { KeyManagementService } from '../../keys/key-management-service.js';
 import type { KeyJob } from '../../keys/vault-state-repo.js';
+import { adminContextOf } from '../admin-context.js';
 import { withErrors } from '../schemas/common-schemas.js';
 
 const tags = ['keys'];
@@ -64,7 +65,7 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: { keys: KeyMan
   r.post(
     '/v1/admin/keys/rotate',
     {
-      config: { audit: { event: 'keys.rotate' } },
+      config: { audit: { event: 'keys.rotate', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -72,13 +73,13 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: { keys: KeyMan
         response: withErrors({ 202: JobView }, 409, 503),
       },
     },
-    async (_request, reply) => reply.status(202).send(toJobView(await keys.rotate())),
+    async (request, reply) => reply.status(202).send(toJobView(await keys.rotate(adminContextOf(request)))),
   );
 
   r.post(
     '/v1/admin/keys/mode',
     {
-      config: { audit: { event: 'keys.mode_set' } },
+      config: { audit: { event: 'keys.mode_set', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -90,13 +91,14 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: { keys: KeyMan
         response: withErrors({ 202: JobView }, 409, 503),
       },
     },
-    async (request, reply) => reply.status(202).send(toJobView(await keys.setMode(request.body.mode))),
+    async (request, reply) =>
+      reply.status(202).send(toJobView(await keys.setMode(request.body.mode, adminContextOf(request)))),
   );
 
   r.post(
     '/v1/admin/keys/verify',
     {
-      config: { audit: { event: 'keys.verify' } },
+      config: { audit: { event: 'keys.verify', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -122,8 +124,8 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: { keys: KeyMan
         ),
       },
     },
-    async () => {
-      const result = await keys.verify();
+    async (request) => {
+      const result = await keys.verify(adminContextOf(request));
       return {
         ok: result.ok,
         mode: result.mode,

@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { VaultError } from '../errors/vault-error.js';
 import {
-  type CredentialState,
-  decideRetrieval,
   earliestExpiry,
   grantExpiresAt,
   grantLifetime,
@@ -10,7 +8,7 @@ import {
   grantStatus,
   parseScopeQuery,
   scopesOutside,
-} from './grant-policy.js';
+} from './grant-rules.js';
 import type { Grant } from './grant-types.js';
 
 const now = new Date('2026-06-01T12:00:00.000Z');
@@ -116,74 +114,5 @@ describe('status', () => {
   it('takes the earliest expiry, null meaning never', () => {
     expect(earliestExpiry(null, null)).toBeNull();
     expect(earliestExpiry(hoursFromNow(2), null, hoursFromNow(1))).toBe(hoursFromNow(1));
-  });
-});
-
-describe('decideRetrieval', () => {
-  const active: CredentialState = { status: 'active', expiresAt: null };
-  const decide = (grants: Grant[], requestedScopes: string[] = [], credential = active) =>
-    decideRetrieval({ grants, credential, requestedScopes, now });
-
-  it('answers the same for no grant and no credential, so existence does not leak', () => {
-    expect(decide([])).toEqual({ allowed: false, code: 'credential_not_granted' });
-    expect(decideRetrieval({ grants: [], credential: undefined, requestedScopes: [], now })).toEqual({
-      allowed: false,
-      code: 'credential_not_granted',
-    });
-  });
-
-  it('allows a live reveal grant with its scopes, narrowed to those asked for', () => {
-    expect(decide([grant()])).toMatchObject({ allowed: true, scopes: ['read', 'write'] });
-    expect(decide([grant()], ['read'])).toMatchObject({ allowed: true, scopes: ['read'] });
-  });
-
-  it('refuses a scope the grant does not give', () => {
-    const refused = decide([grant({ scopes: ['read'] })], ['read', 'write']);
-    expect(refused).toMatchObject({ allowed: false, code: 'scope_not_granted' });
-    expect(!refused.allowed && refused.message).toContain('"write"');
-  });
-
-  it('says expired or revoked by the newest grant', () => {
-    expect(decide([grant({ expiresAt: hoursFromNow(-1) })])).toMatchObject({ code: 'grant_expired' });
-    expect(decide([grant({ revokedAt: hoursFromNow(-1) })])).toMatchObject({ code: 'grant_revoked' });
-    const older = grant({ id: 'old', revokedAt: hoursFromNow(-2), createdAt: '2026-05-01T00:00:00.000Z' });
-    const newer = grant({ id: 'new', expiresAt: hoursFromNow(-1) });
-    expect(decide([older, newer])).toMatchObject({ code: 'grant_expired', grant: { id: 'new' } });
-  });
-
-  it('checks the grant before the credential, and the credential before reveal', () => {
-    expect(
-      decide([grant({ revokedAt: hoursFromNow(-1) })], [], { status: 'needs_reauth', expiresAt: null }),
-    ).toMatchObject({
-      code: 'grant_revoked',
-    });
-    expect(decide([grant({ reveal: false })], [], { status: 'needs_reauth', expiresAt: null })).toMatchObject(
-      {
-        code: 'credential_needs_reauth',
-      },
-    );
-    expect(decide([grant()], [], { status: 'revoked', expiresAt: null })).toMatchObject({
-      code: 'credential_revoked',
-    });
-    expect(decide([grant()], [], { status: 'active', expiresAt: hoursFromNow(-1) })).toMatchObject({
-      code: 'credential_expired',
-    });
-    expect(decide([grant({ reveal: false })])).toMatchObject({ code: 'reveal_not_granted' });
-  });
-
-  it('expires at the earlier of the grant and the credential', () => {
-    expect(
-      decide([grant({ expiresAt: hoursFromNow(5) })], [], { status: 'active', expiresAt: hoursFromNow(2) }),
-    ).toMatchObject({
-      expiresAt: hoursFromNow(2),
-    });
-    expect(decide([grant({ expiresAt: null })])).toMatchObject({ expiresAt: null });
-  });
-
-  it('prefers a reveal grant that covers the scopes when several are live', () => {
-    const proxyOnly = grant({ id: 'p', reveal: false, scopes: ['read', 'write'] });
-    const narrow = grant({ id: 'r', reveal: true, scopes: ['read'] });
-    expect(decide([proxyOnly, narrow], ['read'])).toMatchObject({ allowed: true, grant: { id: 'r' } });
-    expect(decide([proxyOnly, narrow], ['write'])).toMatchObject({ code: 'reveal_not_granted' });
   });
 });
