@@ -1,6 +1,6 @@
 import { type AgentRequestDeps, createAgentRequests } from '../access/agent-request.js';
 import type { AgentPrincipal } from '../agents/agent-types.js';
-import { type RevealedToken, revealToken } from './token-response.js';
+import { type RevealedToken, revealToken } from '../credentials/credential-types.js';
 
 export type RetrievalServiceDeps = AgentRequestDeps;
 
