@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AgentAuthenticator, AgentPrincipal } from '../agents/agent-types.js';
 import { auditedUse } from '../audit/audit-context.js';
 import type { AuditRecorder } from '../audit/audit-types.js';
-import { VaultError } from '../errors/vault-error.js';
+import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { GenerationCache } from '../store/generation-cache.js';
 import { bearerToken } from './admin-auth.js';
@@ -79,49 +79,66 @@ const clientOf = (request: FastifyRequest) => ({
  * `audit_unavailable` when it cannot be). A success is not recorded here: the action the agent then
  * takes is, with the agent as actor, so each request leaves one event.
  */
-export const createAgentRequestAuthenticator =
-  ({ authenticator, access, audit, limiter, metrics }: AgentRequestAuthDeps) =>
-  (request: FastifyRequest): Promise<AgentPrincipal> =>
+export const createAgentRequestAuthenticator = ({
+  authenticator,
+  access,
+  audit,
+  limiter,
+  metrics,
+}: AgentRequestAuthDeps) => {
+  const authenticateAgent = (request: FastifyRequest): Promise<AgentPrincipal> =>
     auditedUse(
       audit,
       {
         ctx: { actor: { type: 'anonymous', id: null }, client: clientOf(request), requestId: request.id },
         namespace: claimedNamespace(request),
         action: 'agent.authenticate',
-        refusal: (error) => {
-          // Only a wrong credential counts towards the limit; a disabled agent or an unreachable
-          // issuer is not someone guessing.
-          if (error.status === 401) limiter.recordFailure(request.ip);
-          metrics?.authFailures.inc({ principal: 'agent', code: error.code });
-          return refusalFacts(request, error);
-        },
+        refusal: (error) => refusalFacts(request, error),
       },
       async () => {
-        const retryAfter = limiter.retryAfterSeconds(request.ip);
-        if (retryAfter > 0)
-          throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
-        const token = bearerToken(request);
-        if (!token) throw new VaultError('agent_unauthenticated');
-        // A view of its own, for authentication's cached lookups only: what the agent may then do is
-        // decided at a view taken after authentication has finished (src/access/agent-request.ts).
-        const principal = await authenticator.authenticate({
-          token,
-          clientIp: request.ip,
-          view: await access.view(),
-        });
-        limiter.recordSuccess(request.ip);
-        request.agent = principal;
-        // The route's own event (recorded by its service, or by the audit hook when the route fails
-        // unexpectedly) then names the agent as its actor.
-        request.auditContext = {
-          ...request.auditContext,
-          actor: { type: 'agent', id: principal.agentId },
-          namespace: principal.namespace,
-          details: { ...request.auditContext?.details, ...principalAuditDetails(principal) },
-        };
-        return principal;
+        try {
+          return await authenticate(request);
+        } catch (error) {
+          if (isVaultError(error)) {
+            // Only a wrong credential counts towards the limit; a disabled agent or an unreachable
+            // issuer is not someone guessing.
+            if (error.status === 401) limiter.recordFailure(request.ip);
+            metrics?.authFailures.inc({ principal: 'agent', code: error.code });
+          }
+          throw error;
+        }
       },
     );
+
+  /** The bearer token, the authenticator, and what the route's own event needs to know. */
+  const authenticate = async (request: FastifyRequest): Promise<AgentPrincipal> => {
+    const retryAfter = limiter.retryAfterSeconds(request.ip);
+    if (retryAfter > 0)
+      throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
+    const token = bearerToken(request);
+    if (!token) throw new VaultError('agent_unauthenticated');
+    // A view of its own, for authentication's cached lookups only: what the agent may then do is
+    // decided at a view taken after authentication has finished (src/access/agent-request.ts).
+    const principal = await authenticator.authenticate({
+      token,
+      clientIp: request.ip,
+      view: await access.view(),
+    });
+    limiter.recordSuccess(request.ip);
+    request.agent = principal;
+    // The route's own event (recorded by its service, or by the audit hook when the route fails
+    // unexpectedly) then names the agent as its actor.
+    request.auditContext = {
+      ...request.auditContext,
+      actor: { type: 'agent', id: principal.agentId },
+      namespace: principal.namespace,
+      details: { ...request.auditContext?.details, ...principalAuditDetails(principal) },
+    };
+    return principal;
+  };
+
+  return authenticateAgent;
+};
 
 /** Facts about how an agent authenticated, for the audit record of what it does next. */
 export const principalAuditDetails = (principal: AgentPrincipal): Record<string, string> => ({

@@ -13,9 +13,6 @@ const adminAuthFailures = new Set<string>([
   'too_many_auth_failures',
 ]);
 
-const changedMessage =
-  'The audit log could not be written, so the response was withheld (the vault fails closed). The change may have been applied: check before retrying.';
-
 /** What the path names (`:name`, `:id`), else the `name` a create sends; typed by the event's noun. */
 const targetOf = (request: FastifyRequest, action: AuditAction): AuditEventInput['target'] => {
   const params = (request.params ?? {}) as Record<string, unknown>;
@@ -64,7 +61,9 @@ export const installAuditHooks = (
     const context = request.auditContext;
     if (!declaration) return undefined;
     const status = reply.statusCode;
-    const reason = status >= 400 ? (request.errorCode ?? `http_${status}`) : 'ok';
+    // Everything this hook records is a failure: an allowed outcome is its service's to record.
+    if (status < 400) return undefined;
+    const reason = request.errorCode ?? `http_${status}`;
     let action: AuditAction;
     if ('event' in declaration) {
       if (reachedHandler.has(request) && !request.failedUnexpectedly) return undefined;
@@ -81,7 +80,7 @@ export const installAuditHooks = (
         (request.admin ? { type: 'admin', id: request.admin.tokenId } : { type: 'anonymous', id: null }),
       action,
       target: context?.target ?? (action === 'admin.authenticate' ? undefined : targetOf(request, action)),
-      decision: status >= 400 ? 'deny' : 'allow',
+      decision: 'deny',
       reason,
       client: { ip: request.ip, userAgent: headerValue(request.headers['user-agent']) },
       requestId: request.id,
@@ -104,11 +103,10 @@ export const installAuditHooks = (
     } catch (error) {
       request.log.error({ err: error, action: event.action }, 'audit record failed: response withheld');
       (payload as { destroy?: () => void } | null)?.destroy?.();
-      const mutated = event.decision === 'allow' && request.method !== 'GET' && request.method !== 'HEAD';
       const body: ErrorBody = {
         error: {
           code: 'audit_unavailable',
-          message: mutated ? changedMessage : errorRegistry.audit_unavailable.message,
+          message: errorRegistry.audit_unavailable.message,
           request_id: request.id,
         },
       };
