@@ -105,7 +105,8 @@ export interface AuditEvent {
 /**
  * What a request handler or hook may tell the HTTP audit hook about the request it is serving
  * (`request.auditContext`): who the actor is when it is not an admin (an authenticated agent), the
- * target when the path does not name it, extra details, or that the event was already recorded.
+ * target when the path does not name it, extra details. The hook uses it only for what it records
+ * itself (see audit-hooks.ts).
  */
 export interface AuditRequestContext {
   actor?: AuditEventInput['actor'];

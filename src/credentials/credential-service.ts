@@ -59,8 +59,6 @@ export interface CredentialServiceDeps {
   audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
 }
 
-export { systemContext };
-
 const maxPageSize = 500;
 
 const parseExpiry = (value: string | null | undefined): string | null => {
