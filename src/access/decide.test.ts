@@ -11,24 +11,10 @@ import type {
   PolicyCheck,
 } from './access-types.js';
 import { decide } from './decide.js';
+import { hoursFromNow, testGrant, testNow } from '../../test/helpers/grants.js';
 
-const now = new Date('2026-06-01T12:00:00.000Z');
-const hoursFromNow = (h: number) => new Date(now.getTime() + h * 3_600_000).toISOString();
-
-const grant = (over: Partial<Grant> = {}): Grant => ({
-  id: 'g1',
-  namespace: 'default',
-  agentId: 'a1',
-  credentialId: 'c1',
-  scopes: ['read', 'write'],
-  reveal: true,
-  expiresAt: hoursFromNow(1),
-  createdAt: '2026-06-01T11:00:00.000Z',
-  createdBy: 'admin:t1',
-  revokedAt: null,
-  revokedReason: null,
-  ...over,
-});
+const now = testNow;
+const grant = testGrant;
 
 const agent: AgentPrincipal = {
   agentId: 'a1',

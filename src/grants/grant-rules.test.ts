@@ -9,25 +9,10 @@ import {
   parseScopeQuery,
   scopesOutside,
 } from './grant-rules.js';
-import type { Grant } from './grant-types.js';
+import { hoursFromNow, testGrant, testNow } from '../../test/helpers/grants.js';
 
-const now = new Date('2026-06-01T12:00:00.000Z');
-const hoursFromNow = (h: number) => new Date(now.getTime() + h * 3_600_000).toISOString();
-
-const grant = (over: Partial<Grant> = {}): Grant => ({
-  id: 'g1',
-  namespace: 'default',
-  agentId: 'a1',
-  credentialId: 'c1',
-  scopes: ['read', 'write'],
-  reveal: true,
-  expiresAt: hoursFromNow(1),
-  createdAt: '2026-06-01T11:00:00.000Z',
-  createdBy: 'admin:t1',
-  revokedAt: null,
-  revokedReason: null,
-  ...over,
-});
+const now = testNow;
+const grant = testGrant;
 
 const codeOf = (fn: () => unknown) => {
   try {

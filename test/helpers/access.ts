@@ -1,5 +1,6 @@
 import type { AllowedDecision } from '../../src/access/access-types.js';
 import { decide } from '../../src/access/decide.js';
+import { testGrant } from './grants.js';
 
 /**
  * The decision an agent holding a live reveal grant on the credential gets, made by the real
@@ -19,19 +20,14 @@ export const allowedUseOf = (namespace: string, credentialId: string): AllowedDe
     service: 'test',
     credential: { id: credentialId, status: 'active', expiresAt: null },
     grants: [
-      {
-        id: 'test-grant',
+      testGrant({
         namespace,
         agentId: 'test-agent',
         credentialId,
         scopes: [],
-        reveal: true,
         expiresAt: null,
         createdAt: now.toISOString(),
-        createdBy: 'system:-',
-        revokedAt: null,
-        revokedReason: null,
-      },
+      }),
     ],
     requestedScopes: [],
     channel: 'reveal',
