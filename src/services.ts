@@ -132,7 +132,7 @@ export const createServices = async ({
   const services: VaultServices = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
-    keys: createKeyManagementService({ db, providers, clock, runner, enablePlatform }),
+    keys: createKeyManagementService({ db, providers, clock, audit, runner, enablePlatform }),
     runner,
     agents: createAgentService({ db, clock, audit }),
     issuers: createIssuerService({ db, clock, audit, remoteKeys, vaultAudience }),

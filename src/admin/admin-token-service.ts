@@ -1,11 +1,18 @@
-import type { Kysely, Selectable } from 'kysely';
-import { type AuditContext, auditedChange, auditEvent } from '../audit/audit-context.js';
-import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import {
+  type AuditContext,
+  auditedChange,
+  type AuditSpec,
+  type RecordAllowed,
+  systemContext,
+} from '../audit/audit-context.js';
+import type { AuditAction, AuditRecorder } from '../audit/audit-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import { newId, newToken } from '../lib/ids.js';
 import { constantTimeEqual, hashToken } from '../lib/token-hash.js';
 import type { AdminTokenTable, Database } from '../store/schema.js';
+import { adminTokenRepo } from './admin-token-repo.js';
 
 export interface AdminToken {
   id: string;
@@ -40,35 +47,26 @@ const lastUsedResolutionMs = 60_000;
 export interface AdminTokenServiceDeps {
   db: Kysely<Database>;
   clock: Clock;
-  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction'>;
+  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
 }
-
-const systemContext: AuditContext = { actor: { type: 'system', id: null } };
 
 /** Admin tokens: random `tv_admin_…`, shown once, stored as SHA-256, compared in constant time. */
 export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceDeps) => {
   /** Admin tokens are not in a namespace; their events are filed under `default`. */
-  const event = (
-    ctx: AuditContext,
-    action: string,
-    target: string | null,
-    details: AuditEventInput['details'] = {},
-  ) =>
-    auditEvent(ctx, {
-      namespace: 'default',
-      action,
-      target: { type: 'admin_token', id: target },
-      decision: 'allow',
-      reason: 'ok',
-      details,
-    });
+  const spec = (ctx: AuditContext, action: AuditAction, target: string | null): AuditSpec => ({
+    ctx,
+    namespace: 'default',
+    action,
+    target: { type: 'admin_token', id: target },
+  });
 
   const lastWritten = new Map<string, number>();
 
   const insert = async (
+    trx: Transaction<Database>,
+    record: RecordAllowed,
     name: string,
     options: { isRoot?: boolean; expiresAt?: string | null },
-    ctx: AuditContext,
   ) => {
     const token = newToken('tv_admin_');
     const row = {
@@ -81,16 +79,10 @@ export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceD
       revoked_at: null,
       last_used_at: null,
     };
-    await db.transaction().execute(async (trx) => {
-      await trx.insertInto('admin_tokens').values(row).execute();
-      await audit.recordInTransaction(
-        trx,
-        event(ctx, 'admin_token.create', name, {
-          token_id: row.id,
-          root: row.is_root === 1,
-          expires_at: row.expires_at,
-        }),
-      );
+    await adminTokenRepo.insert(trx, row);
+    await record({
+      target: { type: 'admin_token', id: name },
+      details: { token_id: row.id, root: row.is_root === 1, expires_at: row.expires_at },
     });
     return { token, adminToken: toAdminToken(row) };
   };
@@ -98,9 +90,13 @@ export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceD
   return {
     /** On an empty store, creates the root token and returns it (once); otherwise returns undefined. */
     async bootstrapRoot(): Promise<string | undefined> {
-      const existing = await db.selectFrom('admin_tokens').select('id').limit(1).executeTakeFirst();
-      if (existing) return undefined;
-      return (await insert('root', { isRoot: true }, systemContext)).token;
+      if (await adminTokenRepo.any(db)) return undefined;
+      const created = await auditedChange(
+        { db, audit },
+        spec(systemContext, 'admin_token.create', 'root'),
+        (trx, record) => insert(trx, record, 'root', { isRoot: true }),
+      );
+      return created.token;
     },
 
     create: (
@@ -109,9 +105,9 @@ export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceD
       ctx: AuditContext = systemContext,
     ) =>
       auditedChange(
-        audit,
-        () => event(ctx, 'admin_token.create', name.slice(0, 64)),
-        async () => {
+        { db, audit },
+        spec(ctx, 'admin_token.create', name.slice(0, 64)),
+        async (trx, record) => {
           if (!tokenNamePattern.test(name)) {
             throw new VaultError(
               'invalid_request',
@@ -128,48 +124,29 @@ export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceD
             options.ttlSeconds === undefined
               ? null
               : new Date(clock.now().getTime() + options.ttlSeconds * 1000).toISOString();
-          return insert(name, { expiresAt }, ctx);
+          return insert(trx, record, name, { expiresAt });
         },
       ),
 
     async list(): Promise<AdminToken[]> {
-      const rows = await db
-        .selectFrom('admin_tokens')
-        .selectAll()
-        .orderBy('created_at')
-        .orderBy('id')
-        .execute();
-      return rows.map(toAdminToken);
+      return (await adminTokenRepo.list(db)).map(toAdminToken);
     },
 
     revoke: (id: string, ctx: AuditContext = systemContext) =>
       auditedChange(
-        audit,
-        () => event(ctx, 'admin_token.revoke', id.slice(0, 64)),
-        async (): Promise<AdminToken> => {
-          const now = clock.now().toISOString();
-          const row = await db.transaction().execute(async (trx) => {
-            const revoked = await trx
-              .updateTable('admin_tokens')
-              .set({ revoked_at: now })
-              .where('id', '=', id)
-              .where('revoked_at', 'is', null)
-              .returningAll()
-              .executeTakeFirst();
-            if (revoked) {
-              await audit.recordInTransaction(
-                trx,
-                event(ctx, 'admin_token.revoke', revoked.name, { token_id: revoked.id }),
-              );
-            }
-            return revoked;
-          });
-          if (row) return toAdminToken(row);
-          const existing = await db
-            .selectFrom('admin_tokens')
-            .selectAll()
-            .where('id', '=', id)
-            .executeTakeFirst();
+        { db, audit },
+        spec(ctx, 'admin_token.revoke', id.slice(0, 64)),
+        async (trx, record): Promise<AdminToken> => {
+          const revoked = await adminTokenRepo.revoke(trx, id, clock.now().toISOString());
+          if (revoked) {
+            await record({
+              target: { type: 'admin_token', id: revoked.name },
+              details: { token_id: revoked.id },
+            });
+            return toAdminToken(revoked);
+          }
+          // Revoking twice changes nothing and records nothing.
+          const existing = await adminTokenRepo.findById(trx, id);
           if (!existing)
             throw new VaultError('admin_token_not_found', `No admin token has id "${id.slice(0, 64)}".`);
           return toAdminToken(existing);
@@ -179,9 +156,7 @@ export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceD
     /** Resolves a presented token, or throws the precise reason it is refused. */
     async authenticate(token: string): Promise<AdminPrincipal> {
       const hash = hashToken(token);
-      const row = token.startsWith('tv_admin_')
-        ? await db.selectFrom('admin_tokens').selectAll().where('token_hash', '=', hash).executeTakeFirst()
-        : undefined;
+      const row = token.startsWith('tv_admin_') ? await adminTokenRepo.findByHash(db, hash) : undefined;
       if (!row || !constantTimeEqual(row.token_hash, hash)) throw new VaultError('admin_token_invalid');
       if (row.revoked_at !== null) throw new VaultError('admin_token_revoked');
       const now = clock.now();
@@ -190,11 +165,7 @@ export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceD
       }
       if (now.getTime() - (lastWritten.get(row.id) ?? 0) >= lastUsedResolutionMs) {
         lastWritten.set(row.id, now.getTime());
-        await db
-          .updateTable('admin_tokens')
-          .set({ last_used_at: now.toISOString() })
-          .where('id', '=', row.id)
-          .execute();
+        await adminTokenRepo.touchLastUsed(db, row.id, now.toISOString());
       }
       return { tokenId: row.id, name: row.name, isRoot: row.is_root === 1 };
     },

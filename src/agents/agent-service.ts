@@ -1,5 +1,5 @@
-import type { Kysely, Transaction } from 'kysely';
-import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
+import type { Kysely } from 'kysely';
+import type { AuditAction, AuditDetails, AuditRecorder } from '../audit/audit-types.js';
 import { assertNamespace } from '../credentials/credential-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
@@ -7,7 +7,8 @@ import { newId, newToken } from '../lib/ids.js';
 import { hashToken } from '../lib/token-hash.js';
 import type { Database } from '../store/schema.js';
 import { isUniqueViolation } from '../store/store-errors.js';
-import { type AuditContext, auditedChange } from '../audit/audit-context.js';
+import { type AuditContext, auditedChange, type RecordAllowed } from '../audit/audit-context.js';
+import { grantRepo } from '../grants/grant-repo.js';
 import { validatePublicJwks } from './agent-jwks.js';
 import { agentKeyRepo, agentRepo, bindingRepo, type Db, toAgent, toAgentKey } from './agent-repo.js';
 import {
@@ -26,7 +27,7 @@ export type AgentKeyView = AgentKey & { status: AgentKeyStatus };
 export interface AgentServiceDeps {
   db: Kysely<Database>;
   clock: Clock;
-  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction'>;
+  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
 }
 
 export interface CreateAgentInput {
@@ -62,22 +63,9 @@ export const requireAgent = async (db: Db, namespace: string, ref: string): Prom
 export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
   const find = requireAgent;
 
-  const record = (
-    trx: Transaction<Database>,
-    ctx: AuditContext,
-    agent: Pick<Agent, 'id' | 'namespace' | 'name'>,
-    action: string,
-    details: AuditEventInput['details'] = {},
-  ) =>
-    audit.recordInTransaction(trx, {
-      ...ctx,
-      namespace: agent.namespace,
-      action,
-      target: { type: 'agent', id: agent.id },
-      decision: 'allow',
-      reason: 'ok',
-      details: { agent: agent.name, ...details },
-    });
+  /** The allow event of a change to `agent`, filed against its id with its name. */
+  const recordOn = (record: RecordAllowed, agent: Pick<Agent, 'id' | 'name'>, details: AuditDetails = {}) =>
+    record({ target: { type: 'agent', id: agent.id }, details: { agent: agent.name, ...details } });
 
   const keyStatus = (key: AgentKey, now: Date): AgentKeyStatus =>
     key.revokedAt !== null
@@ -112,38 +100,47 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     return { apiKey, key: { ...key, status: keyStatus(key, now) } };
   };
 
-  /** Runs a change; a refusal is audited as a deny of `action` on the agent as it was named. */
+  /**
+   * Runs a change in one audited transaction; a refusal is recorded as a deny of `action` on the
+   * agent as it was named.
+   */
   const change = <T>(
     ctx: AuditContext,
     namespace: string,
-    action: string,
+    action: AuditAction,
     ref: string,
-    run: () => Promise<T>,
-  ) => auditedChange(audit, { ...ctx, namespace, action, target: { type: 'agent', id: ref } }, run);
+    run: (trx: Db, record: RecordAllowed) => Promise<T>,
+  ) => auditedChange({ db, audit }, { ctx, namespace, action, target: { type: 'agent', id: ref } }, run);
 
   const setStatus = (namespace: string, ref: string, status: Agent['status'], ctx: AuditContext) => {
     const action = status === 'disabled' ? 'agent.disable' : 'agent.enable';
-    return change(ctx, namespace, action, ref, () =>
-      db.transaction().execute(async (trx) => {
-        const agent = await find(trx, namespace, ref);
-        if (agent.status === status) return agent;
-        const row = await agentRepo.update(trx, agent.id, { status, updated_at: clock.now().toISOString() });
-        await record(trx, ctx, agent, action);
-        return toAgent(row);
-      }),
-    );
+    return change(ctx, namespace, action, ref, async (trx, record) => {
+      const agent = await find(trx, namespace, ref);
+      if (agent.status === status) return agent;
+      const row = await agentRepo.update(trx, agent.id, { status, updated_at: clock.now().toISOString() });
+      await recordOn(record, agent);
+      return toAgent(row);
+    });
   };
 
-  const create = async (namespace: string, input: CreateAgentInput, ctx: AuditContext) => {
+  const nameTaken = (namespace: string, name: string | undefined) =>
+    new VaultError('agent_exists', `An agent named "${name}" already exists in namespace "${namespace}".`);
+
+  /** Two replicas taking the same name at once: the unique constraint decides. */
+  const uniqueName = async <T>(namespace: string, name: string | undefined, run: () => Promise<T>) => {
+    try {
+      return await run();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw nameTaken(namespace, name);
+      throw error;
+    }
+  };
+
+  const create = (namespace: string, input: CreateAgentInput) => async (trx: Db, record: RecordAllowed) => {
     assertNamespace(namespace);
     assertAgentName(input.name);
     assertDescription(input.description ?? '');
     if (input.keyTtlSeconds !== undefined) assertKeyTtl(input.keyTtlSeconds);
-    const nameTaken = () =>
-      new VaultError(
-        'agent_exists',
-        `An agent named "${input.name}" already exists in namespace "${namespace}".`,
-      );
     const now = clock.now().toISOString();
     const row = {
       id: newId(),
@@ -156,82 +153,61 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
       created_at: now,
       updated_at: now,
     };
-    try {
-      return await db.transaction().execute(async (trx) => {
-        if (await agentRepo.findByRef(trx, namespace, input.name)) throw nameTaken();
-        await agentRepo.insert(trx, row);
-        const agent = toAgent(row);
-        const { apiKey, key } = await insertKey(trx, agent, { ttlSeconds: input.keyTtlSeconds });
-        await record(trx, ctx, agent, 'agent.create', { key_id: key.id });
-        return { agent, key, apiKey };
-      });
-    } catch (error) {
-      // Two replicas creating the same name at once: the unique constraint decides.
-      if (isUniqueViolation(error)) throw nameTaken();
-      throw error;
-    }
+    if (await agentRepo.findByRef(trx, namespace, input.name)) throw nameTaken(namespace, input.name);
+    await uniqueName(namespace, input.name, () => agentRepo.insert(trx, row));
+    const agent = toAgent(row);
+    const { apiKey, key } = await insertKey(trx, agent, { ttlSeconds: input.keyTtlSeconds });
+    await recordOn(record, agent, { key_id: key.id });
+    return { agent, key, apiKey };
   };
 
-  const update = async (
-    namespace: string,
-    ref: string,
-    input: { name?: string | undefined; description?: string | undefined },
-    ctx: AuditContext,
-  ): Promise<Agent> => {
-    if (input.name !== undefined) assertAgentName(input.name);
-    if (input.description !== undefined) assertDescription(input.description);
-    const nameTaken = () =>
-      new VaultError(
-        'agent_exists',
-        `An agent named "${input.name}" already exists in namespace "${namespace}".`,
-      );
-    try {
-      return await db.transaction().execute(async (trx) => {
-        const agent = await find(trx, namespace, ref);
-        const renamed = input.name !== undefined && input.name !== agent.name;
-        if (renamed && (await agentRepo.findByRef(trx, namespace, input.name as string))) throw nameTaken();
-        const row = await agentRepo.update(trx, agent.id, {
+  const update =
+    (
+      namespace: string,
+      ref: string,
+      input: { name?: string | undefined; description?: string | undefined },
+    ) =>
+    async (trx: Db, record: RecordAllowed): Promise<Agent> => {
+      if (input.name !== undefined) assertAgentName(input.name);
+      if (input.description !== undefined) assertDescription(input.description);
+      const agent = await find(trx, namespace, ref);
+      const renamed = input.name !== undefined && input.name !== agent.name;
+      if (renamed && (await agentRepo.findByRef(trx, namespace, input.name as string))) {
+        throw nameTaken(namespace, input.name);
+      }
+      const row = await uniqueName(namespace, input.name, () =>
+        agentRepo.update(trx, agent.id, {
           name: input.name ?? agent.name,
           description: input.description ?? agent.description,
           updated_at: clock.now().toISOString(),
-        });
-        await record(trx, ctx, agent, 'agent.update', {
-          fields: Object.entries(input)
-            .filter(([, value]) => value !== undefined)
-            .map(([field]) => field),
-          ...(renamed ? { new_name: input.name as string } : {}),
-        });
-        return toAgent(row);
+        }),
+      );
+      await recordOn(record, agent, {
+        fields: Object.entries(input)
+          .filter(([, value]) => value !== undefined)
+          .map(([field]) => field),
+        ...(renamed ? { new_name: input.name as string } : {}),
       });
-    } catch (error) {
-      if (isUniqueViolation(error)) throw nameTaken();
-      throw error;
-    }
+      return toAgent(row);
+    };
+
+  const remove = (namespace: string, ref: string) => async (trx: Db, record: RecordAllowed) => {
+    const agent = await find(trx, namespace, ref);
+    const keys = await agentKeyRepo.removeForAgent(trx, agent.id);
+    const bindings = await bindingRepo.removeForAgent(trx, agent.id);
+    // A grant must not outlive its agent; the grants module removes its own rows.
+    const grantsDeleted = await grantRepo.removeForAgent(trx, agent.id);
+    await agentRepo.remove(trx, agent.id);
+    await recordOn(record, agent, {
+      keys_deleted: Number(keys.numDeletedRows),
+      bindings_deleted: Number(bindings.numDeletedRows),
+      grants_deleted: grantsDeleted,
+    });
+    return agent;
   };
 
-  const remove = (namespace: string, ref: string, ctx: AuditContext): Promise<Agent> =>
-    db.transaction().execute(async (trx) => {
-      const agent = await find(trx, namespace, ref);
-      const keys = await agentKeyRepo.removeForAgent(trx, agent.id);
-      const bindings = await bindingRepo.removeForAgent(trx, agent.id);
-      // Grants belong to the grants module, but a grant must not outlive its agent; deleting the rows
-      // here keeps the removal one transaction.
-      const grants = await trx.deleteFrom('grants').where('agent_id', '=', agent.id).executeTakeFirst();
-      await agentRepo.remove(trx, agent.id);
-      await record(trx, ctx, agent, 'agent.delete', {
-        keys_deleted: Number(keys.numDeletedRows),
-        bindings_deleted: Number(bindings.numDeletedRows),
-        grants_deleted: Number(grants.numDeletedRows),
-      });
-      return agent;
-    });
-
-  const setJwks = async (
-    namespace: string,
-    ref: string,
-    input: JwksInput,
-    ctx: AuditContext,
-  ): Promise<Agent> => {
+  /** The registered keys, checked before the transaction (a JWK set is parsed, a URL vetted). */
+  const checkJwks = async (input: JwksInput) => {
     if ((input.jwks === undefined) === (input.jwksUrl === undefined)) {
       throw new VaultError(
         'invalid_request',
@@ -240,35 +216,44 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     }
     const jwks = input.jwks === undefined ? null : await validatePublicJwks(input.jwks);
     const jwksUrl = input.jwksUrl === undefined ? null : checkFetchUrl(input.jwksUrl, 'JWKS URL');
-    return db.transaction().execute(async (trx) => {
+    return { jwks, jwksUrl };
+  };
+
+  const setJwks =
+    (namespace: string, ref: string) =>
+    async (
+      trx: Db,
+      record: RecordAllowed,
+      { jwks, jwksUrl }: Awaited<ReturnType<typeof checkJwks>>,
+    ): Promise<Agent> => {
       const agent = await find(trx, namespace, ref);
       const row = await agentRepo.update(trx, agent.id, {
         jwks: jwks === null ? null : JSON.stringify(jwks),
         jwks_url: jwksUrl,
         updated_at: clock.now().toISOString(),
       });
-      await record(trx, ctx, agent, 'agent.jwks.set', {
+      await recordOn(record, agent, {
         ...(jwks ? { kids: jwks.keys.map((k) => k.kid ?? '(none)'), key_count: jwks.keys.length } : {}),
         ...(jwksUrl ? { jwks_url: jwksUrl } : {}),
       });
       return toAgent(row);
-    });
-  };
+    };
 
-  const clearJwks = (namespace: string, ref: string, ctx: AuditContext): Promise<Agent> =>
-    db.transaction().execute(async (trx) => {
+  const clearJwks =
+    (namespace: string, ref: string) =>
+    async (trx: Db, record: RecordAllowed): Promise<Agent> => {
       const agent = await find(trx, namespace, ref);
       const row = await agentRepo.update(trx, agent.id, {
         jwks: null,
         jwks_url: null,
         updated_at: clock.now().toISOString(),
       });
-      await record(trx, ctx, agent, 'agent.jwks.clear');
+      await recordOn(record, agent);
       return toAgent(row);
-    });
+    };
 
-  const createKey = (namespace: string, ref: string, input: CreateKeyInput, ctx: AuditContext) =>
-    db.transaction().execute(async (trx) => {
+  const createKey =
+    (namespace: string, ref: string, input: CreateKeyInput) => async (trx: Db, record: RecordAllowed) => {
       const agent = await find(trx, namespace, ref);
       const live = await agentKeyRepo.countLive(trx, agent.id, clock.now().toISOString());
       if (live >= maxLiveKeysPerAgent) {
@@ -278,21 +263,17 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
         );
       }
       const created = await insertKey(trx, agent, input);
-      await record(trx, ctx, agent, 'agent.key.create', {
+      await recordOn(record, agent, {
         key_id: created.key.id,
         key_name: created.key.name,
         expires_at: created.key.expiresAt,
       });
       return { agent, ...created };
-    });
+    };
 
-  const revokeKey = (
-    namespace: string,
-    ref: string,
-    keyId: string,
-    ctx: AuditContext,
-  ): Promise<AgentKeyView> =>
-    db.transaction().execute(async (trx) => {
+  const revokeKey =
+    (namespace: string, ref: string, keyId: string) =>
+    async (trx: Db, record: RecordAllowed): Promise<AgentKeyView> => {
       const agent = await find(trx, namespace, ref);
       const now = clock.now();
       const revoked = await agentKeyRepo.revoke(trx, agent.id, keyId, now.toISOString());
@@ -303,15 +284,15 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
           `Agent "${agent.name}" has no key with id "${keyId.slice(0, 64)}".`,
         );
       }
-      if (revoked) await record(trx, ctx, agent, 'agent.key.revoke', { key_id: row.id, key_name: row.name });
+      if (revoked) await recordOn(record, agent, { key_id: row.id, key_name: row.name });
       const key = toAgentKey(row);
       return { ...key, status: keyStatus(key, now) };
-    });
+    };
 
   return {
     /** Creates the agent and its first API key, which is returned here and never again. */
     create: (namespace: string, input: CreateAgentInput, ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.create', input.name, () => create(namespace, input, ctx)),
+      change(ctx, namespace, 'agent.create', input.name, create(namespace, input)),
 
     async list(namespace: string, options: { limit?: number | undefined; after?: string | undefined } = {}) {
       assertNamespace(namespace);
@@ -323,8 +304,12 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
 
     get: (namespace: string, ref: string): Promise<Agent> => find(db, namespace, ref),
 
-    update: (namespace: string, ref: string, input: Parameters<typeof update>[2], ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.update', ref, () => update(namespace, ref, input, ctx)),
+    update: (
+      namespace: string,
+      ref: string,
+      input: { name?: string | undefined; description?: string | undefined },
+      ctx: AuditContext,
+    ) => change(ctx, namespace, 'agent.update', ref, update(namespace, ref, input)),
 
     /** Takes effect on the very next request on every replica: authentication reads the status. */
     disable: (namespace: string, ref: string, ctx: AuditContext) =>
@@ -333,18 +318,28 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
 
     /** Deletes the agent with its keys, workload bindings and grants, in one transaction. */
     remove: (namespace: string, ref: string, ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.delete', ref, () => remove(namespace, ref, ctx)),
+      change(ctx, namespace, 'agent.delete', ref, remove(namespace, ref)),
 
     /** Registers the agent's public keys for JWT assertions: a JWK set, or a URL that serves one. */
     setJwks: (namespace: string, ref: string, input: JwksInput, ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.jwks.set', ref, () => setJwks(namespace, ref, input, ctx)),
+      auditedChange(
+        { db, audit },
+        {
+          ctx,
+          namespace,
+          action: 'agent.jwks.set',
+          target: { type: 'agent', id: ref },
+          prepare: () => checkJwks(input),
+        },
+        setJwks(namespace, ref),
+      ),
 
     clearJwks: (namespace: string, ref: string, ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.jwks.clear', ref, () => clearJwks(namespace, ref, ctx)),
+      change(ctx, namespace, 'agent.jwks.clear', ref, clearJwks(namespace, ref)),
 
     /** Another API key, so keys can be rotated without downtime; returned here and never again. */
     createKey: (namespace: string, ref: string, input: CreateKeyInput, ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.key.create', ref, () => createKey(namespace, ref, input, ctx)),
+      change(ctx, namespace, 'agent.key.create', ref, createKey(namespace, ref, input)),
 
     async listKeys(namespace: string, ref: string): Promise<AgentKeyView[]> {
       const agent = await find(db, namespace, ref);
@@ -357,7 +352,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
 
     /** Revokes one key; it is refused from the very next request. Revoking twice changes nothing. */
     revokeKey: (namespace: string, ref: string, keyId: string, ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.key.revoke', ref, () => revokeKey(namespace, ref, keyId, ctx)),
+      change(ctx, namespace, 'agent.key.revoke', ref, revokeKey(namespace, ref, keyId)),
   };
 };
 

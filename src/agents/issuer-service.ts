@@ -1,12 +1,12 @@
-import type { Kysely, Transaction } from 'kysely';
-import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
+import type { Kysely } from 'kysely';
+import type { AuditAction, AuditRecorder, AuditTarget } from '../audit/audit-types.js';
 import { assertNamespace } from '../credentials/credential-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Database } from '../store/schema.js';
 import { isUniqueViolation } from '../store/store-errors.js';
-import { type AuditContext, auditedChange } from '../audit/audit-context.js';
+import { type AuditContext, auditedChange, type RecordAllowed } from '../audit/audit-context.js';
 import { bindingRepo, type Db, issuerRepo, toBinding, toTrustedIssuer } from './agent-repo.js';
 import { assertAudience, assertIssuerName, validateBindingClaims } from './agent-rules.js';
 import { requireAgent } from './agent-service.js';
@@ -16,7 +16,7 @@ import { checkFetchUrl, type RemoteKeySets } from './remote-keys.js';
 export interface IssuerServiceDeps {
   db: Kysely<Database>;
   clock: Clock;
-  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction'>;
+  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
   remoteKeys: Pick<RemoteKeySets, 'discover'>;
   /** The audience a trusted issuer's tokens must carry when the admin names none. */
   vaultAudience: string;
@@ -36,8 +36,6 @@ export interface BindInput {
 
 export type BindingView = WorkloadBinding & { issuerName: string };
 
-type Target = { type: string; id: string };
-
 /** OIDC workload federation: trusted issuers, and bindings of their tokens' claims to agents. */
 export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudience }: IssuerServiceDeps) => {
   const findIssuer = async (trx: Db, namespace: string, name: string): Promise<TrustedIssuer> => {
@@ -52,105 +50,87 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
     return issuer;
   };
 
-  const record = (
-    trx: Transaction<Database>,
-    ctx: AuditContext,
-    namespace: string,
-    action: string,
-    target: Target,
-    details: AuditEventInput['details'],
-  ) =>
-    audit.recordInTransaction(trx, {
-      ...ctx,
-      namespace,
-      action,
-      target,
-      decision: 'allow',
-      reason: 'ok',
-      details,
-    });
-
-  /** Runs a change; a refusal is audited as a deny of `action` on the target as it was named. */
+  /** Runs a change in one audited transaction; a refusal is filed against the target as it was named. */
   const change = <T>(
     ctx: AuditContext,
     namespace: string,
-    action: string,
-    target: Target,
-    run: () => Promise<T>,
-  ) => auditedChange(audit, { ...ctx, namespace, action, target }, run);
+    action: AuditAction,
+    target: AuditTarget,
+    run: (trx: Db, record: RecordAllowed) => Promise<T>,
+  ) => auditedChange({ db, audit }, { ctx, namespace, action, target }, run);
 
-  const trust = async (
-    namespace: string,
-    input: TrustIssuerInput,
-    ctx: AuditContext,
-  ): Promise<TrustedIssuer> => {
+  /** Checked before the transaction, with the discovery fetch, so a typo shows here. */
+  const checkTrust = async (namespace: string, input: TrustIssuerInput) => {
     assertNamespace(namespace);
     assertIssuerName(input.name);
     const issuer = checkFetchUrl(input.issuer, 'issuer URL', { query: false });
     const audience = input.audience ?? vaultAudience;
     assertAudience(audience);
-    const exists = (message: string) => new VaultError('issuer_exists', message);
-    const nameTaken = () =>
-      exists(`A trusted issuer named "${input.name}" already exists in namespace "${namespace}".`);
-    if (await issuerRepo.findByName(db, namespace, input.name)) throw nameTaken();
+    if (await issuerRepo.findByName(db, namespace, input.name)) throw issuerNameTaken(namespace, input.name);
     const twin = (await issuerRepo.findByIssuer(db, issuer, namespace)).find((i) => i.audience === audience);
-    if (twin) throw exists(`${issuer} is already trusted for audience ${audience} as "${twin.name}".`);
+    if (twin) {
+      throw new VaultError(
+        'issuer_exists',
+        `${issuer} is already trusted for audience ${audience} as "${twin.name}".`,
+      );
+    }
     // Checked now, so a typo or an unreachable issuer shows here rather than at the first workload login.
     await remoteKeys.discover(issuer);
-    const row = {
-      id: newId(),
-      namespace,
-      name: input.name,
-      issuer,
-      audience,
-      created_at: clock.now().toISOString(),
-    };
-    try {
-      await db.transaction().execute(async (trx) => {
-        await issuerRepo.insert(trx, row);
-        await record(
-          trx,
-          ctx,
-          namespace,
-          'issuer.trust',
-          { type: 'issuer', id: row.id },
-          {
-            name: row.name,
-            issuer,
-            audience,
-          },
-        );
-      });
-    } catch (error) {
-      if (isUniqueViolation(error)) throw nameTaken();
-      throw error;
-    }
-    return toTrustedIssuer(row);
+    return { issuer, audience };
   };
 
-  const remove = (namespace: string, name: string, ctx: AuditContext): Promise<TrustedIssuer> =>
-    db.transaction().execute(async (trx) => {
+  const issuerNameTaken = (namespace: string, name: string) =>
+    new VaultError(
+      'issuer_exists',
+      `A trusted issuer named "${name}" already exists in namespace "${namespace}".`,
+    );
+
+  const trust =
+    (namespace: string, input: TrustIssuerInput) =>
+    async (
+      trx: Db,
+      record: RecordAllowed,
+      { issuer, audience }: { issuer: string; audience: string },
+    ): Promise<TrustedIssuer> => {
+      const row = {
+        id: newId(),
+        namespace,
+        name: input.name,
+        issuer,
+        audience,
+        created_at: clock.now().toISOString(),
+      };
+      try {
+        await issuerRepo.insert(trx, row);
+      } catch (error) {
+        if (isUniqueViolation(error)) throw issuerNameTaken(namespace, input.name);
+        throw error;
+      }
+      await record({ target: { type: 'issuer', id: row.id }, details: { name: row.name, issuer, audience } });
+      return toTrustedIssuer(row);
+    };
+
+  const remove =
+    (namespace: string, name: string) =>
+    async (trx: Db, record: RecordAllowed): Promise<TrustedIssuer> => {
       const issuer = await findIssuer(trx, namespace, name);
       const bindings = await bindingRepo.removeForIssuer(trx, issuer.id);
       await issuerRepo.remove(trx, issuer.id);
-      await record(
-        trx,
-        ctx,
-        namespace,
-        'issuer.delete',
-        { type: 'issuer', id: issuer.id },
-        {
+      await record({
+        target: { type: 'issuer', id: issuer.id },
+        details: {
           name: issuer.name,
           issuer: issuer.issuer,
           bindings_deleted: Number(bindings.numDeletedRows),
         },
-      );
+      });
       return issuer;
-    });
+    };
 
-  const bind = async (namespace: string, agentRef: string, input: BindInput, ctx: AuditContext) => {
-    const claims = validateBindingClaims(input.claims);
-    return db.transaction().execute(async (trx): Promise<BindingView> => {
+  const bind =
+    (namespace: string, agentRef: string, input: BindInput) =>
+    async (trx: Db, record: RecordAllowed): Promise<BindingView> => {
+      const claims = validateBindingClaims(input.claims);
       const agent = await requireAgent(trx, namespace, agentRef);
       const issuer = await findIssuer(trx, namespace, input.issuer);
       // Bindings with identical claims would make one token name two agents.
@@ -172,25 +152,21 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
         created_at: clock.now().toISOString(),
       };
       await bindingRepo.insert(trx, row);
-      await record(
-        trx,
-        ctx,
-        namespace,
-        'agent.bind',
-        { type: 'agent', id: agent.id },
-        {
+      await record({
+        target: { type: 'agent', id: agent.id },
+        details: {
           agent: agent.name,
           binding_id: row.id,
           issuer: issuer.name,
           claims: Object.entries(claims).map(([k, v]) => `${k}=${v}`),
         },
-      );
+      });
       return { ...toBinding(row), issuerName: issuer.name };
-    });
-  };
+    };
 
-  const unbind = (namespace: string, agentRef: string, bindingId: string, ctx: AuditContext) =>
-    db.transaction().execute(async (trx) => {
+  const unbind =
+    (namespace: string, agentRef: string, bindingId: string) =>
+    async (trx: Db, record: RecordAllowed): Promise<WorkloadBinding> => {
       const agent = await requireAgent(trx, namespace, agentRef);
       const row = await bindingRepo.find(trx, agent.id, bindingId);
       if (!row) {
@@ -200,25 +176,26 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
         );
       }
       await bindingRepo.remove(trx, row.id);
-      await record(
-        trx,
-        ctx,
-        namespace,
-        'agent.unbind',
-        { type: 'agent', id: agent.id },
-        {
-          agent: agent.name,
-          binding_id: row.id,
-        },
-      );
+      await record({
+        target: { type: 'agent', id: agent.id },
+        details: { agent: agent.name, binding_id: row.id },
+      });
       return toBinding(row);
-    });
+    };
 
   return {
     /** Trusts an issuer after fetching its discovery document. */
     trust: (namespace: string, input: TrustIssuerInput, ctx: AuditContext) =>
-      change(ctx, namespace, 'issuer.trust', { type: 'issuer', id: input.name }, () =>
-        trust(namespace, input, ctx),
+      auditedChange(
+        { db, audit },
+        {
+          ctx,
+          namespace,
+          action: 'issuer.trust',
+          target: { type: 'issuer', id: input.name },
+          prepare: () => checkTrust(namespace, input),
+        },
+        trust(namespace, input),
       ),
 
     list: (namespace: string): Promise<TrustedIssuer[]> => {
@@ -230,19 +207,19 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
 
     /** Stops trusting the issuer; its bindings go with it. */
     remove: (namespace: string, name: string, ctx: AuditContext) =>
-      change(ctx, namespace, 'issuer.delete', { type: 'issuer', id: name }, () =>
-        remove(namespace, name, ctx),
-      ),
+      change(ctx, namespace, 'issuer.delete', { type: 'issuer', id: name }, remove(namespace, name)),
 
     /** Maps tokens of a trusted issuer whose claims have exactly these values to the agent. */
     bind: (namespace: string, agentRef: string, input: BindInput, ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.bind', { type: 'agent', id: agentRef }, () =>
-        bind(namespace, agentRef, input, ctx),
-      ),
+      change(ctx, namespace, 'agent.bind', { type: 'agent', id: agentRef }, bind(namespace, agentRef, input)),
 
     unbind: (namespace: string, agentRef: string, bindingId: string, ctx: AuditContext) =>
-      change(ctx, namespace, 'agent.unbind', { type: 'agent', id: agentRef }, () =>
-        unbind(namespace, agentRef, bindingId, ctx),
+      change(
+        ctx,
+        namespace,
+        'agent.unbind',
+        { type: 'agent', id: agentRef },
+        unbind(namespace, agentRef, bindingId),
       ),
 
     async listBindings(namespace: string, agentRef: string): Promise<BindingView[]> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AuditInputError, limits, looksSecret, toChainedFields } from './audit-event.js';
-import type { AuditEventInput } from './audit-types.js';
+import type { AuditAction, AuditEventInput } from './audit-types.js';
 
 const stamp = { id: 'e1', time: '2026-06-01T12:00:00.000Z' };
 const input = (over: Partial<AuditEventInput> = {}): AuditEventInput => ({
@@ -115,8 +115,10 @@ describe('audit event input', () => {
   });
 
   it('refuses a malformed action, decision, actor or details', () => {
-    expect(() => toChainedFields(input({ action: 'Create' }), stamp)).toThrow(AuditInputError);
-    expect(() => toChainedFields(input({ action: 'credential' }), stamp)).toThrow(AuditInputError);
+    expect(() => toChainedFields(input({ action: 'Create' as AuditAction }), stamp)).toThrow(AuditInputError);
+    expect(() => toChainedFields(input({ action: 'credential' as AuditAction }), stamp)).toThrow(
+      AuditInputError,
+    );
     expect(() => toChainedFields(input({ decision: 'maybe' as 'allow' }), stamp)).toThrow(AuditInputError);
     expect(() => toChainedFields(input({ actor: { type: 'root' as 'admin', id: null } }), stamp)).toThrow(
       AuditInputError,

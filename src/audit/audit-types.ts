@@ -4,6 +4,49 @@ import type { Database } from '../store/schema.js';
 export type ActorType = 'agent' | 'admin' | 'system' | 'anonymous';
 export type Decision = 'allow' | 'deny';
 
+/**
+ * Every action the vault records, so a new event is a decision made here and a typo does not compile.
+ * Dotted lowercase verbs; the noun first, so a filter such as `credential.*` finds a whole family.
+ */
+export const auditActions = [
+  'credential.retrieve',
+  'credential.create',
+  'credential.update',
+  'credential.delete',
+  'credential.prune',
+  'agent.authenticate',
+  'agent.create',
+  'agent.update',
+  'agent.delete',
+  'agent.disable',
+  'agent.enable',
+  'agent.key.create',
+  'agent.key.revoke',
+  'agent.jwks.set',
+  'agent.jwks.clear',
+  'agent.bind',
+  'agent.unbind',
+  'issuer.trust',
+  'issuer.delete',
+  'grant.create',
+  'grant.revoke',
+  'grant.import',
+  'namespace.revoke_all',
+  'admin.authenticate',
+  'admin_token.create',
+  'admin_token.revoke',
+  'keys.rotate',
+  'keys.mode_set',
+  'keys.verify',
+] as const;
+export type AuditAction = (typeof auditActions)[number];
+
+/** What an event is about: a credential by name, an agent or grant by id, … */
+export interface AuditTarget {
+  type: string;
+  id: string | null;
+}
+
 /** Non-secret facts about an event; stored as sorted-key JSON. */
 export type AuditDetails = Record<string, string | number | boolean | null | string[]>;
 
@@ -14,9 +57,8 @@ export type AuditDetails = Record<string, string | number | boolean | null | str
 export interface AuditEventInput {
   namespace: string;
   actor: { type: ActorType; id: string | null };
-  /** Dotted verb: `agent.authenticate`, `credential.retrieve`, `grant.create`, `agent.disable`, … */
-  action: string;
-  target?: { type: string; id: string | null } | undefined;
+  action: AuditAction;
+  target?: AuditTarget | undefined;
   decision: Decision;
   /** `ok` when allowed, else the stable error code of the refusal. */
   reason: string;
@@ -35,6 +77,8 @@ export interface AuditRecorder {
   record(event: AuditEventInput): Promise<void>;
   /** Appends inside the caller's transaction, so a change and its audit record commit together. */
   recordInTransaction(trx: Transaction<Database>, event: AuditEventInput): Promise<void>;
+  /** Several events in one append inside the caller's transaction (a bulk revoke, an import). */
+  recordManyInTransaction(trx: Transaction<Database>, events: AuditEventInput[]): Promise<void>;
 }
 
 /** One stored event, as `audit list` and the exports show it (column names, details parsed). */
@@ -61,13 +105,12 @@ export interface AuditEvent {
 /**
  * What a request handler or hook may tell the HTTP audit hook about the request it is serving
  * (`request.auditContext`): who the actor is when it is not an admin (an authenticated agent), the
- * target when the path does not name it, extra details, or that the event was already recorded.
+ * target when the path does not name it, extra details. The hook uses it only for what it records
+ * itself (see audit-hooks.ts).
  */
 export interface AuditRequestContext {
   actor?: AuditEventInput['actor'];
   target?: AuditEventInput['target'];
   namespace?: string;
   details?: AuditDetails;
-  /** Set once a service or hook has recorded this request's outcome itself, so it is not recorded twice. */
-  recorded?: boolean;
 }

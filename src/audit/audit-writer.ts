@@ -1,9 +1,7 @@
-import type { Transaction } from 'kysely';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Store } from '../store/database.js';
-import type { Database } from '../store/schema.js';
 import { AuditInputError, toChainedFields } from './audit-event.js';
 import { appendToChain } from './audit-chain.js';
 import type { ChainedFields } from './audit-hash.js';
@@ -31,8 +29,6 @@ export interface AuditWriterDeps {
 }
 
 export interface AuditWriter extends AuditRecorder {
-  /** Several events in one append (imports, benchmarks), inside the caller's transaction. */
-  recordManyInTransaction(trx: Transaction<Database>, inputs: AuditEventInput[]): Promise<void>;
   /** Stops taking events and waits until every queued one is committed (or has failed). */
   close(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import type { Params } from '../store/prepared.js';
 import type { CredentialTable, Database } from '../store/schema.js';
 import type { CredentialStatus, CredentialType, Injection } from './credential-types.js';
 
-type Db = Kysely<Database> | Transaction<Database>;
+export type Db = Kysely<Database> | Transaction<Database>;
 
 /** Everything about a credential except its secret. */
 export interface Credential {

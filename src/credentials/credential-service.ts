@@ -1,15 +1,17 @@
-import { type AuditContext, auditedChange, auditEvent } from '../audit/audit-context.js';
-import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
+import type { AllowedDecision } from '../access/access-types.js';
+import { type AuditContext, auditedChange, type AuditSpec, systemContext } from '../audit/audit-context.js';
+import type { AuditAction, AuditRecorder } from '../audit/audit-types.js';
 import { decryptField, encryptField } from '../crypto/envelope.js';
 import { refKind, type WrappedKey } from '../crypto/key-provider.js';
 import { VaultError } from '../errors/vault-error.js';
+import { grantRepo } from '../grants/grant-repo.js';
 import type { DataKeyService } from '../keys/data-key-service.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Store } from '../store/database.js';
 import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
 import { isUniqueViolation } from '../store/store-errors.js';
-import { type Credential, credentialRepo, prepareCurrentSecret, toRow } from './credential-repo.js';
+import { type Credential, credentialRepo, type Db, prepareCurrentSecret, toRow } from './credential-repo.js';
 import {
   assertCredentialName,
   assertNamespace,
@@ -55,11 +57,8 @@ export interface CredentialServiceDeps {
   access: GenerationCache;
   dataKeys: Pick<DataKeyService, 'prepare' | 'insert' | 'open' | 'openWrapped' | 'remove'>;
   clock: Clock;
-  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction'>;
+  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
 }
-
-/** In-process callers without a request (tests, tooling) act as the system. */
-export const systemContext: AuditContext = { actor: { type: 'system', id: null } };
 
 const maxPageSize = 500;
 
@@ -151,35 +150,17 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
     maxEntries: 10_000,
   });
 
-  /** The event of a change; services record it as the last statement of the change's transaction. */
-  const changeEvent = (
-    ctx: AuditContext,
-    namespace: string,
-    action: string,
-    name: string,
-    details: AuditEventInput['details'] = {},
-  ): AuditEventInput =>
-    auditEvent(ctx, {
-      namespace,
-      action,
-      target: { type: 'credential', id: name.slice(0, 200) },
-      decision: 'allow',
-      reason: 'ok',
-      details,
-    });
+  /** Every change of a credential is filed against it by the name it was asked for. */
+  const spec = (ctx: AuditContext, namespace: string, action: AuditAction, name: string): AuditSpec => ({
+    ctx,
+    namespace,
+    action,
+    target: { type: 'credential', id: name.slice(0, 200) },
+  });
 
-  /** Runs a change; a refusal is recorded as a deny event before the error goes on. */
-  const audited = <T>(
-    ctx: AuditContext,
-    namespace: string,
-    action: string,
-    name: string,
-    run: () => Promise<T>,
-  ) => auditedChange(audit, () => changeEvent(ctx, namespace, action, name), run);
-
-  const find = async (namespace: string, name: string) => {
+  const find = async (namespace: string, name: string, trx: Db = db) => {
     assertNamespace(namespace);
-    const credential = await credentialRepo.findByName(db, namespace, name);
+    const credential = await credentialRepo.findByName(trx, namespace, name);
     if (!credential) {
       throw new VaultError(
         'credential_not_found',
@@ -195,67 +176,76 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
   }: Credential & { ciphertexts: string }): Credential => credential;
 
   return {
-    create: (namespace: string, input: CreateCredentialInput, ctx: AuditContext = systemContext) =>
-      audited(ctx, namespace, 'credential.create', String(input.name), async (): Promise<Credential> => {
-        assertNamespace(namespace);
-        assertCredentialName(input.name);
-        const type = parseCredentialType(input.type);
-        const secret = validateSecret(type, input.secret);
-        const fields = Object.keys(secret);
-        const injection = validateInjection(input.injection ?? defaultInjection(type, fields), type, fields);
-        const scopes = validateScopes(input.scopes ?? []);
-        const allowedHosts = validateAllowedHosts(input.allowedHosts ?? []);
-        const expiresAt = parseExpiry(input.expiresAt);
+    create: (namespace: string, input: CreateCredentialInput, ctx: AuditContext = systemContext) => {
+      const nameTaken = () =>
+        new VaultError(
+          'credential_exists',
+          `A credential named "${input.name}" already exists in namespace "${namespace}".`,
+        );
+      return auditedChange(
+        { db, audit },
+        {
+          ...spec(ctx, namespace, 'credential.create', String(input.name)),
+          // Validated, and the data key made (a network call in webhook mode), before the transaction.
+          prepare: async () => {
+            assertNamespace(namespace);
+            assertCredentialName(input.name);
+            const type = parseCredentialType(input.type);
+            const secret = validateSecret(type, input.secret);
+            const fields = Object.keys(secret);
+            const injection = validateInjection(
+              input.injection ?? defaultInjection(type, fields),
+              type,
+              fields,
+            );
+            const scopes = validateScopes(input.scopes ?? []);
+            const allowedHosts = validateAllowedHosts(input.allowedHosts ?? []);
+            const expiresAt = parseExpiry(input.expiresAt);
+            if (await credentialRepo.findByName(db, namespace, input.name)) throw nameTaken();
 
-        const nameTaken = () =>
-          new VaultError(
-            'credential_exists',
-            `A credential named "${input.name}" already exists in namespace "${namespace}".`,
-          );
-        if (await credentialRepo.findByName(db, namespace, input.name)) throw nameTaken();
-
-        const id = newId();
-        const { dek, row: dataKeyRow } = await dataKeys.prepare(namespace, id);
-        const now = clock.now().toISOString();
-        const credential: Credential = {
-          id,
-          namespace,
-          name: input.name,
-          type,
-          description: input.description ?? '',
-          scopes,
-          allowedHosts,
-          injection,
-          status: 'active',
-          expiresAt,
-          subject: input.subject ?? null,
-          dataKeyId: dataKeyRow.id,
-          version: 1,
-          secretFields: [...fields].sort(),
-          createdAt: now,
-          updatedAt: now,
-        };
-        const ciphertexts = encryptAll(dek, dataKeyRow.id, credential, 1, secret);
-        try {
-          await db.transaction().execute(async (trx) => {
+            const id = newId();
+            const { dek, row: dataKeyRow } = await dataKeys.prepare(namespace, id);
+            const now = clock.now().toISOString();
+            const credential: Credential = {
+              id,
+              namespace,
+              name: input.name,
+              type,
+              description: input.description ?? '',
+              scopes,
+              allowedHosts,
+              injection,
+              status: 'active',
+              expiresAt,
+              subject: input.subject ?? null,
+              dataKeyId: dataKeyRow.id,
+              version: 1,
+              secretFields: [...fields].sort(),
+              createdAt: now,
+              updatedAt: now,
+            };
+            return {
+              credential,
+              dataKeyRow,
+              ciphertexts: encryptAll(dek, dataKeyRow.id, credential, 1, secret),
+            };
+          },
+        },
+        async (trx, record, { credential, dataKeyRow, ciphertexts }): Promise<Credential> => {
+          try {
             await dataKeys.insert(trx, dataKeyRow);
             await credentialRepo.insert(trx, toRow(credential));
-            await credentialRepo.insertVersion(trx, id, 1, ciphertexts, now);
-            await audit.recordInTransaction(
-              trx,
-              changeEvent(ctx, namespace, 'credential.create', input.name, {
-                credential_id: id,
-                type,
-                version: 1,
-              }),
-            );
-          });
-        } catch (error) {
-          if (isUniqueViolation(error)) throw nameTaken();
-          throw error;
-        }
-        return credential;
-      }),
+          } catch (error) {
+            // Two replicas creating the same name at once: the unique constraint decides.
+            if (isUniqueViolation(error)) throw nameTaken();
+            throw error;
+          }
+          await credentialRepo.insertVersion(trx, credential.id, 1, ciphertexts, credential.createdAt);
+          await record({ details: { credential_id: credential.id, type: credential.type, version: 1 } });
+          return credential;
+        },
+      );
+    },
 
     async list(namespace: string, options: { limit?: number | undefined; after?: string | undefined } = {}) {
       assertNamespace(namespace);
@@ -273,32 +263,40 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
       input: UpdateCredentialInput,
       ctx: AuditContext = systemContext,
     ) =>
-      audited(ctx, namespace, 'credential.update', name, async (): Promise<Credential> => {
-        const current = strip(await find(namespace, name));
-        const secret = input.secret === undefined ? undefined : validateSecret(current.type, input.secret);
-        const fields = secret ? Object.keys(secret) : current.secretFields;
-        const injection =
-          input.injection !== undefined || secret !== undefined
-            ? validateInjection(input.injection ?? current.injection, current.type, fields)
-            : current.injection;
-        const next: Credential = {
-          ...current,
-          description: input.description ?? current.description,
-          scopes: input.scopes === undefined ? current.scopes : validateScopes(input.scopes),
-          allowedHosts:
-            input.allowedHosts === undefined
-              ? current.allowedHosts
-              : validateAllowedHosts(input.allowedHosts),
-          injection,
-          expiresAt: input.expiresAt === undefined ? current.expiresAt : parseExpiry(input.expiresAt),
-          subject: input.subject === undefined ? current.subject : input.subject,
-          status: input.status ?? current.status,
-          secretFields: [...fields].sort(),
-          updatedAt: clock.now().toISOString(),
-        };
-        // The data key is opened before the transaction: in webhook mode that is a network call.
-        const dek = secret ? await dataKeys.open(current.dataKeyId) : undefined;
-        return db.transaction().execute(async (trx) => {
+      auditedChange(
+        { db, audit },
+        {
+          ...spec(ctx, namespace, 'credential.update', name),
+          prepare: async () => {
+            const current = strip(await find(namespace, name));
+            const secret =
+              input.secret === undefined ? undefined : validateSecret(current.type, input.secret);
+            const fields = secret ? Object.keys(secret) : current.secretFields;
+            const injection =
+              input.injection !== undefined || secret !== undefined
+                ? validateInjection(input.injection ?? current.injection, current.type, fields)
+                : current.injection;
+            const next: Credential = {
+              ...current,
+              description: input.description ?? current.description,
+              scopes: input.scopes === undefined ? current.scopes : validateScopes(input.scopes),
+              allowedHosts:
+                input.allowedHosts === undefined
+                  ? current.allowedHosts
+                  : validateAllowedHosts(input.allowedHosts),
+              injection,
+              expiresAt: input.expiresAt === undefined ? current.expiresAt : parseExpiry(input.expiresAt),
+              subject: input.subject === undefined ? current.subject : input.subject,
+              status: input.status ?? current.status,
+              secretFields: [...fields].sort(),
+              updatedAt: clock.now().toISOString(),
+            };
+            // The data key is opened before the transaction: in webhook mode that is a network call.
+            const dek = secret ? await dataKeys.open(current.dataKeyId) : undefined;
+            return { current, next, secret, dek };
+          },
+        },
+        async (trx, record, { current, next, secret, dek }): Promise<Credential> => {
           if (secret && dek) {
             const bumped = await trx
               .updateTable('credentials')
@@ -317,42 +315,29 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
           }
           const { id: _id, current_version: _version, created_at: _created, ...row } = toRow(next);
           await credentialRepo.update(trx, current.id, row);
-          await audit.recordInTransaction(
-            trx,
-            changeEvent(ctx, namespace, 'credential.update', name, {
+          await record({
+            details: {
               credential_id: current.id,
               version: next.version,
               secret_changed: secret !== undefined,
               fields: Object.keys(input).filter(
                 (key) => (input as Record<string, unknown>)[key] !== undefined,
               ),
-            }),
-          );
+            },
+          });
           return next;
-        });
-      }),
+        },
+      ),
 
     remove: (namespace: string, name: string, ctx: AuditContext = systemContext) =>
-      audited(ctx, namespace, 'credential.delete', name, async (): Promise<void> => {
-        const current = await find(namespace, name);
-        await db.transaction().execute(async (trx) => {
-          // Grants belong to the grants module, but a grant must not outlive its credential (as for
-          // an agent's): deleting them here keeps the removal one transaction.
-          const grants = await trx
-            .deleteFrom('grants')
-            .where('credential_id', '=', current.id)
-            .executeTakeFirst();
-          await credentialRepo.removeAllVersions(trx, current.id);
-          await credentialRepo.remove(trx, current.id);
-          await dataKeys.remove(trx, current.dataKeyId);
-          await audit.recordInTransaction(
-            trx,
-            changeEvent(ctx, namespace, 'credential.delete', name, {
-              credential_id: current.id,
-              grants_deleted: Number(grants.numDeletedRows),
-            }),
-          );
-        });
+      auditedChange({ db, audit }, spec(ctx, namespace, 'credential.delete', name), async (trx, record) => {
+        const current = await find(namespace, name, trx);
+        // A grant must not outlive its credential; the grants module removes its own rows.
+        const grantsDeleted = await grantRepo.removeForCredential(trx, current.id);
+        await credentialRepo.removeAllVersions(trx, current.id);
+        await credentialRepo.remove(trx, current.id);
+        await dataKeys.remove(trx, current.dataKeyId);
+        await record({ details: { credential_id: current.id, grants_deleted: grantsDeleted } });
       }),
 
     async versions(namespace: string, name: string) {
@@ -367,29 +352,23 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
 
     /** Deletes all but the newest `keep` secret versions; returns how many went. */
     prune: (namespace: string, name: string, keep = 1, ctx: AuditContext = systemContext) =>
-      audited(ctx, namespace, 'credential.prune', name, async (): Promise<number> => {
-        const current = await find(namespace, name);
-        if (!Number.isInteger(keep) || keep < 1)
-          throw new VaultError('invalid_request', 'keep must be a whole number of at least 1.');
-        return db.transaction().execute(async (trx) => {
+      auditedChange(
+        { db, audit },
+        spec(ctx, namespace, 'credential.prune', name),
+        async (trx, record): Promise<number> => {
+          const current = await find(namespace, name, trx);
+          if (!Number.isInteger(keep) || keep < 1)
+            throw new VaultError('invalid_request', 'keep must be a whole number of at least 1.');
           const result = await credentialRepo.removeVersionsBelow(
             trx,
             current.id,
             current.version - keep + 1,
           );
           const pruned = Number(result.numDeletedRows);
-          await audit.recordInTransaction(
-            trx,
-            changeEvent(ctx, namespace, 'credential.prune', name, {
-              credential_id: current.id,
-              keep,
-              pruned,
-            }),
-          );
+          await record({ details: { credential_id: current.id, keep, pruned } });
           return pruned;
-        });
-      }),
-
+        },
+      ),
     /** The decrypted secret. Only the agent retrieval path and the proxies may call this. */
     async readSecret(namespace: string, name: string, options: { version?: number } = {}) {
       const found = await find(namespace, name);
@@ -417,12 +396,14 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
     },
 
     /**
-     * The current secret of the credential with this id, for the agent retrieval path: one prepared
-     * read (credential, current version and data key together), then the data key unwrapped and the
-     * fields decrypted, once per access generation under a platform key, on every read under a
-     * webhook one. `credential_not_found` when no such credential is left in the namespace.
+     * The current secret of the credential a decision allowed, for the agent request path: one
+     * prepared read (credential, current version and data key together), then the data key unwrapped
+     * and the fields decrypted, once per access generation under a platform key, on every read under
+     * a webhook one. It takes the decision itself (only `decide()` makes an AllowedDecision), so a use
+     * without a decision does not compile. `credential_not_found` when the credential is gone.
      */
-    async readCurrentSecret(namespace: string, credentialId: string, view?: GenerationView) {
+    async readCurrentSecret(allowed: AllowedDecision, view?: GenerationView) {
+      const { namespace, credentialId } = allowed;
       const current = await currentSecret(view ?? (await access.view()), { namespace, id: credentialId });
       if (!current) throw new VaultError('credential_not_found');
       const { credential, version } = current;

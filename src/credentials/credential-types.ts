@@ -1,4 +1,5 @@
 import { VaultError } from '../errors/vault-error.js';
+import { schemeOf, templateFields } from './injection-template.js';
 
 export const credentialTypes = ['api_key', 'bearer', 'basic', 'oauth2', 'custom'] as const;
 export type CredentialType = (typeof credentialTypes)[number];
@@ -13,40 +14,130 @@ export interface Injection {
   template: string;
 }
 
-interface TypeSpec {
-  required: string[];
-  optional: string[];
-  /** Extra template variables derived from the secret (never stored). */
-  derived: string[];
-  defaultInjection: Injection;
+/** What a reveal grant hands the agent, before it is shaped into the seed contract's JSON. */
+export interface RevealedToken {
+  accessToken: string;
+  tokenType: string;
+  /** Every field of a custom credential that has more than one; absent otherwise. */
+  fields?: SecretFields;
 }
 
-const typeSpecs: Record<Exclude<CredentialType, 'custom'>, TypeSpec> = {
+/** What a refresh is told besides the secret it refreshes. */
+export interface RefreshContext {
+  namespace: string;
+  credentialId: string;
+  now: Date;
+}
+
+/**
+ * Renews a credential's secret with its provider (an OAuth refresh-token grant), returning the fields
+ * to store as its next version. TODO(oauth): set for `oauth2` once the provider catalog lands, because
+ * the token endpoint and client credentials come from it.
+ */
+export type RefreshHook = (secret: SecretFields, context: RefreshContext) => Promise<SecretFields>;
+
+/**
+ * Everything the vault knows about one credential type, in one place: the secret fields it takes,
+ * the template variables derived from them, how it is injected by default, how a reveal renders it,
+ * and (OAuth) how it is refreshed.
+ */
+export interface CredentialTypeDescriptor {
+  /** Fixed field names, or `any` (custom: the admin names them). */
+  fields: { required: readonly string[]; optional: readonly string[] } | 'any';
+  /** Extra template variables computed from the secret (never stored). */
+  derived: Readonly<Record<string, (secret: SecretFields) => string>>;
+  /** How the secret is injected when the admin does not say; `fields` are the secret's field names. */
+  defaultInjection(fields: readonly string[]): Injection;
+  /** The secret as `access_token` + `token_type` for a reveal grant. */
+  reveal(secret: SecretFields, injection: Injection): RevealedToken;
+  refresh?: RefreshHook | undefined;
+}
+
+const authorization = (template: string): Injection => ({ in: 'header', name: 'Authorization', template });
+
+/**
+ * The field a custom credential sends as the bearer when no injection is given: the first whose name
+ * says it is a secret (`client_secret`, `token`, `api_key`, …), never an identifier such as
+ * `client_id`, which is not a secret and would authenticate nothing.
+ */
+const secretLooking = /(secret|token|password|passwd|passphrase|key|pat|credential)$/i;
+const customBearerField = (fields: readonly string[]): string => {
+  const field = fields.find((f) => secretLooking.test(f)) ?? (fields.length === 1 ? fields[0] : undefined);
+  if (field === undefined) {
+    throw new VaultError(
+      'invalid_injection',
+      `No field of this custom credential (${fields.join(', ')}) is named like a secret (…secret, …token, …key, …password), so there is no default injection: say which field goes where (CLI \`--inject "header:Authorization:Bearer {{${fields[0] ?? 'field'}}}"\`, API \`injection\`).`,
+    );
+  }
+  return field;
+};
+
+/** `Authorization: <Scheme> {{field}}` gives `<Scheme>`; any other injection gives undefined. */
+const authorizationScheme = (injection: Injection, field: string): string | undefined => {
+  if (injection.in !== 'header' || injection.name.toLowerCase() !== 'authorization') return undefined;
+  const found = schemeOf(injection.template);
+  return found?.field === field ? found.scheme : undefined;
+};
+
+const basicAuth = (secret: SecretFields) =>
+  Buffer.from(`${secret.username ?? ''}:${secret.password ?? ''}`, 'utf8').toString('base64');
+
+export const credentialTypeDescriptors: Readonly<Record<CredentialType, CredentialTypeDescriptor>> = {
   api_key: {
-    required: ['api_key'],
-    optional: [],
-    derived: [],
-    defaultInjection: { in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' },
+    fields: { required: ['api_key'], optional: [] },
+    derived: {},
+    defaultInjection: () => authorization('Bearer {{api_key}}'),
+    // The key, with the scheme its `Authorization` injection uses (else `api_key`).
+    reveal: (secret, injection) => ({
+      accessToken: secret.api_key ?? '',
+      tokenType: authorizationScheme(injection, 'api_key') ?? 'api_key',
+    }),
   },
   bearer: {
-    required: ['token'],
-    optional: [],
-    derived: [],
-    defaultInjection: { in: 'header', name: 'Authorization', template: 'Bearer {{token}}' },
+    fields: { required: ['token'], optional: [] },
+    derived: {},
+    defaultInjection: () => authorization('Bearer {{token}}'),
+    reveal: (secret) => ({ accessToken: secret.token ?? '', tokenType: 'Bearer' }),
   },
   basic: {
-    required: ['username', 'password'],
-    optional: [],
-    derived: ['basic_auth'],
-    defaultInjection: { in: 'header', name: 'Authorization', template: 'Basic {{basic_auth}}' },
+    fields: { required: ['username', 'password'], optional: [] },
+    derived: { basic_auth: basicAuth },
+    defaultInjection: () => authorization('Basic {{basic_auth}}'),
+    reveal: (secret) => ({ accessToken: basicAuth(secret), tokenType: 'Basic' }),
   },
   oauth2: {
-    required: ['access_token'],
-    optional: ['refresh_token', 'token_type', 'id_token'],
-    derived: [],
-    defaultInjection: { in: 'header', name: 'Authorization', template: 'Bearer {{access_token}}' },
+    fields: { required: ['access_token'], optional: ['refresh_token', 'token_type', 'id_token'] },
+    derived: {},
+    defaultInjection: () => authorization('Bearer {{access_token}}'),
+    // Its own token_type (default `Bearer`); the refresh token never leaves.
+    reveal: (secret) => ({
+      accessToken: secret.access_token ?? '',
+      tokenType: secret.token_type || 'Bearer',
+    }),
+  },
+  custom: {
+    fields: 'any',
+    derived: {},
+    defaultInjection: (fields) => authorization(`Bearer {{${customBearerField(fields)}}}`),
+    // The field its injection names first (or its first field), every field when there are several.
+    reveal: (secret, injection) => {
+      const names = Object.keys(secret).sort();
+      const main = templateFields(injection.template).find((name) => name in secret) ?? (names[0] as string);
+      return {
+        accessToken: secret[main] ?? '',
+        tokenType: authorizationScheme(injection, main) ?? 'custom',
+        ...(names.length > 1 ? { fields: { ...secret } } : {}),
+      };
+    },
   },
 };
+
+/** How a reveal grant hands over a credential of this type. */
+export const revealToken = (
+  type: CredentialType,
+  secret: SecretFields,
+  injection: Injection,
+): RevealedToken => credentialTypeDescriptors[type].reveal(secret, injection);
 
 const namePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const namespacePattern = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -108,9 +199,9 @@ export const validateSecret = (type: CredentialType, secret: unknown): SecretFie
       );
     }
   }
-  if (type === 'custom') return validateCustomSecret(entries as [string, string][]);
+  const spec = credentialTypeDescriptors[type].fields;
+  if (spec === 'any') return validateCustomSecret(entries as [string, string][]);
 
-  const spec = typeSpecs[type];
   const given = new Set(entries.map(([field]) => field));
   const missing = spec.required.filter((field) => !given.has(field));
   if (missing.length > 0) {
@@ -169,31 +260,11 @@ const validateCustomSecret = (entries: [string, string][]): SecretFields => {
   return Object.fromEntries(entries);
 };
 
-/**
- * The field a custom credential sends as the bearer when no injection is given: the first whose name
- * says it is a secret (`client_secret`, `token`, `api_key`, …), never an identifier such as
- * `client_id`, which is not a secret and would authenticate nothing.
- */
-const secretLooking = /(secret|token|password|passwd|passphrase|key|pat|credential)$/i;
-const customBearerField = (fields: string[]): string => {
-  const field = fields.find((f) => secretLooking.test(f)) ?? (fields.length === 1 ? fields[0] : undefined);
-  if (field === undefined) {
-    throw new VaultError(
-      'invalid_injection',
-      `No field of this custom credential (${fields.join(', ')}) is named like a secret (…secret, …token, …key, …password), so there is no default injection: say which field goes where (CLI \`--inject "header:Authorization:Bearer {{${fields[0] ?? 'field'}}}"\`, API \`injection\`).`,
-    );
-  }
-  return field;
-};
-
-export const defaultInjection = (type: CredentialType, fields: string[]): Injection => {
-  if (type !== 'custom') return { ...typeSpecs[type].defaultInjection };
-  return { in: 'header', name: 'Authorization', template: `Bearer {{${customBearerField(fields)}}}` };
-};
+export const defaultInjection = (type: CredentialType, fields: readonly string[]): Injection =>
+  credentialTypeDescriptors[type].defaultInjection(fields);
 
 const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-const placeholderPattern = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 const forbiddenHeaders = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade']);
 
 /** An injection as a caller gives it (the admin API's body): `validateInjection` checks `in`. */
@@ -230,8 +301,8 @@ export const validateInjection = (
   if (/[\u0000-\u001f\u007f]/.test(injection.template) || injection.template.length > 1024) {
     fail('injection.template must be at most 1024 characters with no control characters (no CR or LF).');
   }
-  const known = new Set([...fields, ...(type === 'custom' ? [] : typeSpecs[type].derived)]);
-  const used = [...injection.template.matchAll(placeholderPattern)].map((m) => m[1] as string);
+  const known = new Set([...fields, ...Object.keys(credentialTypeDescriptors[type].derived)]);
+  const used = templateFields(injection.template);
   if (used.length === 0) fail('injection.template must contain at least one {{field}} placeholder.');
   const unknown = used.filter((field) => !known.has(field));
   if (unknown.length > 0) {

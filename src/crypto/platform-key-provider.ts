@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../store/schema.js';
@@ -26,8 +26,12 @@ export interface PlatformKeyProvider extends KeyProvider {
   readonly kind: 'platform';
   /** Creates KEK version 1 on an empty keyring, else proves the root key opens every version. */
   initialize(): Promise<void>;
-  /** Adds the next KEK version; new wraps use it at once. Returns the new version. */
-  rotate(): Promise<number>;
+  /**
+   * Adds the next KEK version; new wraps use it at once. Returns the new version. Given a transaction,
+   * the version is inserted in it (it takes effect, and is cached here, only if that commits): a
+   * rotation and its audit record then commit together.
+   */
+  rotate(trx?: Transaction<Database>): Promise<number>;
   /** `platform:<newest version>`. */
   activeRef(): Promise<string>;
 }
@@ -98,11 +102,17 @@ export const createPlatformKeyProvider = ({
   };
 
   /** Inserts `version` with a fresh KEK; false when another replica inserted that version first. */
-  const tryInsert = async (version: number): Promise<boolean> => {
+  /** A fresh KEK for `version`, and its row wrapped by the root key. */
+  const newKek = (version: number) => {
     const kek = randomBytes(aeadKeyLength);
     const wrappedKey = `${kekFormat}.${seal(rootKey, kek, kekAad(version)).toString('base64url')}`;
+    return { kek, row: { version, wrappedKey, createdAt: clock.now().toISOString() } };
+  };
+
+  const tryInsert = async (version: number): Promise<boolean> => {
+    const { kek, row } = newKek(version);
     try {
-      await insertKekVersion(db, { version, wrappedKey, createdAt: clock.now().toISOString() });
+      await insertKekVersion(db, row);
     } catch (error) {
       if (await getKekVersion(db, version)) return false;
       throw error;
@@ -119,7 +129,14 @@ export const createPlatformKeyProvider = ({
     }
   };
 
-  const rotate = async (): Promise<number> => {
+  const rotate = async (trx?: Transaction<Database>): Promise<number> => {
+    if (trx) {
+      // Not cached here: a rolled-back version must not be remembered under a number that another
+      // rotation may take later. kekFor loads it once it is committed.
+      const next = ((await maxKekVersion(trx)) ?? 0) + 1;
+      await insertKekVersion(trx, newKek(next).row);
+      return next;
+    }
     // A concurrent rotation on another replica takes the number we picked; take the next one.
     for (let attempt = 0; attempt < 5; attempt++) {
       const next = ((await maxKekVersion(db)) ?? 0) + 1;

@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
+import { type AuditContext, auditedChange } from '../audit/audit-context.js';
 import type { AuditRecorder } from '../audit/audit-types.js';
 import { assertNamespace } from '../credentials/credential-types.js';
 import type { Database } from '../store/schema.js';
-import { type AuditContext, auditEvent, auditedChange } from '../audit/audit-context.js';
-import { grantLifetime, scopesOutside } from './grant-policy.js';
+import { grantLifetime, scopesOutside } from './grant-rules.js';
 import { grantTargets } from './grant-repo.js';
 import type { GrantRecord, GrantTerms } from './grant-types.js';
 import type { GrantWrites } from './grant-writes.js';
@@ -24,19 +24,12 @@ export const createGrantImporter =
     writes,
   }: {
     db: Kysely<Database>;
-    audit: Pick<AuditRecorder, 'record'>;
+    audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
     writes: Pick<GrantWrites, 'newGrant' | 'insert'>;
   }) =>
   async (namespace: string, doc: unknown, terms: GrantTerms, ctx: AuditContext) => {
-    const refusal = () =>
-      auditEvent(ctx, {
-        namespace,
-        action: 'grant.import',
-        target: { type: 'grant', id: null },
-        decision: 'deny',
-        reason: '',
-      });
-    return auditedChange(audit, refusal, async () => {
+    const spec = { ctx, namespace, action: 'grant.import' as const, target: { type: 'grant', id: null } };
+    return auditedChange({ db, audit }, spec, async (trx, record) => {
       assertNamespace(namespace);
       const ttlSeconds = grantLifetime(terms);
       const pairs = parseSeedDocuments(doc);
@@ -45,9 +38,12 @@ export const createGrantImporter =
       const credentials = new Map<string, ResolvedCredential | undefined>();
       for (const pair of pairs) {
         if (!agents.has(pair.agent))
-          agents.set(pair.agent, await grantTargets.findAgent(db, namespace, pair.agent));
+          agents.set(pair.agent, await grantTargets.findAgent(trx, namespace, pair.agent));
         if (!credentials.has(pair.credential)) {
-          credentials.set(pair.credential, await grantTargets.findCredential(db, namespace, pair.credential));
+          credentials.set(
+            pair.credential,
+            await grantTargets.findCredential(trx, namespace, pair.credential),
+          );
         }
       }
       for (const [ref, agent] of agents) {
@@ -92,12 +88,9 @@ export const createGrantImporter =
           ttlSeconds,
         }),
       }));
-      const replaced = await db.transaction().execute(async (trx) => {
-        const all: string[] = [];
-        for (const { grant, names } of planned)
-          all.push(...(await writes.insert(trx, ctx, grant, names, 'import')));
-        return all;
-      });
+      const replaced: string[] = [];
+      for (const { grant, names } of planned)
+        replaced.push(...(await writes.insert(trx, record, grant, names, 'import')));
       return {
         grants: planned.map(
           ({ grant, names }) =>

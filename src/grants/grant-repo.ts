@@ -5,7 +5,7 @@ import type { Params } from '../store/prepared.js';
 import type { Database, GrantTable } from '../store/schema.js';
 import type { Grant, GrantDetails, RevokeReason } from './grant-types.js';
 
-type Db = Kysely<Database> | Transaction<Database>;
+export type Db = Kysely<Database> | Transaction<Database>;
 
 /** Rows per `IN (…)` list: far below SQLite's and PostgreSQL's parameter limits. */
 const chunkSize = 500;
@@ -132,6 +132,18 @@ export const grantRepo = {
     return changed;
   },
 
+  /** Deletes an agent's grants (the agent is being deleted); returns how many went. */
+  async removeForAgent(db: Db, agentId: string): Promise<number> {
+    const result = await db.deleteFrom('grants').where('agent_id', '=', agentId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  },
+
+  /** Deletes a credential's grants (the credential is being deleted); returns how many went. */
+  async removeForCredential(db: Db, credentialId: string): Promise<number> {
+    const result = await db.deleteFrom('grants').where('credential_id', '=', credentialId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  },
+
   /** The kill switch's half on grants: every grant of the namespace not yet revoked. */
   async revokeNamespace(db: Db, namespace: string, at: string): Promise<number> {
     const result = await db
@@ -142,12 +154,6 @@ export const grantRepo = {
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   },
-
-  /**
-   * One query for the retrieval path: the agent's grants for the credential of that name, with the
-   * credential's state. No rows when there is no grant or no such credential; the caller cannot
-   * and need not tell the two apart.
-   */
 };
 
 /**
@@ -211,16 +217,5 @@ export const grantTargets = {
       .where('name', '=', name)
       .executeTakeFirst();
     return row ? { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) as string[] } : undefined;
-  },
-
-  /** The kill switch's half on authentication: every agent API key of the namespace. */
-  async revokeAgentKeys(db: Db, namespace: string, at: string): Promise<number> {
-    const result = await db
-      .updateTable('agent_keys')
-      .set({ revoked_at: at })
-      .where('namespace', '=', namespace)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows);
   },
 };

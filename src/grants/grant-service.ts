@@ -1,20 +1,21 @@
 import type { Kysely } from 'kysely';
-import type { AuditWriter } from '../audit/audit-writer.js';
+import { agentKeyRepo } from '../agents/agent-repo.js';
+import { type AuditContext, auditedChange } from '../audit/audit-context.js';
+import type { AuditRecorder } from '../audit/audit-types.js';
 import { assertNamespace } from '../credentials/credential-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../store/schema.js';
-import { type AuditContext, auditEvent, auditedChange } from '../audit/audit-context.js';
 import { createGrantImporter } from './grant-import.js';
-import { grantLifetime, grantScopes, grantStatus } from './grant-policy.js';
-import { grantRepo, grantTargets } from './grant-repo.js';
+import { grantLifetime, grantScopes, grantStatus } from './grant-rules.js';
+import { type Db, grantRepo, grantTargets } from './grant-repo.js';
 import type { Grant, GrantDetails, GrantRecord, GrantTerms, RevokeReason } from './grant-types.js';
 import { createGrantWrites } from './grant-writes.js';
 
 export interface GrantServiceDeps {
   db: Kysely<Database>;
   clock: Clock;
-  audit: Pick<AuditWriter, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
+  audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
 }
 
 export interface CreateGrantInput extends GrantTerms {
@@ -51,14 +52,15 @@ const decodeCursor = (cursor: string) => {
  * audited in its own transaction; refusals are audited too.
  */
 export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
-  const writes = createGrantWrites({ clock, audit });
+  const writes = createGrantWrites({ clock });
+  const audited = { db, audit };
   const withStatus = (grant: GrantDetails): GrantRecord => ({
     ...grant,
     status: grantStatus(grant, clock.now()),
   });
 
-  const agentOrFail = async (namespace: string, ref: string) => {
-    const agent = await grantTargets.findAgent(db, namespace, ref);
+  const agentOrFail = async (namespace: string, ref: string, trx: Db = db) => {
+    const agent = await grantTargets.findAgent(trx, namespace, ref);
     if (!agent) {
       throw new VaultError(
         'agent_not_found',
@@ -68,8 +70,8 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
     return agent;
   };
 
-  const credentialOrFail = async (namespace: string, name: string) => {
-    const credential = await grantTargets.findCredential(db, namespace, name);
+  const credentialOrFail = async (namespace: string, name: string, trx: Db = db) => {
+    const credential = await grantTargets.findCredential(trx, namespace, name);
     if (!credential) {
       throw new VaultError(
         'credential_not_found',
@@ -79,8 +81,8 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
     return credential;
   };
 
-  const find = async (namespace: string, id: string) => {
-    const grant = await grantRepo.findById(db, namespace, id);
+  const find = async (namespace: string, id: string, trx: Db = db) => {
+    const grant = await grantRepo.findById(trx, namespace, id);
     if (!grant)
       throw new VaultError(
         'grant_not_found',
@@ -90,23 +92,23 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
   };
 
   return {
-    async create(namespace: string, input: CreateGrantInput, ctx: AuditContext) {
-      return auditedChange(
-        audit,
-        () =>
-          auditEvent(ctx, {
-            namespace,
-            action: 'grant.create',
-            target: { type: 'grant', id: null },
-            decision: 'deny',
-            reason: '',
+    create: (namespace: string, input: CreateGrantInput, ctx: AuditContext) =>
+      auditedChange(
+        audited,
+        {
+          ctx,
+          namespace,
+          action: 'grant.create',
+          target: { type: 'grant', id: null },
+          refusal: () => ({
             details: { agent: input.agent.slice(0, 200), credential: input.credential.slice(0, 200) },
           }),
-        async () => {
+        },
+        async (trx, record) => {
           assertNamespace(namespace);
           const ttlSeconds = grantLifetime(input);
-          const agent = await agentOrFail(namespace, input.agent);
-          const credential = await credentialOrFail(namespace, input.credential);
+          const agent = await agentOrFail(namespace, input.agent, trx);
+          const credential = await credentialOrFail(namespace, input.credential, trx);
           const scopes = grantScopes(input.scopes, credential);
           const grant = writes.newGrant(namespace, ctx, {
             agentId: agent.id,
@@ -115,18 +117,19 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
             reveal: input.reveal ?? false,
             ttlSeconds,
           });
-          const replaced = await db
-            .transaction()
-            .execute((trx) =>
-              writes.insert(trx, ctx, grant, { agent: agent.name, credential: credential.name }, 'api'),
-            );
+          const replaced = await writes.insert(
+            trx,
+            record,
+            grant,
+            { agent: agent.name, credential: credential.name },
+            'api',
+          );
           return {
             grant: withStatus({ ...grant, agentName: agent.name, credentialName: credential.name }),
             replaced,
           };
         },
-      );
-    },
+      ),
 
     async list(namespace: string, options: GrantListOptions = {}) {
       assertNamespace(namespace);
@@ -158,91 +161,74 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
     },
 
     /** Revokes one grant. Revoking a revoked grant changes nothing and records nothing. */
-    async revoke(namespace: string, id: string, ctx: AuditContext): Promise<GrantRecord> {
-      const refusal = () =>
-        auditEvent(ctx, {
-          namespace,
-          action: 'grant.revoke',
-          target: { type: 'grant', id: id.slice(0, 64) },
-          decision: 'deny',
-          reason: '',
-        });
-      return auditedChange(audit, refusal, async () => {
-        assertNamespace(namespace);
-        const grant = await find(namespace, id);
-        if (grant.revokedAt !== null) return withStatus(grant);
-        await db.transaction().execute(async (trx) => {
+    revoke: (namespace: string, id: string, ctx: AuditContext): Promise<GrantRecord> =>
+      auditedChange(
+        audited,
+        { ctx, namespace, action: 'grant.revoke', target: { type: 'grant', id: id.slice(0, 64) } },
+        async (trx, record) => {
+          assertNamespace(namespace);
+          const grant = await find(namespace, id, trx);
+          if (grant.revokedAt !== null) return withStatus(grant);
           // Only the request that actually changed the row records it (two concurrent revokes: one event).
           const changed = await grantRepo.revoke(trx, [grant.id], clock.now().toISOString(), 'revoked');
-          if (changed > 0) await writes.recordRevocations(trx, ctx, namespace, [grant.id], 'revoked');
-        });
-        return withStatus(await find(namespace, id));
-      });
-    },
+          if (changed > 0) await writes.recordRevocations(record, [grant.id], 'revoked');
+          return withStatus(await find(namespace, id, trx));
+        },
+      ),
 
     /** Revokes every grant an agent holds, or every grant on a credential; returns their ids. */
-    async revokeFor(
+    revokeFor: (
       namespace: string,
       target: { agent: string } | { credential: string },
       ctx: AuditContext,
-    ): Promise<string[]> {
+    ): Promise<string[]> => {
       const byAgent = 'agent' in target;
-      const refusal = () =>
-        auditEvent(ctx, {
+      return auditedChange(
+        audited,
+        {
+          ctx,
           namespace,
           action: 'grant.revoke',
           target: byAgent
             ? { type: 'agent', id: target.agent.slice(0, 200) }
             : { type: 'credential', id: target.credential.slice(0, 200) },
-          decision: 'deny',
-          reason: '',
-        });
-      return auditedChange(audit, refusal, async () => {
-        assertNamespace(namespace);
-        const filter = byAgent
-          ? { agentId: (await agentOrFail(namespace, target.agent)).id }
-          : { credentialId: (await credentialOrFail(namespace, target.credential)).id };
-        return db.transaction().execute(async (trx) => {
+        },
+        async (trx, record) => {
+          assertNamespace(namespace);
+          const filter = byAgent
+            ? { agentId: (await agentOrFail(namespace, target.agent, trx)).id }
+            : { credentialId: (await credentialOrFail(namespace, target.credential, trx)).id };
           const ids = await grantRepo.unrevokedIds(trx, namespace, filter);
           const reason: RevokeReason = byAgent ? 'agent_revoked' : 'credential_revoked';
-          await writes.revoke(trx, ctx, namespace, ids, clock.now().toISOString(), reason);
+          await writes.revoke(trx, record, ids, clock.now().toISOString(), reason);
           return ids;
-        });
-      });
+        },
+      );
     },
 
     /**
      * The namespace kill switch: every grant and every agent API key of the namespace revoked in one
      * transaction. Only new grants and new keys undo it.
      */
-    async revokeAll(namespace: string, ctx: AuditContext) {
-      const refusal = () =>
-        auditEvent(ctx, {
+    revokeAll: (namespace: string, ctx: AuditContext) =>
+      auditedChange(
+        audited,
+        {
+          ctx,
           namespace,
           action: 'namespace.revoke_all',
           target: { type: 'namespace', id: namespace.slice(0, 64) },
-          decision: 'deny',
-          reason: '',
-        });
-      await auditedChange(audit, refusal, async () => assertNamespace(namespace));
-      const at = clock.now().toISOString();
-      return db.transaction().execute(async (trx) => {
-        const grantsRevoked = await grantRepo.revokeNamespace(trx, namespace, at);
-        const agentKeysRevoked = await grantTargets.revokeAgentKeys(trx, namespace, at);
-        await audit.recordInTransaction(
-          trx,
-          auditEvent(ctx, {
-            namespace,
-            action: 'namespace.revoke_all',
-            target: { type: 'namespace', id: namespace },
-            decision: 'allow',
-            reason: 'ok',
-            details: { grants_revoked: grantsRevoked, agent_keys_revoked: agentKeysRevoked },
-          }),
-        );
-        return { namespace, grantsRevoked, agentKeysRevoked, revokedAt: at };
-      });
-    },
+        },
+        async (trx, record) => {
+          assertNamespace(namespace);
+          const at = clock.now().toISOString();
+          const grantsRevoked = await grantRepo.revokeNamespace(trx, namespace, at);
+          // The agents module's half: its own keys, through its own repository.
+          const agentKeysRevoked = await agentKeyRepo.revokeAllInNamespace(trx, namespace, at);
+          await record({ details: { grants_revoked: grantsRevoked, agent_keys_revoked: agentKeysRevoked } });
+          return { namespace, grantsRevoked, agentKeysRevoked, revokedAt: at };
+        },
+      ),
 
     /** The seed article's policy document(s): see grant-import.ts. */
     importGrants: createGrantImporter({ db, audit, writes }),

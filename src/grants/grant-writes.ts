@@ -1,16 +1,14 @@
 import type { Transaction } from 'kysely';
-import type { AuditWriter } from '../audit/audit-writer.js';
+import type { AuditContext, RecordAllowed } from '../audit/audit-context.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Database } from '../store/schema.js';
-import { type AuditContext, auditEvent } from '../audit/audit-context.js';
-import { grantExpiresAt } from './grant-policy.js';
+import { grantExpiresAt } from './grant-rules.js';
 import { grantRepo } from './grant-repo.js';
 import type { Grant, RevokeReason } from './grant-types.js';
 
 export interface GrantWritesDeps {
   clock: Clock;
-  audit: Pick<AuditWriter, 'recordInTransaction' | 'recordManyInTransaction'>;
 }
 
 export interface NewGrantFields {
@@ -23,44 +21,30 @@ export interface NewGrantFields {
 }
 
 /**
- * The steps every grant change is made of, each with its audit record inside the caller's
- * transaction: create and import build on the same ones, so they cannot record differently.
+ * The steps every grant change is made of, each recorded through the change's own `record` (inside
+ * its transaction, see auditedChange): create and import build on the same ones, so they cannot
+ * record differently.
  */
-export const createGrantWrites = ({ clock, audit }: GrantWritesDeps) => {
-  const recordRevocations = async (
-    trx: Transaction<Database>,
-    ctx: AuditContext,
-    namespace: string,
-    ids: readonly string[],
-    reason: RevokeReason,
-  ) => {
-    if (ids.length === 0) return;
-    // One append for all of them: a bulk revoke locks the audit chain once, not once per grant.
-    await audit.recordManyInTransaction(
-      trx,
-      ids.map((id) =>
-        auditEvent(ctx, {
-          namespace,
-          action: 'grant.revoke',
-          target: { type: 'grant', id },
-          decision: 'allow',
-          reason: 'ok',
-          details: { revoked_reason: reason },
-        }),
-      ),
+export const createGrantWrites = ({ clock }: GrantWritesDeps) => {
+  /** One `grant.revoke` per grant, in one append: a bulk revoke locks the audit chain once. */
+  const recordRevocations = (record: RecordAllowed, ids: readonly string[], reason: RevokeReason) =>
+    record(
+      ids.map((id) => ({
+        action: 'grant.revoke' as const,
+        target: { type: 'grant', id },
+        details: { revoked_reason: reason },
+      })),
     );
-  };
 
   const revoke = async (
     trx: Transaction<Database>,
-    ctx: AuditContext,
-    namespace: string,
+    record: RecordAllowed,
     ids: readonly string[],
     at: string,
     reason: RevokeReason,
   ) => {
     await grantRepo.revoke(trx, ids, at, reason);
-    await recordRevocations(trx, ctx, namespace, ids, reason);
+    await recordRevocations(record, ids, reason);
   };
 
   return {
@@ -87,11 +71,11 @@ export const createGrantWrites = ({ clock, audit }: GrantWritesDeps) => {
 
     /**
      * Inserts a grant, replacing (revoking as `superseded`) the live one for the same agent and
-     * credential, and records both in `trx`. Returns the ids it replaced.
+     * credential, and records both with `record`. Returns the ids it replaced.
      */
     async insert(
       trx: Transaction<Database>,
-      ctx: AuditContext,
+      record: RecordAllowed,
       grant: Grant,
       names: { agent: string; credential: string },
       source: 'api' | 'import',
@@ -100,28 +84,22 @@ export const createGrantWrites = ({ clock, audit }: GrantWritesDeps) => {
         agentId: grant.agentId,
         credentialId: grant.credentialId,
       });
-      await revoke(trx, ctx, grant.namespace, replaced, grant.createdAt, 'superseded');
+      await revoke(trx, record, replaced, grant.createdAt, 'superseded');
       await grantRepo.insert(trx, grant);
-      await audit.recordInTransaction(
-        trx,
-        auditEvent(ctx, {
-          namespace: grant.namespace,
-          action: 'grant.create',
-          target: { type: 'grant', id: grant.id },
-          decision: 'allow',
-          reason: 'ok',
-          details: {
-            agent_id: grant.agentId,
-            agent_name: names.agent,
-            credential: names.credential,
-            scopes: grant.scopes,
-            reveal: grant.reveal,
-            expires_at: grant.expiresAt,
-            replaced,
-            source,
-          },
-        }),
-      );
+      await record({
+        action: 'grant.create',
+        target: { type: 'grant', id: grant.id },
+        details: {
+          agent_id: grant.agentId,
+          agent_name: names.agent,
+          credential: names.credential,
+          scopes: grant.scopes,
+          reveal: grant.reveal,
+          expires_at: grant.expiresAt,
+          replaced,
+          source,
+        },
+      });
       return replaced;
     },
   };

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AgentAuthenticator, AgentPrincipal } from '../agents/agent-types.js';
-import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
+import { auditedUse } from '../audit/audit-context.js';
+import type { AuditRecorder } from '../audit/audit-types.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
-import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
+import type { GenerationCache } from '../store/generation-cache.js';
 import { bearerToken } from './admin-auth.js';
 import { type AuthFailureLimiter, createAuthFailureLimiter } from './auth-failure-limiter.js';
 import type { Metrics } from './metrics.js';
@@ -18,14 +19,12 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     agent?: AgentPrincipal;
-    /** The access generation the agent was authenticated at: what the route decides at too. */
-    accessView?: GenerationView;
   }
 }
 
 export interface AgentRequestAuthDeps {
   authenticator: AgentAuthenticator;
-  /** One view per request, shared by authentication and the route (see generation-cache.ts). */
+  /** Authentication's own view for its cached lookups (see generation-cache.ts). */
   access: Pick<GenerationCache, 'view'>;
   audit: Pick<AuditRecorder, 'record'>;
   /** Its own instance: failed agent logins must not lock admins out of the same address, nor the reverse. */
@@ -46,8 +45,11 @@ const detail = (error: VaultError, key: string): string | undefined => {
   return typeof value === 'string' ? value : undefined;
 };
 
-/** The deny record of a failed authentication: who tried (when known), never what they presented. */
-const refusalEvent = (request: FastifyRequest, error: VaultError): AuditEventInput => {
+/**
+ * How a failed authentication is filed: who tried (when the token named an agent), in which
+ * namespace, never what they presented.
+ */
+const refusalFacts = (request: FastifyRequest, error: VaultError) => {
   const agentId = detail(error, 'agent_id');
   const details: Record<string, string> = {};
   for (const key of ['method', 'key_id', 'issuer']) {
@@ -55,79 +57,93 @@ const refusalEvent = (request: FastifyRequest, error: VaultError): AuditEventInp
     if (value !== undefined) details[key] = value;
   }
   return {
+    ctx: {
+      actor: agentId ? { type: 'agent' as const, id: agentId } : { type: 'anonymous' as const, id: null },
+      client: clientOf(request),
+      requestId: request.id,
+    },
     namespace: detail(error, 'namespace') ?? claimedNamespace(request),
-    actor: agentId ? { type: 'agent', id: agentId } : { type: 'anonymous', id: null },
-    action: 'agent.authenticate',
     target: agentId ? { type: 'agent', id: agentId } : undefined,
-    decision: 'deny',
-    reason: error.code,
-    client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
-    requestId: request.id,
     details,
   };
 };
 
+const clientOf = (request: FastifyRequest) => ({
+  ip: request.ip,
+  userAgent: request.headers['user-agent'] ?? null,
+});
+
 /**
  * Builds `authenticateAgent(request)`: the per-address failure limit, the bearer token, the
- * authenticator, and an audited refusal. Refusals are recorded durably before the error goes on; if
- * that record cannot be written the request fails with `audit_unavailable` instead (fail closed).
- * A success is not recorded here: the action the agent then takes is, with the agent as actor
- * (`request.auditContext` is set for the audit hook), so each request leaves one event.
+ * authenticator, and an audited refusal (`auditedUse`: recorded durably before the error goes on, or
+ * `audit_unavailable` when it cannot be). A success is not recorded here: the action the agent then
+ * takes is, with the agent as actor, so each request leaves one event.
  */
-export const createAgentRequestAuthenticator =
-  ({ authenticator, access, audit, limiter, metrics }: AgentRequestAuthDeps) =>
-  async (request: FastifyRequest): Promise<AgentPrincipal> => {
-    try {
-      const token = bearerToken(request);
-      const retryAfter = limiter.retryAfterSeconds(request.ip, token);
-      if (retryAfter > 0)
-        throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
-      if (!token) throw new VaultError('agent_unauthenticated');
-      const view = await access.view();
-      const principal = await authenticator.authenticate({ token, clientIp: request.ip, view });
-      request.accessView = view;
-      request.agent = principal;
-      // The route's own audit event (recorded by the audit hook) then names the agent as its actor.
-      request.auditContext = {
-        ...request.auditContext,
-        actor: { type: 'agent', id: principal.agentId },
-        namespace: principal.namespace,
-        details: { ...request.auditContext?.details, ...principalAuditDetails(principal) },
-      };
-      return principal;
-    } catch (error) {
-      if (!isVaultError(error)) throw error;
-      // Only a wrong credential counts towards the limit; a disabled agent or an unreachable issuer
-      // is not someone guessing.
-      if (error.status === 401) limiter.recordFailure(request.ip, bearerToken(request));
-      metrics?.authFailures.inc({ principal: 'agent', code: error.code });
-      try {
-        await audit.record(refusalEvent(request, error));
-      } catch (auditError) {
-        if (isVaultError(auditError) && auditError.code === 'audit_unavailable') throw auditError;
-        throw new VaultError('audit_unavailable', undefined, { cause: auditError });
-      }
-      // One event per refused request: the audit hook must not add the route's own deny as well.
-      request.auditContext = { ...request.auditContext, recorded: true };
-      throw error;
-    }
+export const createAgentRequestAuthenticator = ({
+  authenticator,
+  access,
+  audit,
+  limiter,
+  metrics,
+}: AgentRequestAuthDeps) => {
+  const authenticateAgent = (request: FastifyRequest): Promise<AgentPrincipal> =>
+    auditedUse(
+      audit,
+      {
+        ctx: { actor: { type: 'anonymous', id: null }, client: clientOf(request), requestId: request.id },
+        namespace: claimedNamespace(request),
+        action: 'agent.authenticate',
+        refusal: (error) => refusalFacts(request, error),
+      },
+      async () => {
+        try {
+          return await authenticate(request);
+        } catch (error) {
+          if (isVaultError(error)) {
+            // Only a wrong credential counts towards the limit; a disabled agent or an unreachable
+            // issuer is not someone guessing.
+            if (error.status === 401) limiter.recordFailure(request.ip, bearerToken(request));
+            metrics?.authFailures.inc({ principal: 'agent', code: error.code });
+          }
+          throw error;
+        }
+      },
+    );
+
+  /** The bearer token, the authenticator, and what the route's own event needs to know. */
+  const authenticate = async (request: FastifyRequest): Promise<AgentPrincipal> => {
+    const token = bearerToken(request);
+    const retryAfter = limiter.retryAfterSeconds(request.ip, token);
+    if (retryAfter > 0)
+      throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
+    if (!token) throw new VaultError('agent_unauthenticated');
+    // A view of its own, for authentication's cached lookups only: what the agent may then do is
+    // decided at a view taken after authentication has finished (src/access/agent-request.ts).
+    const principal = await authenticator.authenticate({
+      token,
+      clientIp: request.ip,
+      view: await access.view(),
+    });
+    request.agent = principal;
+    // The route's own event (recorded by its service, or by the audit hook when the route fails
+    // unexpectedly) then names the agent as its actor.
+    request.auditContext = {
+      ...request.auditContext,
+      actor: { type: 'agent', id: principal.agentId },
+      namespace: principal.namespace,
+      details: { ...request.auditContext?.details, ...principalAuditDetails(principal) },
+    };
+    return principal;
   };
+
+  return authenticateAgent;
+};
 
 /** Facts about how an agent authenticated, for the audit record of what it does next. */
 export const principalAuditDetails = (principal: AgentPrincipal): Record<string, string> => ({
   auth_method: principal.method,
   ...(principal.credentialRef === null ? {} : { auth_ref: principal.credentialRef }),
 });
-
-/**
- * DESIGN invariant 5: the `{agentId}` of a path (id or name) must be the authenticated agent.
- * Throws `agent_mismatch` otherwise.
- */
-export const assertAgentInPath = (principal: AgentPrincipal, pathAgent: string): void => {
-  if (pathAgent !== principal.agentId && pathAgent !== principal.agentName) {
-    throw new VaultError('agent_mismatch');
-  }
-};
 
 /**
  * Decorates the app with `authenticateAgent(request)`, with its own failure limiter. Call from

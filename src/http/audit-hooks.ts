@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
+import type { AuditAction, AuditEventInput, AuditRecorder } from '../audit/audit-types.js';
 import { errorRegistry } from '../errors/error-registry.js';
 import type { ErrorBody } from './error-handler.js';
 import './fastify-types.js';
@@ -13,24 +13,8 @@ const adminAuthFailures = new Set<string>([
   'too_many_auth_failures',
 ]);
 
-const changedMessage =
-  'The audit log could not be written, so the response was withheld (the vault fails closed). The change may have been applied: check before retrying.';
-
-/** The stable code of an error response body (our error handler always writes one). */
-const errorCodeOf = (payload: unknown): string | undefined => {
-  const text =
-    typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : '';
-  if (!text.startsWith('{')) return undefined;
-  try {
-    const code = (JSON.parse(text) as Partial<ErrorBody>).error?.code;
-    return typeof code === 'string' ? code : undefined;
-  } catch {
-    return undefined;
-  }
-};
-
 /** What the path names (`:name`, `:id`), else the `name` a create sends; typed by the event's noun. */
-const targetOf = (request: FastifyRequest, action: string): AuditEventInput['target'] => {
+const targetOf = (request: FastifyRequest, action: AuditAction): AuditEventInput['target'] => {
   const params = (request.params ?? {}) as Record<string, unknown>;
   const body = request.body as Record<string, unknown> | undefined;
   const id = [params.name, params.id, body && typeof body === 'object' ? body.name : undefined].find(
@@ -43,15 +27,15 @@ const headerValue = (value: string | string[] | undefined): string | null =>
   typeof value === 'string' ? value : null;
 
 /**
- * DESIGN invariant 2 at the HTTP edge. Every route that declares `config.audit.event` has its outcome
- * recorded (allowed, or denied with the error code as the reason) durably in `onSend`, before a byte of
- * the response leaves; a failed admin authentication on any admin route is recorded as
- * `admin.authenticate`. When the record cannot be written the response is replaced by
- * `503 audit_unavailable`: the original body is never sent.
- *
- * A route declaring `recordedBy: 'service'` is recorded by its service inside the change's own
- * transaction, so this hook records it only when the request never reached the handler (a failed
- * admin authentication, a body that did not validate): no one else would. Install before any route.
+ * DESIGN invariant 2 at the HTTP edge, for what no service can record. Every route that declares
+ * `config.audit.event` is recorded by its service (`auditedChange`, `auditedUse`), inside the change's
+ * transaction or durably before the answer. This hook records only what never reached a handler (a
+ * failed admin authentication, a body that did not validate) under the route's event, a failed admin
+ * authentication on a route without one as `admin.authenticate`, and a handler that failed with
+ * something other than a VaultError (which no service recorded) as `internal_error`. The failure's
+ * code comes from the error handler (`request.errorCode`), never from the response body. The record
+ * is durable before a byte of the response leaves; when it cannot be written the response is
+ * replaced by `503 audit_unavailable`. Install before any route.
  */
 export const installAuditHooks = (
   app: FastifyInstance,
@@ -61,9 +45,9 @@ export const installAuditHooks = (
 
   app.addHook('onRoute', (route) => {
     const declaration = route.config?.audit;
-    if (!declaration || !('event' in declaration) || declaration.recordedBy === undefined) return;
+    if (!declaration || !('event' in declaration)) return;
     if (declaration.recordedBy !== 'service') {
-      throw new Error(`route ${route.method} ${route.url}: audit.recordedBy can only be 'service'`);
+      throw new Error(`route ${route.method} ${route.url}: audit.recordedBy must be 'service'`);
     }
     const handler = route.handler;
     route.handler = function (request, reply) {
@@ -72,15 +56,17 @@ export const installAuditHooks = (
     };
   });
 
-  const outcomeOf = (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+  const outcomeOf = (request: FastifyRequest, reply: FastifyReply) => {
     const declaration = request.routeOptions.config?.audit;
     const context = request.auditContext;
-    if (!declaration || context?.recorded) return undefined;
+    if (!declaration) return undefined;
     const status = reply.statusCode;
-    const reason = status >= 400 ? (errorCodeOf(payload) ?? `http_${status}`) : 'ok';
-    let action: string;
+    // Everything this hook records is a failure: an allowed outcome is its service's to record.
+    if (status < 400) return undefined;
+    const reason = request.errorCode ?? `http_${status}`;
+    let action: AuditAction;
     if ('event' in declaration) {
-      if (declaration.recordedBy === 'service' && reachedHandler.has(request)) return undefined;
+      if (reachedHandler.has(request) && !request.failedUnexpectedly) return undefined;
       action = declaration.event;
     } else {
       const adminRoute = (request.routeOptions.url ?? '').startsWith('/v1/admin/');
@@ -94,7 +80,7 @@ export const installAuditHooks = (
         (request.admin ? { type: 'admin', id: request.admin.tokenId } : { type: 'anonymous', id: null }),
       action,
       target: context?.target ?? (action === 'admin.authenticate' ? undefined : targetOf(request, action)),
-      decision: status >= 400 ? 'deny' : 'allow',
+      decision: 'deny',
       reason,
       client: { ip: request.ip, userAgent: headerValue(request.headers['user-agent']) },
       requestId: request.id,
@@ -109,7 +95,7 @@ export const installAuditHooks = (
   };
 
   app.addHook('onSend', async (request, reply, payload) => {
-    const event = outcomeOf(request, reply, payload);
+    const event = outcomeOf(request, reply);
     if (!event) return payload;
     try {
       await audit.record(event);
@@ -117,11 +103,10 @@ export const installAuditHooks = (
     } catch (error) {
       request.log.error({ err: error, action: event.action }, 'audit record failed: response withheld');
       (payload as { destroy?: () => void } | null)?.destroy?.();
-      const mutated = event.decision === 'allow' && request.method !== 'GET' && request.method !== 'HEAD';
       const body: ErrorBody = {
         error: {
           code: 'audit_unavailable',
-          message: mutated ? changedMessage : errorRegistry.audit_unavailable.message,
+          message: errorRegistry.audit_unavailable.message,
           request_id: request.id,
         },
       };

@@ -3,6 +3,18 @@ import { type ErrorCode, errorRegistry } from '../errors/error-registry.js';
 import { isVaultError } from '../errors/vault-error.js';
 import type { Metrics } from './metrics.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The stable code this request failed with, left by the error handler for the audit hook. */
+    errorCode?: ErrorCode;
+    /**
+     * Set when the failure was not a VaultError: nothing on the request's path recorded it, so the
+     * audit hook records it (as `internal_error`) for a route that declares an event.
+     */
+    failedUnexpectedly?: boolean;
+  }
+}
+
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; request_id: string };
 }
@@ -47,6 +59,7 @@ export const installErrorHandler = (
     message: string,
   ) => {
     metrics.errors.inc({ code });
+    request.errorCode = code;
     const body: ErrorBody = { error: { code, message, request_id: request.id } };
     return reply.status(status).type('application/json; charset=utf-8').send(body);
   };
@@ -70,6 +83,7 @@ export const installErrorHandler = (
       return send(request, reply, errorRegistry[mapped].status, mapped, messageFor(mapped, error, bodyLimit));
     }
     request.log.error({ err: error }, 'unhandled error');
+    request.failedUnexpectedly = true;
     return send(request, reply, 500, 'internal_error', errorRegistry.internal_error.message);
   });
 

@@ -1,6 +1,6 @@
 import type { AdminPrincipal } from '../admin/admin-token-service.js';
 import type { AuditContext } from '../audit/audit-context.js';
-import type { AuditRequestContext } from '../audit/audit-types.js';
+import type { AuditAction, AuditRequestContext } from '../audit/audit-types.js';
 
 /**
  * Every route declares the audit event it writes, or why it writes none, so audit coverage is a
@@ -8,9 +8,12 @@ import type { AuditRequestContext } from '../audit/audit-types.js';
  */
 export type AuditDeclaration =
   | {
-      event: string;
-      /** `service`: the domain service records the event in the change's own transaction. */
-      recordedBy?: 'service';
+      event: AuditAction;
+      /**
+       * The domain service records the event (in the change's own transaction, or durably before the
+       * answer); the HTTP hook only records what never reached the handler (see audit-hooks.ts).
+       */
+      recordedBy: 'service';
     }
   | { none: string };
 

@@ -186,14 +186,15 @@ export const auditHttpContract = (
         reason: 'admin_token_not_found',
         byService: true,
       },
-      { event: 'keys.verify', allow: ['POST', '/v1/admin/keys/verify'] },
+      { event: 'keys.verify', allow: ['POST', '/v1/admin/keys/verify'], byService: true },
       {
         event: 'keys.mode_set',
         deny: ['POST', '/v1/admin/keys/mode', { mode: 'platform' }],
         reason: 'mode_unchanged',
+        byService: true,
       },
       // After mode_set: rotate starts a re-wrap, and mode_set would then be refused as rewrap_in_progress.
-      { event: 'keys.rotate', allow: ['POST', '/v1/admin/keys/rotate'] },
+      { event: 'keys.rotate', allow: ['POST', '/v1/admin/keys/rotate'], byService: true },
     ];
 
     for (const c of cases) {

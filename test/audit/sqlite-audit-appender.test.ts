@@ -12,7 +12,7 @@ const event = (n: number) =>
     {
       namespace: 'default',
       actor: { type: 'system', id: null },
-      action: 'test.event',
+      action: 'keys.verify',
       decision: 'allow',
       reason: 'ok',
       details: { n },

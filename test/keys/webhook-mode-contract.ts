@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { masterKeyFileName, parseKeyMaterial } from '../../src/crypto/master-key.js';
+import { allowedUseOf } from '../helpers/access.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import { startTestVault, type TestVault, type TestVaultOptions } from '../helpers/vault.js';
 import {
@@ -128,7 +129,7 @@ export const webhookModeContract = (
         .select('id')
         .where('name', '=', 'cred-0')
         .executeTakeFirstOrThrow();
-      expect((await credentials.readCurrentSecret('default', cred0.id)).secret).toEqual({
+      expect((await credentials.readCurrentSecret(allowedUseOf('default', cred0.id))).secret).toEqual({
         api_key: secrets.get('cred-0'),
       });
 
@@ -138,7 +139,7 @@ export const webhookModeContract = (
         code: 'key_provider_unavailable',
         message: expect.stringContaining(`The key webhook at ${kms.url} cannot connect`),
       });
-      await expect(credentials.readCurrentSecret('default', cred0.id)).rejects.toMatchObject({
+      await expect(credentials.readCurrentSecret(allowedUseOf('default', cred0.id))).rejects.toMatchObject({
         code: 'key_provider_unavailable',
       });
       await expect(

@@ -35,7 +35,7 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
   r.post(
     '/v1/admin/keys/rotate',
     {
-      config: { audit: { event: 'keys.rotate' } },
+      config: { audit: { event: 'keys.rotate', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -43,13 +43,13 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
         response: withErrors({ 202: JobView }, 409, 503),
       },
     },
-    async (_request, reply) => reply.status(202).send(toJobView(await keys.rotate())),
+    async (request, reply) => reply.status(202).send(toJobView(await keys.rotate(request.adminContext))),
   );
 
   r.post(
     '/v1/admin/keys/mode',
     {
-      config: { audit: { event: 'keys.mode_set' } },
+      config: { audit: { event: 'keys.mode_set', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -61,13 +61,14 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
         response: withErrors({ 202: JobView }, 409, 503),
       },
     },
-    async (request, reply) => reply.status(202).send(toJobView(await keys.setMode(request.body.mode))),
+    async (request, reply) =>
+      reply.status(202).send(toJobView(await keys.setMode(request.body.mode, request.adminContext))),
   );
 
   r.post(
     '/v1/admin/keys/verify',
     {
-      config: { audit: { event: 'keys.verify' } },
+      config: { audit: { event: 'keys.verify', recordedBy: 'service' } },
       schema: {
         tags,
         security,
@@ -80,8 +81,8 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
         ),
       },
     },
-    async () => {
-      const result = await keys.verify();
+    async (request) => {
+      const result = await keys.verify(request.adminContext);
       return {
         ok: result.ok,
         mode: result.mode,

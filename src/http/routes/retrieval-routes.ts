@@ -11,8 +11,8 @@ import {
 
 /**
  * The seed contract: `GET /v1/agents/{agentId}/credentials/{service}` with the agent's bearer token.
- * Four steps: authenticate (refusals audited there), authorize + read + audit (the retrieval service),
- * answer with `no-store`. The body carries a secret: it is never logged (the logger only ever sees
+ * Authenticate (refusals audited there), then the agent request path (src/access/agent-request.ts:
+ * the agent in the path → the access view → decide → read → record), then answer with `no-store`. The body carries a secret: it is never logged (the logger only ever sees
  * method, path and status) and the response schema is its allowlist.
  */
 export const registerRetrievalRoutes = (
@@ -45,7 +45,6 @@ export const registerRetrievalRoutes = (
         scope: request.query.scope,
         client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
         requestId: request.id,
-        view: request.accessView,
       });
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
       return toCredentialToken(credential);

@@ -5,8 +5,9 @@ import { formatDuration, parseDuration } from '../lib/duration.js';
 import { type Grant, type GrantStatus, maxGrantTtlSeconds, minGrantTtlSeconds } from './grant-types.js';
 
 /**
- * Pure grant rules: scope subsets, lifetimes, status, and the retrieval decision. Plain values in,
- * plain values out; the service and the routes supply the data and act on the answer.
+ * Pure grant rules: scope subsets, lifetimes, status, and which grant a use rests on. Plain values
+ * in, plain values out. The decision a use gets (grant, credential, channel, policies) is
+ * `decide()` in src/access/; "policy" there means the attribute-based rules, not these.
  */
 
 const quoted = (values: readonly string[]) => values.map((v) => `"${v.slice(0, 80)}"`).join(', ');
@@ -78,7 +79,8 @@ export const grantLifetime = (input: {
 export const grantExpiresAt = (now: Date, ttlSeconds: number | null): string | null =>
   ttlSeconds === null ? null : new Date(now.getTime() + ttlSeconds * 1000).toISOString();
 
-const isPast = (iso: string | null, now: Date) => iso !== null && Date.parse(iso) <= now.getTime();
+/** Past (or now) when set; null never is. */
+export const isPast = (iso: string | null, now: Date) => iso !== null && Date.parse(iso) <= now.getTime();
 
 export const grantStatus = (grant: Pick<Grant, 'revokedAt' | 'expiresAt'>, now: Date): GrantStatus => {
   if (grant.revokedAt !== null) return 'revoked';
@@ -108,15 +110,8 @@ export const parseScopeQuery = (value: string | readonly string[] | undefined): 
   return scopes;
 };
 
-/** What the retrieval decision needs to know about the credential (never its secret). */
-export interface CredentialState {
-  status: string;
-  expiresAt: string | null;
-}
-
-export type RetrievalDecision =
-  | { allowed: true; grant: Grant; scopes: string[]; expiresAt: string | null }
-  | { allowed: false; code: ErrorCode; message?: string; grant?: Grant };
+export type GrantSelection =
+  { selected: true; grant: Grant } | { selected: false; code: ErrorCode; message?: string; grant?: Grant };
 
 const latestFirst = (a: Grant, b: Grant) =>
   b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id);
@@ -125,30 +120,26 @@ const expiresLater = (a: Grant, b: Grant) =>
   (a.expiresAt === null ? Infinity : Date.parse(a.expiresAt));
 
 /**
- * May this agent have this credential now? `grants` are all the agent's grants for the credential
- * (empty when it has none, or when no such credential exists: the two answers must be the same so a
- * caller cannot learn which credentials exist). The grant is checked before anything about the
- * credential, for the same reason.
+ * The grant a use rests on, out of all the agent's grants for the credential: a live one that covers
+ * the requested scopes; a reveal grant before a proxy-only one, then the one that lasts longest. The
+ * refusal says why none does: none at all, revoked or expired (by the newest), or the scopes.
  */
-export const decideRetrieval = ({
+export const selectGrant = ({
   grants,
-  credential,
   requestedScopes,
   now,
 }: {
   grants: readonly Grant[];
-  credential: CredentialState | undefined;
   requestedScopes: readonly string[];
   now: Date;
-}): RetrievalDecision => {
-  if (credential === undefined || grants.length === 0)
-    return { allowed: false, code: 'credential_not_granted' };
+}): GrantSelection => {
+  if (grants.length === 0) return { selected: false, code: 'credential_not_granted' };
 
   const live = grants.filter((g) => grantStatus(g, now) === 'active');
   if (live.length === 0) {
     const latest = [...grants].sort(latestFirst)[0] as Grant;
     return {
-      allowed: false,
+      selected: false,
       code: grantStatus(latest, now) === 'revoked' ? 'grant_revoked' : 'grant_expired',
       grant: latest,
     };
@@ -158,30 +149,15 @@ export const decideRetrieval = ({
   if (covering.length === 0) {
     const granted = [...new Set(live.flatMap((g) => g.scopes))];
     return {
-      allowed: false,
+      selected: false,
       code: 'scope_not_granted',
       message: `The grant does not include scope ${quoted(scopesOutside(requestedScopes, granted))}; it gives ${listOrNone(granted)}.`,
       grant: live.sort(latestFirst)[0] as Grant,
     };
   }
 
-  // A reveal grant wins over a proxy-only one; then the one that lasts longest.
   const chosen = [...covering].sort(
     (a, b) => Number(b.reveal) - Number(a.reveal) || expiresLater(a, b) || latestFirst(a, b),
   )[0] as Grant;
-
-  if (credential.status === 'needs_reauth')
-    return { allowed: false, code: 'credential_needs_reauth', grant: chosen };
-  if (credential.status === 'revoked') return { allowed: false, code: 'credential_revoked', grant: chosen };
-  if (credential.status === 'expired' || isPast(credential.expiresAt, now)) {
-    return { allowed: false, code: 'credential_expired', grant: chosen };
-  }
-  if (!chosen.reveal) return { allowed: false, code: 'reveal_not_granted', grant: chosen };
-
-  return {
-    allowed: true,
-    grant: chosen,
-    scopes: requestedScopes.length > 0 ? [...new Set(requestedScopes)] : [...chosen.scopes],
-    expiresAt: earliestExpiry(chosen.expiresAt, credential.expiresAt),
-  };
+  return { selected: true, grant: chosen };
 };

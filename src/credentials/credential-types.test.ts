@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { defaultInjection } from '../credentials/credential-types.js';
-import { revealToken } from './token-response.js';
+import {
+  type CredentialType,
+  credentialTypeDescriptors,
+  credentialTypes,
+  defaultInjection,
+  revealToken,
+  type SecretFields,
+  validateInjection,
+  validateSecret,
+} from './credential-types.js';
+import { renderTemplate } from './injection-template.js';
 
 describe('revealToken', () => {
   it('returns an API key with the scheme its Authorization injection uses', () => {
@@ -52,4 +61,33 @@ describe('revealToken', () => {
       fields: many,
     });
   });
+});
+
+describe('one descriptor per credential type', () => {
+  const samples: Record<CredentialType, SecretFields> = {
+    api_key: { api_key: 'k1' },
+    bearer: { token: 't1' },
+    basic: { username: 'u', password: 'p:w' },
+    oauth2: { access_token: 'at', refresh_token: 'rt' },
+    custom: { app_key: 'ak', app_secret: 'as' },
+  };
+
+  it.each(credentialTypes)(
+    '%s: its default injection is valid for its fields and renders its reveal',
+    (type) => {
+      const secret = validateSecret(type, samples[type]);
+      const fields = Object.keys(secret);
+      const descriptor = credentialTypeDescriptors[type];
+      const injection = validateInjection(defaultInjection(type, fields), type, fields);
+      const derived = Object.fromEntries(
+        Object.entries(descriptor.derived).map(([name, of]) => [name, of(secret)]),
+      );
+      const rendered = renderTemplate(injection.template, { ...secret, ...derived });
+      const revealed = revealToken(type, secret, injection);
+      // What a proxy would send is what a reveal grant hands over, under the scheme it names.
+      expect(rendered).toBe(`${revealed.tokenType} ${revealed.accessToken}`);
+      // No type refreshes yet: the OAuth issue sets the hook for oauth2.
+      expect(descriptor.refresh).toBeUndefined();
+    },
+  );
 });

@@ -1,0 +1,221 @@
+import type { AgentPrincipal } from '../agents/agent-types.js';
+import { auditedUse, type AuditSpec } from '../audit/audit-context.js';
+import type { AuditAction, AuditDetails, AuditRecorder } from '../audit/audit-types.js';
+import type { CredentialService } from '../credentials/credential-service.js';
+import { isVaultError, VaultError } from '../errors/vault-error.js';
+import { parseScopeQuery } from '../grants/grant-rules.js';
+import { prepareRetrievalGrants } from '../grants/grant-repo.js';
+import type { Clock } from '../lib/clock.js';
+import type { Store } from '../store/database.js';
+import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
+import type {
+  AccessClient,
+  AccessContext,
+  AllowedDecision,
+  Channel,
+  PolicyCheck,
+  ProxyOnPath,
+} from './access-types.js';
+import { decide } from './decide.js';
+
+/**
+ * An agent's use of a credential, whatever the channel (retrieval now; the HTTP proxy, the MCP proxy
+ * and the vault's MCP tools next), as a list of named steps:
+ *
+ *   authenticate (the transport, before this) → the agent in the path → what is asked for → the
+ *   access view → decide → read the secret → act (reveal, forward) → record → answer
+ *
+ * Every outcome is exactly one audit event of the path's action, recorded durably before the answer
+ * (`auditedUse`); a refusal at any step is recorded with its code before it is thrown, and when the
+ * record cannot be written no secret leaves (audit_unavailable).
+ */
+
+export interface AgentRequest {
+  /** The authenticated agent. */
+  principal: AgentPrincipal;
+  /** `{agentId}` from the path: must be the principal's id or name. */
+  agentRef: string;
+  /** The credential name asked for. */
+  service: string;
+  /** `?scope=` as given: `a,b`, `a b`, or repeated. */
+  scope: string | readonly string[] | undefined;
+  channel: Channel;
+  /** The audit event every outcome is recorded as (`credential.retrieve`, …). */
+  action: AuditAction;
+  client: AccessClient;
+  requestId: string;
+  proxy?: ProxyOnPath | undefined;
+  endUser?: string | undefined;
+  attributes?: Readonly<Record<string, string>> | undefined;
+}
+
+/** The secret a decision allowed, as the act step gets it. */
+export interface CredentialUse {
+  allowed: AllowedDecision;
+  read: Awaited<ReturnType<CredentialService['readCurrentSecret']>>;
+}
+
+/** What the act step returns: the answer, and facts for the allow event. */
+export interface ActResult<T> {
+  result: T;
+  details?: AuditDetails | undefined;
+}
+
+export interface AgentRequestDeps {
+  store: Pick<Store, 'db' | 'prepare'>;
+  /** Caches the grant lookup for one access generation. */
+  access: GenerationCache;
+  clock: Clock;
+  credentials: Pick<CredentialService, 'readCurrentSecret'>;
+  audit: Pick<AuditRecorder, 'record'>;
+  /**
+   * The policy rules attached to anything on the path (issue 15). None today: the decision then
+   * rests on the grant, the credential and the channel alone.
+   */
+  policiesFor?: ((context: Omit<AccessContext, 'policies'>) => readonly PolicyCheck[]) | undefined;
+}
+
+const noPolicies = (): readonly PolicyCheck[] => [];
+
+/** Facts about how the agent authenticated: what every event of its request starts with. */
+const startFacts = (principal: AgentPrincipal): AuditDetails => ({
+  agent_name: principal.agentName,
+  auth_method: principal.method,
+  auth_ref: principal.credentialRef,
+});
+
+/** Step: the path names the caller (DESIGN invariant 5). */
+export const assertAgentInPath = (request: AgentRequest, facts: AuditDetails): void => {
+  const { principal, agentRef } = request;
+  if (agentRef !== principal.agentId && agentRef !== principal.agentName) {
+    facts.path_agent = agentRef.slice(0, 200);
+    throw new VaultError('agent_mismatch');
+  }
+};
+
+/** Step: what is asked for. */
+export const requestedScopes = (request: AgentRequest, facts: AuditDetails): string[] => {
+  const scopes = parseScopeQuery(request.scope);
+  facts.requested_scopes = scopes;
+  return scopes;
+};
+
+export const createAgentRequests = ({
+  store,
+  access,
+  clock,
+  credentials,
+  audit,
+  policiesFor = noPolicies,
+}: AgentRequestDeps) => {
+  const grantsFor = prepareRetrievalGrants(store, access);
+
+  /**
+   * Step: the access view, taken after authentication has finished (authentication may wait seconds
+   * on an agent's remote key set). A revocation completed before now holds (generation-cache.ts).
+   */
+  const takeAccessView = (): Promise<GenerationView> => access.view();
+
+  /** Step: the decision, from the grant and credential rows as of `view`. Throws the refusal. */
+  const decideUse = async (
+    view: GenerationView,
+    request: AgentRequest,
+    scopes: readonly string[],
+    facts: AuditDetails,
+  ): Promise<AllowedDecision> => {
+    const namespace = request.principal.namespace;
+    const { grants, credential } = await grantsFor(view, {
+      namespace,
+      agentId: request.principal.agentId,
+      name: request.service,
+    });
+    const context = {
+      namespace,
+      agent: request.principal,
+      service: request.service,
+      credential,
+      grants,
+      requestedScopes: scopes,
+      channel: request.channel,
+      proxy: request.proxy,
+      endUser: request.endUser,
+      client: request.client,
+      now: clock.now(),
+      attributes: request.attributes ?? {},
+    };
+    const decision = decide({ ...context, policies: policiesFor(context) });
+    if (decision.grant) facts.grant_id = decision.grant.id;
+    switch (decision.outcome) {
+      case 'allow':
+        return decision;
+      case 'deny':
+        if (decision.rule) facts.policy_rule = `${decision.rule.policy}/${decision.rule.rule}`;
+        throw new VaultError(decision.code, decision.message);
+      case 'pending':
+        // TODO(policies): park the request (approval_pending with a URL to wait on), because no rule
+        // can ask for an approval until the policies issue lands; until then this cannot happen.
+        throw new VaultError('internal_error', undefined, {
+          cause: new Error(`approval ${decision.approval.approvalId} pending: approvals are not built yet`),
+        });
+    }
+  };
+
+  /**
+   * Step: the secret, only now, by the granted credential's id (one deleted, perhaps re-created under
+   * the same name, since the grant was read is not the granted credential). A failure here (key
+   * provider down, tampered ciphertext) is a refusal like any other.
+   */
+  const readSecret = async (
+    allowed: AllowedDecision,
+    view: GenerationView,
+    facts: AuditDetails,
+  ): Promise<CredentialUse> => {
+    try {
+      const read = await credentials.readCurrentSecret(allowed, view);
+      facts.version = read.version;
+      return { allowed, read };
+    } catch (error) {
+      if (isVaultError(error) && error.code === 'credential_not_found') {
+        throw new VaultError('credential_not_granted');
+      }
+      throw error;
+    }
+  };
+
+  /** The event every outcome of the request is filed as; `facts` grow as the steps learn more. */
+  const specOf = (request: AgentRequest, facts: AuditDetails): AuditSpec => ({
+    ctx: {
+      actor: { type: 'agent', id: request.principal.agentId },
+      client: { ip: request.client.ip, userAgent: request.client.userAgent },
+      requestId: request.requestId,
+    },
+    namespace: request.principal.namespace,
+    action: request.action,
+    target: { type: 'credential', id: request.service.slice(0, 200) },
+    details: facts,
+  });
+
+  return {
+    steps: { assertAgentInPath, requestedScopes, takeAccessView, decide: decideUse, readSecret },
+
+    /**
+     * Runs the whole path for an authenticated agent; `act` does what the channel does with the
+     * secret (reveal it, inject it upstream) and its result is the answer once the allow is recorded.
+     */
+    use<T>(request: AgentRequest, act: (use: CredentialUse) => Promise<ActResult<T>>): Promise<T> {
+      const facts = startFacts(request.principal);
+      return auditedUse(audit, specOf(request, facts), async (record) => {
+        assertAgentInPath(request, facts);
+        const scopes = requestedScopes(request, facts);
+        const view = await takeAccessView();
+        const allowed = await decideUse(view, request, scopes, facts);
+        const use = await readSecret(allowed, view, facts);
+        const { result, details } = await act(use);
+        await record({ details });
+        return result;
+      });
+    },
+  };
+};
+
+export type AgentRequests = ReturnType<typeof createAgentRequests>;
