@@ -19,7 +19,10 @@ describe('a grant revoked while the agent’s JWT verification waits on its remo
   let jwksBody = '';
 
   beforeAll(async () => {
-    t = await startTestVault({ clock: fixedClock(new Date()), settings: { audience } });
+    t = await startTestVault({
+      clock: fixedClock(new Date()),
+      settings: { audience, outboundAllow: '127.0.0.1' },
+    });
     // Answers only when the test says so: the first fetch is where authentication waits.
     let markRequested: () => void = () => {};
     jwksRequested = new Promise((resolve) => (markRequested = resolve));
