@@ -129,7 +129,14 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       onLookup: (hit) => (hit ? cacheHits : cacheMisses).inc(),
     });
     const dataKeys = createDataKeyService({ db, providers, clock });
-    const credentials = createCredentialService({ store, access, dataKeys, clock, audit });
+    const credentials = createCredentialService({
+      store,
+      access,
+      dataKeys,
+      clock,
+      audit,
+      secretCache: { maxEntries: config.secretCacheMaxEntries, maxAgeMs: config.secretCacheMaxAgeMs },
+    });
     const adminTokens = createAdminTokenService({ db, clock, audit });
     const keys = createKeyManagementService({ db, providers, clock, runner, enablePlatform });
     const grants = createGrantService({ db, clock, audit });

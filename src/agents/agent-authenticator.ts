@@ -8,7 +8,7 @@ import {
 import type { Clock } from '../lib/clock.js';
 import { constantTimeEqual, hashToken } from '../lib/token-hash.js';
 import type { Store } from '../store/database.js';
-import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
+import { accessScope, type GenerationCache, type GenerationView } from '../store/generation-cache.js';
 import { assertionAlgorithms, issuerAlgorithms } from './agent-jwks.js';
 import { agentKeyRepo, agentRepo, bindingRepo, issuerRepo, prepareKeyByHash } from './agent-repo.js';
 import { claimsMatch, isAgentId } from './agent-rules.js';
@@ -68,6 +68,9 @@ export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAut
     key: (hash: string) => hash,
     load: (hash: string) => keyQuery.first({ hash }),
     maxEntries: 10_000,
+    // A key and its agent change only by the namespace's scope (the kill switch included).
+    scopes: (_hash, row) => [accessScope.namespace(row.namespace), accessScope.namespace(row.key_namespace)],
+    name: 'agent_key',
   });
   const skew = deps.clockSkewSeconds ?? 30;
   const remoteKeys = deps.remoteKeys ?? createRemoteKeySets({ clock, fetch: deps.fetchJwks });
