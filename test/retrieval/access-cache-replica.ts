@@ -30,23 +30,46 @@ export const openReplica = async (
     clock,
   });
   await platform.initialize();
+  // Every prepared read the agent path makes (the counter, the changes, keys, grants, credentials).
+  let reads = 0;
+  const counted: Pick<Store, 'db' | 'prepare'> = {
+    db: store.db,
+    prepare: (build) => {
+      const query = store.prepare(build);
+      return {
+        all: (params) => ((reads += 1), query.all(params)),
+        first: (params) => ((reads += 1), query.first(params)),
+      };
+    },
+  };
   const lookups: LookupEvent[] = [];
-  const access = createGenerationCache(store, { onLookup: (hit, name) => lookups.push({ name, hit }) });
+  const access = createGenerationCache(counted, { onLookup: (hit, name) => lookups.push({ name, hit }) });
   const audit = createAuditWriter({ store, clock, logger: { error: () => {} } });
   const credentials = createCredentialService({
-    store,
+    store: counted,
     access,
     dataKeys: createDataKeyService({ db: store.db, providers: { platform }, clock }),
     clock,
     audit,
     secretCache,
   });
-  const grantsFor = prepareRetrievalGrants(store, access);
-  const authenticator = createAgentAuthenticator({ store, access, clock, vaultAudience: 'http://replica' });
+  const grantsFor = prepareRetrievalGrants(counted, access);
+  const authenticator = createAgentAuthenticator({
+    store: counted,
+    access,
+    clock,
+    vaultAudience: 'http://replica',
+  });
 
   return {
     access,
     credentials,
+    /** Database reads made through prepared queries since the last call. */
+    takeReads(): number {
+      const n = reads;
+      reads = 0;
+      return n;
+    },
     /** Lookups recorded since the last call, and forgets them. */
     takeLookups(): LookupEvent[] {
       return lookups.splice(0);

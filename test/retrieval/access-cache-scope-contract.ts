@@ -139,6 +139,27 @@ export const accessCacheScopeContract = (
     expect(await missesOnVault()).toBe(missesBefore + 2);
   });
 
+  it('reads the database once per retrieval while nothing changes, and once more after another credential’s refresh', async () => {
+    const a = await warm('scope-reads-a');
+    const b = await warm('scope-reads-b');
+    await onBoth(a);
+    replica.takeReads();
+    expect(await replica.retrieve(a.agent.apiKey, a.credential)).toEqual({
+      api_key: 'scope-reads-a-secret-1',
+    });
+    expect(replica.takeReads()).toBe(1);
+    await t.vault.services.credentials.update('default', b.credential, { secret: { api_key: 'b-2' } });
+    // The counter, then which scopes changed; A's entries stand.
+    expect(await replica.retrieve(a.agent.apiKey, a.credential)).toEqual({
+      api_key: 'scope-reads-a-secret-1',
+    });
+    expect(replica.takeReads()).toBe(2);
+    expect(await replica.retrieve(a.agent.apiKey, a.credential)).toEqual({
+      api_key: 'scope-reads-a-secret-1',
+    });
+    expect(replica.takeReads()).toBe(1);
+  });
+
   it('keeps another namespace’s entries when one namespace is revoked, and refuses there at once', async () => {
     const kept = await warm('scope-ns-kept');
     const killed = await warm('scope-ns-killed', 'scope-ns-other');
