@@ -226,8 +226,7 @@ export const createGenerationCache = (
 
       return async (view: GenerationView, params: P) => {
         const k = key(params);
-        const now = maxAge?.now() ?? 0;
-        sweep(now);
+        if (maxAge) sweep(maxAge.now());
         const servable = known !== undefined && view.generation <= known;
         if (servable) {
           const hit = entries.get(k);
@@ -243,7 +242,8 @@ export const createGenerationCache = (
           remove(k);
           if (entries.size >= maxEntries) remove(entries.keys().next().value as string);
           const entryScopes = scopes ? scopes(params, value as Exclude<V, undefined>) : [];
-          entries.set(k, { value, scopes: entryScopes, at: now });
+          // Stamped when stored, so the map's order stays the order of age that `sweep` relies on.
+          entries.set(k, { value, scopes: entryScopes, at: maxAge?.now() ?? 0 });
           for (const scope of entryScopes) {
             let keys = byScope.get(scope);
             if (!keys) byScope.set(scope, (keys = new Set()));
