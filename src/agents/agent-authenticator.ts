@@ -19,7 +19,7 @@ import { createRemoteKeySets, type RemoteKeySets } from './remote-keys.js';
 
 export interface AgentAuthenticatorDeps {
   store: Pick<Store, 'db' | 'prepare'>;
-  /** Caches the API-key lookup for one access generation. */
+  /** Caches the API-key lookup until its namespace changes (generation-cache.ts). */
   access: GenerationCache;
   clock: Clock;
   /** What `aud` of an agent's JWT assertion must be (the vault's own URL by default). */
@@ -56,9 +56,9 @@ const agentDetails = (
  * Agent authentication, three ways: an API key (`tv_agent_…`), a JWT client assertion signed with a
  * key the agent registered (RFC 7523 style: `iss` = `sub` = the agent id, `aud` = the vault), or an
  * OIDC workload identity token from a trusted issuer, mapped to an agent by a binding. An API key's
- * row (with its agent's status) is cached for one access generation only, which any change to a key
- * or an agent moves, so disabling an agent or revoking a key holds on the very next request, on every
- * replica; expiry is checked on every request.
+ * row (with its agent's status) is cached until a change to a key or an agent of its namespace (the
+ * access cache's namespace scope, generation-cache.ts), so disabling an agent or revoking a key holds
+ * on the very next request, on every replica; expiry is checked on every request.
  */
 export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAuthenticator => {
   const { store, clock, vaultAudience } = deps;
