@@ -119,7 +119,14 @@ export const createServices = async ({
     onLookup: (hit) => (hit ? cacheHits : cacheMisses).inc(),
   });
   const dataKeys = createDataKeyService({ db, providers, clock });
-  const credentials = createCredentialService({ store, access, dataKeys, clock, audit });
+  const credentials = createCredentialService({
+    store,
+    access,
+    dataKeys,
+    clock,
+    audit,
+    secretCache: { maxEntries: config.secretCacheMaxEntries, maxAgeMs: config.secretCacheMaxAgeMs },
+  });
   const vaultAudience = config.audience ?? defaultAudience(config);
   // Every fetch on someone else's say-so goes through one guard (src/net/outbound-guard.ts).
   const outbound = createOutboundGuard({ allow: config.outboundAllow });

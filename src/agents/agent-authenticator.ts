@@ -8,7 +8,7 @@ import {
 import type { Clock } from '../lib/clock.js';
 import { constantTimeEqual, hashToken } from '../lib/token-hash.js';
 import type { Store } from '../store/database.js';
-import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
+import { accessScope, type GenerationCache, type GenerationView } from '../store/generation-cache.js';
 import { assertionAlgorithms, issuerAlgorithms } from './agent-jwks.js';
 import { agentKeyRepo, agentRepo, bindingRepo, issuerRepo, prepareKeyByHash } from './agent-repo.js';
 import { claimsMatch, isAgentId } from './agent-rules.js';
@@ -19,7 +19,7 @@ import { createRemoteKeySets, type RemoteKeySets } from './remote-keys.js';
 
 export interface AgentAuthenticatorDeps {
   store: Pick<Store, 'db' | 'prepare'>;
-  /** Caches the API-key lookup for one access generation. */
+  /** Caches the API-key lookup until its namespace changes (generation-cache.ts). */
   access: GenerationCache;
   clock: Clock;
   /** What `aud` of an agent's JWT assertion must be (the vault's own URL by default). */
@@ -56,9 +56,9 @@ const agentDetails = (
  * Agent authentication, three ways: an API key (`tv_agent_…`), a JWT client assertion signed with a
  * key the agent registered (RFC 7523 style: `iss` = `sub` = the agent id, `aud` = the vault), or an
  * OIDC workload identity token from a trusted issuer, mapped to an agent by a binding. An API key's
- * row (with its agent's status) is cached for one access generation only, which any change to a key
- * or an agent moves, so disabling an agent or revoking a key holds on the very next request, on every
- * replica; expiry is checked on every request.
+ * row (with its agent's status) is cached until a change to a key or an agent of its namespace (the
+ * access cache's namespace scope, generation-cache.ts), so disabling an agent or revoking a key holds
+ * on the very next request, on every replica; expiry is checked on every request.
  */
 export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAuthenticator => {
   const { store, clock, vaultAudience } = deps;
@@ -68,6 +68,9 @@ export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAut
     key: (hash: string) => hash,
     load: (hash: string) => keyQuery.first({ hash }),
     maxEntries: 10_000,
+    // A key and its agent change only by the namespace's scope (the kill switch included).
+    scopes: (_hash, row) => [accessScope.namespace(row.namespace), accessScope.namespace(row.key_namespace)],
+    name: 'agent_key',
   });
   const skew = deps.clockSkewSeconds ?? 30;
   const remoteKeys = deps.remoteKeys ?? createRemoteKeySets({ clock, fetch: deps.fetchJwks });

@@ -242,6 +242,7 @@ export const prepareKeyByHash = (store: Pick<Store, 'db' | 'prepare'>) =>
         'k.key_hash',
         'k.expires_at',
         'k.revoked_at',
+        'k.namespace as key_namespace',
         'a.id as agent_id',
         'a.namespace',
         'a.name as agent_name',

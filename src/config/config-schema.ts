@@ -231,6 +231,22 @@ export const settings = {
     default: 500,
     parse: parsePositiveInt(1, 10_000),
   },
+  secretCacheMaxEntries: {
+    flag: '--secret-cache-max-entries',
+    env: 'TOKENVAULT_SECRET_CACHE_MAX_ENTRIES',
+    description:
+      'Decrypted platform-mode secrets kept in memory for agent retrievals (each dropped as soon as its credential changes, on every replica). `0`: none, every retrieval decrypts.',
+    default: 10_000,
+    parse: parsePositiveInt(0, 1_000_000),
+  },
+  secretCacheMaxAgeMs: {
+    flag: '--secret-cache-max-age-ms',
+    env: 'TOKENVAULT_SECRET_CACHE_MAX_AGE_MS',
+    description:
+      'How long a decrypted secret stays in memory after it was decrypted, in milliseconds; the next retrieval after that decrypts again.',
+    default: 300_000,
+    parse: parsePositiveInt(1000, 86_400_000),
+  },
   shutdownTimeoutMs: {
     flag: '--shutdown-timeout-ms',
     env: 'TOKENVAULT_SHUTDOWN_TIMEOUT_MS',

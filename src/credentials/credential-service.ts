@@ -9,7 +9,7 @@ import type { DataKeyService } from '../keys/data-key-service.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Store } from '../store/database.js';
-import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
+import { accessScope, type GenerationCache, type GenerationView } from '../store/generation-cache.js';
 import { isUniqueViolation } from '../store/store-errors.js';
 import { type Credential, credentialRepo, type Db, prepareCurrentSecret, toRow } from './credential-repo.js';
 import {
@@ -53,12 +53,28 @@ export interface UpdateCredentialInput {
 
 export interface CredentialServiceDeps {
   store: Pick<Store, 'db' | 'prepare'>;
-  /** Caches the retrieval path's read of a credential for one access generation. */
+  /** Caches the retrieval path's read of a credential until that credential changes. */
   access: GenerationCache;
+  /** The decrypted platform secrets kept in memory (`secretCacheDefaults` when absent). */
+  secretCache?: SecretCacheLimits | undefined;
   dataKeys: Pick<DataKeyService, 'prepare' | 'insert' | 'open' | 'openWrapped' | 'remove'>;
   clock: Clock;
   audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
 }
+
+/**
+ * How many decrypted platform secrets the retrieval path keeps in memory, and for how long. The
+ * access cache drops one as soon as its credential changes (generation-cache.ts); these limits only
+ * bound how much plaintext sits in the heap and for how long after its last load (a core dump, a
+ * heap snapshot). `maxEntries: 0` keeps none: every retrieval decrypts.
+ */
+export interface SecretCacheLimits {
+  maxEntries: number;
+  maxAgeMs: number;
+}
+
+/** Also the defaults of `--secret-cache-max-entries` and `--secret-cache-max-age-ms`. */
+export const secretCacheDefaults: SecretCacheLimits = { maxEntries: 10_000, maxAgeMs: 300_000 };
 
 const maxPageSize = 500;
 
@@ -107,7 +123,14 @@ const decryptAll = (
   return secret;
 };
 
-export const createCredentialService = ({ store, access, dataKeys, clock, audit }: CredentialServiceDeps) => {
+export const createCredentialService = ({
+  store,
+  access,
+  dataKeys,
+  clock,
+  audit,
+  secretCache = secretCacheDefaults,
+}: CredentialServiceDeps) => {
   const { db } = store;
   const currentSecretQuery = prepareCurrentSecret(store);
   /** A credential's current fields: its data key unwrapped, then each field decrypted. */
@@ -116,39 +139,57 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
     s: { key: WrappedKey; dataKeyId: string; version: number; ciphertexts: Record<string, string> },
   ): Promise<SecretFields> =>
     decryptAll(await dataKeys.openWrapped(s.key), s.dataKeyId, c, s.version, s.ciphertexts);
-  /** What the retrieval path needs of a credential, read and parsed once per access generation. */
-  const currentSecret = access.lookup({
-    key: ({ namespace, id }: { namespace: string; id: string }) => `${namespace}\u0000${id}`,
-    load: async (params: { namespace: string; id: string }) => {
+  type CurrentKey = { namespace: string; id: string };
+  const currentKey = ({ namespace, id }: CurrentKey) => `${namespace}\u0000${id}`;
+  /** What the retrieval path needs of a credential, read and parsed once until the credential changes. */
+  const currentRow = access.lookup({
+    key: currentKey,
+    load: async (params: CurrentKey) => {
       const row = await currentSecretQuery.first(params);
       if (!row) return undefined;
-      const key = { ref: row.kek_ref, wrapped: row.wrapped_key };
-      const dataKeyId = row.data_key_id;
-      const version = Number(row.current_version);
-      const ciphertexts = JSON.parse(row.ciphertexts) as Record<string, string>;
       return Object.freeze({
         credential: Object.freeze({
           id: row.id,
           type: row.type as CredentialType,
           injection: JSON.parse(row.injection) as Injection,
         }),
-        dataKeyId,
-        version,
-        ciphertexts,
-        key,
-        // Under a platform key the fields are decrypted once for the generation: the KEK that opens
-        // every data key is in this process's memory anyway, and a native decipher per request costs
-        // more in garbage collection than in decryption (docs/benchmarks.md). A webhook data key is
-        // unwrapped on every read, so an outage or a key the operator's KMS no longer opens is
-        // refused at once (fail closed).
-        secret:
-          refKind(row.kek_ref) === 'platform'
-            ? Object.freeze(await openCurrent(params, { key, dataKeyId, version, ciphertexts }))
-            : undefined,
+        dataKeyId: row.data_key_id,
+        version: Number(row.current_version),
+        ciphertexts: JSON.parse(row.ciphertexts) as Record<string, string>,
+        key: { ref: row.kek_ref, wrapped: row.wrapped_key },
       });
     },
     maxEntries: 10_000,
+    // Its row, its versions and its data key: a change to another credential leaves it.
+    scopes: ({ id }) => [accessScope.credential(id)],
+    name: 'credential',
   });
+  /**
+   * The decrypted fields, under a platform key only: the KEK that opens every data key is in this
+   * process's memory anyway, and a native decipher per request costs more in garbage collection than
+   * in decryption (docs/benchmarks.md). A webhook data key is unwrapped on every read, so an outage
+   * or a key the operator's KMS no longer opens is refused at once (fail closed). Same scope as the
+   * row it was decrypted from; bounded and aged by `secretCache`.
+   */
+  const currentPlain =
+    secretCache.maxEntries > 0
+      ? access.lookup({
+          key: currentKey,
+          load: async ({ view, ...params }: CurrentKey & { view: GenerationView }) => {
+            const current = await currentRow(view, params);
+            if (!current || refKind(current.key.ref) !== 'platform') return undefined;
+            return Object.freeze({
+              credential: current.credential,
+              version: current.version,
+              secret: Object.freeze(await openCurrent(params, current)),
+            });
+          },
+          maxEntries: secretCache.maxEntries,
+          maxAge: { ms: secretCache.maxAgeMs, now: () => clock.now().getTime() },
+          scopes: ({ id }) => [accessScope.credential(id)],
+          name: 'secret',
+        })
+      : undefined;
 
   /** Every change of a credential is filed against it by the name it was asked for. */
   const spec = (ctx: AuditContext, namespace: string, action: AuditAction, name: string): AuditSpec => ({
@@ -398,17 +439,21 @@ export const createCredentialService = ({ store, access, dataKeys, clock, audit 
     /**
      * The current secret of the credential a decision allowed, for the agent request path: one
      * prepared read (credential, current version and data key together), then the data key unwrapped
-     * and the fields decrypted, once per access generation under a platform key, on every read under
-     * a webhook one. It takes the decision itself (only `decide()` makes an AllowedDecision), so a use
-     * without a decision does not compile. `credential_not_found` when the credential is gone.
+     * and the fields decrypted: under a platform key once until the credential changes (within the
+     * `secretCache` limits; on every read when it is off), under a webhook one on every read. It takes
+     * the decision itself (only `decide()` makes an AllowedDecision), so a use without a decision does
+     * not compile. `credential_not_found` when the credential is gone.
      */
     async readCurrentSecret(allowed: AllowedDecision, view?: GenerationView) {
       const { namespace, credentialId } = allowed;
-      const current = await currentSecret(view ?? (await access.view()), { namespace, id: credentialId });
+      const at = view ?? (await access.view());
+      const params = { namespace, id: credentialId };
+      const plain = await currentPlain?.(at, { ...params, view: at });
+      if (plain) return plain;
+      const current = await currentRow(at, params);
       if (!current) throw new VaultError('credential_not_found');
       const { credential, version } = current;
-      const secret = current.secret ?? (await openCurrent({ namespace, id: credential.id }, current));
-      return { credential, version, secret };
+      return { credential, version, secret: await openCurrent(params, current) };
     },
   };
 };

@@ -1,6 +1,6 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Store } from '../store/database.js';
-import type { GenerationCache } from '../store/generation-cache.js';
+import { accessScope, type GenerationCache } from '../store/generation-cache.js';
 import type { Params } from '../store/prepared.js';
 import type { Database, GrantTable } from '../store/schema.js';
 import type { Grant, GrantDetails, RevokeReason } from './grant-types.js';
@@ -192,6 +192,14 @@ export const prepareRetrievalGrants = (store: Pick<Store, 'db' | 'prepare'>, acc
     },
     // Every name an agent asks for, granted or not, takes an entry: bounded.
     maxEntries: 50_000,
+    // Grants and which credential the name means are namespace-wide; the credential's status and
+    // expiry are its own, so a disabled credential drops only its grants' entries, and a new
+    // secret version (a token refresh) drops none.
+    scopes: ({ namespace }, { credential }) =>
+      credential
+        ? [accessScope.namespace(namespace), accessScope.grantedCredential(credential.id)]
+        : [accessScope.namespace(namespace)],
+    name: 'grants',
   });
 };
 

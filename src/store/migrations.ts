@@ -238,13 +238,188 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0004_scoped_access_changes': {
+    async up(db: Kysely<unknown>) {
+      // Which part of the cached access state a change touches, by scope (generation-cache.ts):
+      // the newest generation at which each scope changed. One row per scope, so it never grows
+      // with the number of changes, only with the namespaces and credentials that ever changed.
+      await db.schema
+        .createTable('access_changes')
+        .addColumn('scope', 'text', (c) => c.primaryKey())
+        .addColumn('generation', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('access_changes_generation')
+        .on('access_changes')
+        .column('generation')
+        .execute();
+      const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+      // 0003's triggers moved the generation with no word of what changed; these replace them.
+      for (const [table] of accessTables) {
+        if (sqlite) {
+          for (const event of ['insert', 'update', 'delete']) {
+            await sql.raw(`drop trigger ${table}_${event}_moves_access_generation`).execute(db);
+          }
+        } else {
+          await sql.raw(`drop trigger ${table}_moves_access_generation on ${table}`).execute(db);
+        }
+      }
+      if (!sqlite) await sql`drop function move_access_generation()`.execute(db);
+      for (const rule of accessChangeRules0004) {
+        for (const statement of sqlite ? sqliteAccessTriggers(rule) : postgresAccessTriggers(rule)) {
+          await sql.raw(statement).execute(db);
+        }
+      }
+    },
+  },
 };
+
+/**
+ * One rule of migration 0004: on a change to `table` (an update only when one of `columns` is set
+ * and, where `changed` is given, one of those columns differs between old and new), move the access
+ * generation and record, for the old row and the new one, the scopes `scopes(row)` names.
+ */
+interface AccessChangeRule {
+  name: string;
+  table: string;
+  events: readonly ('insert' | 'update' | 'delete')[];
+  columns?: readonly string[];
+  changed?: readonly string[];
+  /** SQL text over the row's alias (`old`/`new` in SQLite, the transition tables' in PostgreSQL). */
+  scopes: (row: string) => string[];
+}
+
+const allEvents = ['insert', 'update', 'delete'] as const;
+const agentKeyColumns = [
+  'id',
+  'namespace',
+  'agent_id',
+  'name',
+  'key_hash',
+  'created_at',
+  'expires_at',
+  'revoked_at',
+];
+
+/**
+ * What each change to an access table invalidates (migration 0004; frozen with it: a change of
+ * rules is a new migration). Scopes: `n:<namespace>` for what revocation reads namespace-wide
+ * (agents, their keys, grants, and which credential a name means), `g:<credential id>` for the
+ * credential state a grant decision reads (status, expiry), `c:<credential id>` for the credential's
+ * own row, secret versions and data key. A new secret version (what a token refresh writes) is only
+ * `c:`. An API key's `last_used_at` records nothing; counters live in tables of their own, with no
+ * trigger, and move nothing.
+ */
+export const accessChangeRules0004: readonly AccessChangeRule[] = [
+  { name: 'ns', table: 'agents', events: allEvents, scopes: (r) => [`'n:' || ${r}.namespace`] },
+  {
+    name: 'ns',
+    table: 'agent_keys',
+    events: allEvents,
+    columns: agentKeyColumns,
+    scopes: (r) => [`'n:' || ${r}.namespace`],
+  },
+  { name: 'ns', table: 'grants', events: allEvents, scopes: (r) => [`'n:' || ${r}.namespace`] },
+  { name: 'own', table: 'credentials', events: allEvents, scopes: (r) => [`'c:' || ${r}.id`] },
+  {
+    name: 'ns',
+    table: 'credentials',
+    events: allEvents,
+    changed: ['id', 'namespace', 'name'],
+    scopes: (r) => [`'n:' || ${r}.namespace`],
+  },
+  {
+    name: 'state',
+    table: 'credentials',
+    events: ['update'],
+    changed: ['status', 'expires_at'],
+    scopes: (r) => [`'g:' || ${r}.id`],
+  },
+  {
+    name: 'own',
+    table: 'credential_versions',
+    events: allEvents,
+    scopes: (r) => [`'c:' || ${r}.credential_id`],
+  },
+  { name: 'own', table: 'data_keys', events: allEvents, scopes: (r) => [`'c:' || ${r}.credential_id`] },
+];
+
+const rowsOf = (event: 'insert' | 'update' | 'delete'): ('old' | 'new')[] =>
+  event === 'insert' ? ['new'] : event === 'delete' ? ['old'] : ['old', 'new'];
+
+/** SQLite: a row trigger per event, each statement of its body run for every row changed. */
+const sqliteAccessTriggers = (rule: AccessChangeRule): string[] =>
+  rule.events.map((event) => {
+    const on = event === 'update' && rule.columns ? `update of ${rule.columns.join(', ')}` : event;
+    const when =
+      event === 'update' && rule.changed
+        ? ` when ${rule.changed.map((c) => `old.${c} is not new.${c}`).join(' or ')}`
+        : '';
+    const records = rowsOf(event).flatMap((row) =>
+      rule
+        .scopes(row)
+        .map(
+          (scope) =>
+            `insert into access_changes (scope, generation) select ${scope}, value from access_generation where id = 1 ` +
+            'on conflict (scope) do update set generation = excluded.generation;',
+        ),
+    );
+    return (
+      `create trigger ${rule.table}_${event}_${rule.name}_records_access_change after ${on} on ${rule.table}${when} ` +
+      `begin update access_generation set value = value + 1 where id = 1; ${records.join(' ')} end`
+    );
+  });
+
+/**
+ * PostgreSQL: a statement trigger per rule and event, over the statement's transition tables, so a
+ * statement that changes many rows (the kill switch) moves the generation once and records each
+ * scope once (a row trigger took seconds for 5,000 grants: every row updated the same two rows).
+ * Moving the generation takes its row lock until commit, so generations are given out in commit
+ * order (a reader that sees one sees every change below it). An update counts, for a rule with
+ * `columns` or `changed`, only for rows whose listed columns differ, paired by `id` (a row whose id
+ * changed counts on both sides).
+ */
+const postgresAccessTriggers = (rule: AccessChangeRule): string[] =>
+  rule.events.flatMap((event) => {
+    const name = `${rule.table}_${event}_${rule.name}_records_access_change`;
+    const over = (alias: string) => `unnest(array[${rule.scopes(alias).join(', ')}])`;
+    const compared = rule.changed ?? rule.columns;
+    let select: string;
+    if (event === 'insert') select = `select ${over('n')} from new_rows n`;
+    else if (event === 'delete') select = `select ${over('o')} from old_rows o`;
+    else if (!compared) {
+      select = `select ${over('o')} from old_rows o union all select ${over('n')} from new_rows n`;
+    } else {
+      const differs = compared.map((c) => `o.${c} is distinct from n.${c}`).join(' or ');
+      select =
+        `select unnest(array[${[...rule.scopes('o'), ...rule.scopes('n')].join(', ')}]) ` +
+        `from old_rows o full join new_rows n on o.id = n.id where o.id is null or n.id is null or ${differs}`;
+    }
+    const referencing =
+      event === 'insert'
+        ? 'new table as new_rows'
+        : event === 'delete'
+          ? 'old table as old_rows'
+          : 'old table as old_rows new table as new_rows';
+    return [
+      `create function ${name}() returns trigger language plpgsql as $$ declare g bigint; changed text[]; begin ` +
+        `select array_agg(distinct s) into changed from (${select}) x(s) where s is not null; ` +
+        'if changed is null then return null; end if; ' +
+        'update access_generation set value = value + 1 where id = 1 returning value into g; ' +
+        'insert into access_changes (scope, generation) select unnest(changed), g ' +
+        'on conflict (scope) do update set generation = excluded.generation; ' +
+        'return null; end $$',
+      `create trigger ${name} after ${event} on ${rule.table} referencing ${referencing} ` +
+        `for each statement execute function ${name}()`,
+    ];
+  });
 
 /**
  * The tables whose rows decide what an agent may have (see 0003), with the columns whose update
  * counts when not all do: an API key's `last_used_at`, written once a minute while it is in use, says
- * nothing about access. Migration 0003 created its triggers from this list as it is: a table or
- * column added later needs a migration that adds its trigger (the access cache tests check the list
+ * nothing about access. Migration 0003 created its triggers from this list and 0004 dropped them by
+ * it: it stays as it is. What a change invalidates now is `accessChangeRules0004`; a table or column
+ * added later needs a migration that adds its trigger (the access cache tests check the rules
  * against the schema).
  */
 export const accessTables: [string, string[] | undefined][] = [

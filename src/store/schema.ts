@@ -21,12 +21,19 @@ export interface Database {
   audit_events: AuditEventTable;
   audit_head: AuditHeadTable;
   access_generation: AccessGenerationTable;
+  access_changes: AccessChangeTable;
 }
 
-/** One row (id = 1): moved by triggers on every change to the tables access depends on (0003). */
+/** One row (id = 1): moved by triggers on every change to the tables access depends on (0003, 0004). */
 export interface AccessGenerationTable {
   id: number;
   value: number;
+}
+
+/** Per scope (`n:<namespace>`, `g:<credential>`, `c:<credential>`): the generation it last changed at (0004). */
+export interface AccessChangeTable {
+  scope: string;
+  generation: number;
 }
 
 /** Small key/value rows: `mode`, `key_job`. Values are JSON. */

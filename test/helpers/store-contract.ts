@@ -30,6 +30,7 @@ const tableNames: Record<keyof Database, true> = {
   audit_events: true,
   audit_head: true,
   access_generation: true,
+  access_changes: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 
