@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { type DestinationStream, pino } from 'pino';
 import { type AdminTokenService, createAdminTokenService } from './admin/admin-token-service.js';
+import { bootstrapRootToken } from './admin/root-token-bootstrap.js';
 import { createAgentAuthenticator } from './agents/agent-authenticator.js';
 import { type AgentService, createAgentService } from './agents/agent-service.js';
 import type { AgentAuthenticator } from './agents/agent-types.js';
@@ -31,7 +31,7 @@ import { createGenerationCache, type GenerationCache } from './store/generation-
 import { pingDatabase } from './store/migrations.js';
 import { createStdoutLog } from './lib/log-destination.js';
 
-export const adminTokenFileName = 'admin-token';
+export { adminTokenFileName } from './admin/root-token-bootstrap.js';
 
 export interface VaultOptions {
   clock?: Clock;
@@ -140,14 +140,15 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
     const issuers = createIssuerService({ db, clock, audit, remoteKeys, vaultAudience });
     const agentAuthenticator = createAgentAuthenticator({ store, access, clock, vaultAudience, remoteKeys });
 
-    const rootToken = await adminTokens.bootstrapRoot();
-    let adminTokenPath: string | undefined;
-    if (rootToken) {
-      adminTokenPath = resolve(config.dataDir, adminTokenFileName);
-      writeFileSync(adminTokenPath, `${rootToken}\n`, { mode: 0o600 });
-      chmodSync(adminTokenPath, 0o600);
+    const adminTokenPath = await bootstrapRootToken({
+      db,
+      dialect: store.dialect,
+      clock,
+      audit,
+      dataDir: config.dataDir,
+    });
+    if (adminTokenPath)
       logger.info({ path: adminTokenPath }, 'root admin token written (mode 0600); it is not logged');
-    }
 
     const services = {
       credentials,

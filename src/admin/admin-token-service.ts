@@ -96,13 +96,6 @@ export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceD
   };
 
   return {
-    /** On an empty store, creates the root token and returns it (once); otherwise returns undefined. */
-    async bootstrapRoot(): Promise<string | undefined> {
-      const existing = await db.selectFrom('admin_tokens').select('id').limit(1).executeTakeFirst();
-      if (existing) return undefined;
-      return (await insert('root', { isRoot: true }, systemContext)).token;
-    },
-
     create: (
       name: string,
       options: { ttlSeconds?: number | undefined } = {},
