@@ -96,7 +96,11 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
       metrics.auditEvents.inc(events);
     },
   });
-  const auditLog = createAuditService({ db, dialect: store.dialect });
+  const auditLog = createAuditService({
+    db,
+    dialect: store.dialect,
+    sqlitePath: store.dialect === 'sqlite' ? store.location : undefined,
+  });
   try {
     const { mode, providers, enablePlatform, purgePlatformKeys } = await setupKeys({
       config,
