@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load-config.js';
@@ -56,6 +56,8 @@ describePostgres('root admin token on PostgreSQL', () => {
     for (let trial = 0; trial < 6; trial += 1) {
       const { url, dir } = await fresh();
       const masterKey = randomBytes(32).toString('base64');
+      // Both data dirs exist, so that only the race on the database is under test.
+      for (const name of ['a', 'b']) mkdirSync(join(dir, name), { mode: 0o700 });
       const replicas = await Promise.all([
         boot(url, join(dir, 'a'), masterKey),
         boot(url, join(dir, 'b'), masterKey),
