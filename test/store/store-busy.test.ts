@@ -3,6 +3,7 @@ import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqliteFileName } from '../../src/store/database.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
+import { addAgent, addCredential, errorOf, grant, retrieve } from '../retrieval/retrieval-fixtures.js';
 
 const metricValue = (text: string, line: string): number => {
   const found = text.split('\n').find((l) => l.startsWith(line));
@@ -45,5 +46,23 @@ describe('store_busy on SQLite', () => {
     expect(list.items.map((item) => item.name)).not.toContain('while-locked');
     const after = await t.request('POST', '/v1/admin/tokens', { body: { name: 'after-unlock' } });
     expect(after.status, after.text).toBe(201);
+  });
+
+  it('fails a retrieval closed with audit_unavailable when the audit thread cannot get the lock, and counts it', async () => {
+    await addCredential(t, { name: 'slack', type: 'api_key', secret: { api_key: 'xoxb-test' } });
+    const agent = await addAgent(t, 'agent-42');
+    await grant(t, { agent: 'agent-42', credential: 'slack', ttl: '24h', reveal: true });
+    expect((await retrieve(t, agent, { agent: 'agent-42', service: 'slack' })).status).toBe(200);
+    other.exec('begin immediate');
+    let refused;
+    try {
+      refused = await retrieve(t, agent, { agent: 'agent-42', service: 'slack' });
+    } finally {
+      other.exec('rollback');
+    }
+    expect([refused.status, errorOf(refused.body).code]).toEqual([503, 'audit_unavailable']);
+    expect(refused.text).not.toContain('xoxb-test');
+    const metrics = (await t.request('GET', '/metrics', { token: null })).text;
+    expect(metricValue(metrics, 'tokenvault_store_lock_timeouts_total{code="audit_unavailable"}')).toBe(1);
   });
 });
