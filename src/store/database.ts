@@ -90,7 +90,8 @@ export const openStore = async (options: OpenStoreOptions): Promise<Store> => {
       })
     : openSqlite(options.dataDir, options.onWarning ?? (() => {}));
   try {
-    await migrateToLatest(store.db);
+    if (options.databaseUrl) await migratePostgres(options.databaseUrl);
+    else await migrateToLatest(store.db);
   } catch (error) {
     await store.close();
     throw error;
@@ -196,6 +197,22 @@ const withStatementCache = (sqlite: SQLite.Database): SqliteDatabase => {
       return statement;
     },
   };
+};
+
+/**
+ * Migrations on PostgreSQL run on a connection of their own without the pool's statement timeout: on a
+ * big database a migration may run for minutes, and a replica starting meanwhile waits for it (Kysely
+ * holds an advisory lock, with a lock timeout of its own, while it migrates).
+ */
+const migratePostgres = async (url: string): Promise<void> => {
+  const pool = new pg.Pool({ connectionString: url, max: 1, keepAlive: true });
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
 };
 
 const openPostgres = (url: string, max: number, limits: PostgresLimits): Store => {
