@@ -1,8 +1,7 @@
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { type DestinationStream, type Logger, pino } from 'pino';
-import type { AdminTokenService } from './admin/admin-token-service.js';
+import { type DestinationStream, pino } from 'pino';
+import { bootstrapRootToken } from './admin/root-token-bootstrap.js';
 import { createAuditWriter } from './audit/audit-writer.js';
 import type { Config } from './config/config-schema.js';
 import { describeConfig } from './config/load-config.js';
@@ -18,7 +17,7 @@ import { createStdoutLog } from './lib/log-destination.js';
 
 export type { VaultServices } from './services.js';
 
-export const adminTokenFileName = 'admin-token';
+export { adminTokenFileName } from './admin/root-token-bootstrap.js';
 
 export interface VaultOptions {
   clock?: Clock;
@@ -44,21 +43,6 @@ export interface Vault {
 export const packageVersion = (): string =>
   (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
     .version;
-
-/** Writes the root admin token to the data dir when this start created it; returns where. */
-const writeRootToken = async (
-  config: Config,
-  adminTokens: Pick<AdminTokenService, 'bootstrapRoot'>,
-  logger: Logger,
-): Promise<string | undefined> => {
-  const rootToken = await adminTokens.bootstrapRoot();
-  if (!rootToken) return undefined;
-  const adminTokenPath = resolve(config.dataDir, adminTokenFileName);
-  writeFileSync(adminTokenPath, `${rootToken}\n`, { mode: 0o600 });
-  chmodSync(adminTokenPath, 0o600);
-  logger.info({ path: adminTokenPath }, 'root admin token written (mode 0600); it is not logged');
-  return adminTokenPath;
-};
 
 /**
  * The composition root: config in, a running vault out. Each component starts in the order below and
@@ -101,7 +85,16 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
         metrics,
         keyJob: options.keyJob,
       });
-      const adminTokenPath = await writeRootToken(config, services.adminTokens, logger);
+      const adminTokenPath = await bootstrapRootToken({
+        db: store.db,
+        dialect: store.dialect,
+        clock,
+        audit,
+        dataDir: config.dataDir,
+      });
+      if (adminTokenPath) {
+        logger.info({ path: adminTokenPath }, 'root admin token written (mode 0600); it is not logged');
+      }
 
       const app = await buildServer({
         services,

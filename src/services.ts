@@ -146,7 +146,11 @@ export const createServices = async ({
     agentAuthenticator: createAgentAuthenticator({ store, access, clock, vaultAudience, remoteKeys }),
     access,
     audit,
-    auditLog: createAuditService({ db, dialect: store.dialect }),
+    auditLog: createAuditService({
+      db,
+      dialect: store.dialect,
+      sqlitePath: store.dialect === 'sqlite' ? store.location : undefined,
+    }),
     grants: createGrantService({ db, clock, audit }),
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
     oauthProviders: shippedProviderCatalog(),

@@ -30,6 +30,17 @@ export const adminTokenRepo = {
       .returningAll()
       .executeTakeFirst(),
 
+  /** Revokes every root token still valid; how many. */
+  async revokeRoot(db: Db, at: string): Promise<number> {
+    const result = await db
+      .updateTable('admin_tokens')
+      .set({ revoked_at: at })
+      .where('is_root', '=', 1)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  },
+
   touchLastUsed: (db: Db, id: string, at: string) =>
     db.updateTable('admin_tokens').set({ last_used_at: at }).where('id', '=', id).execute(),
 };

@@ -88,17 +88,6 @@ export const createAdminTokenService = ({ db, clock, audit }: AdminTokenServiceD
   };
 
   return {
-    /** On an empty store, creates the root token and returns it (once); otherwise returns undefined. */
-    async bootstrapRoot(): Promise<string | undefined> {
-      if (await adminTokenRepo.any(db)) return undefined;
-      const created = await auditedChange(
-        { db, audit },
-        spec(systemContext, 'admin_token.create', 'root'),
-        (trx, record) => insert(trx, record, 'root', { isRoot: true }),
-      );
-      return created.token;
-    },
-
     create: (
       name: string,
       options: { ttlSeconds?: number | undefined } = {},

@@ -5,6 +5,7 @@ import type { Database } from '../store/schema.js';
 import { csvHeader, csvLine, type ExportFormat, jsonLine, toAuditEvent } from './audit-format.js';
 import type { AuditEvent, Decision } from './audit-types.js';
 import { verifyChain, type VerifyResult } from './audit-verify.js';
+import { exportOffThread, verifyOffThread } from './sqlite-audit-reader.js';
 
 export interface AuditFilters {
   namespace?: string | undefined;
@@ -31,6 +32,11 @@ export interface ListOptions extends AuditFilters {
 export interface AuditServiceDeps {
   db: Kysely<Database>;
   dialect: Dialect;
+  /**
+   * The SQLite file, when verify and export should run on a thread of their own (the server's case):
+   * better-sqlite3 reads synchronously, and a verify over a big log would stall every other request.
+   */
+  sqlitePath?: string | undefined;
 }
 
 export const maxListLimit = 1000;
@@ -54,7 +60,7 @@ const parseInstant = (name: string, value: string | undefined): string | undefin
 const actionPrefixPattern = /^[a-z][a-z0-9_.]*\.\*$/;
 
 /** Reading, exporting and verifying the audit log. Nothing here writes to it. */
-export const createAuditService = ({ db, dialect }: AuditServiceDeps) => {
+export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps) => {
   /** Names are resolved to ids, so `--agent agent-42` finds events that record only the agent's id. */
   const idsFor = async (
     table: 'agents' | 'credentials',
@@ -159,6 +165,7 @@ export const createAuditService = ({ db, dialect }: AuditServiceDeps) => {
      * however many millions of rows there are. Filters are checked before the first chunk is produced.
      */
     async export(format: ExportFormat, filters: AuditFilters = {}): Promise<AsyncIterable<string>> {
+      if (sqlitePath) return exportOffThread(sqlitePath, format, filters);
       const apply = await compileFilters(filters);
       const line = format === 'csv' ? csvLine : jsonLine;
       return (async function* () {
@@ -177,7 +184,8 @@ export const createAuditService = ({ db, dialect }: AuditServiceDeps) => {
     },
 
     /** Re-hashes the whole chain; see `verifyChain`. */
-    verify(options: { pageSize?: number } = {}): Promise<VerifyResult> {
+    verify(options: { pageSize?: number | undefined } = {}): Promise<VerifyResult> {
+      if (sqlitePath) return verifyOffThread(sqlitePath, options.pageSize);
       return verifyChain(db, dialect, options);
     },
   };

@@ -35,6 +35,7 @@ export const auditActions = [
   'admin.authenticate',
   'admin_token.create',
   'admin_token.revoke',
+  'admin_token.reset_root',
   'keys.rotate',
   'keys.mode_set',
   'keys.verify',

@@ -88,7 +88,8 @@ export const createAuditWriter = ({
     try {
       // Only a commit on disk counts: an event is durable before any caller answers its request.
       if (appender) await appender.append(events);
-      else await store.db.transaction().execute((trx) => appendToChain(trx, dialect, events));
+      // PostgreSQL: one statement, committed on its own (no transaction holds the chain's head).
+      else await appendToChain(store.db, dialect, events);
     } catch (error) {
       logger.error({ err: error, events: batch.length }, 'audit events could not be written; failing closed');
       const failure = unavailable(error);
@@ -99,8 +100,8 @@ export const createAuditWriter = ({
     for (const p of batch) p.resolve();
   };
 
-  // SQLite's writer thread queues the next batch while it commits the last one, in order; a
-  // PostgreSQL commit holds the chain's head lock, so there one commits after the other.
+  // SQLite's writer thread queues the next batch while it commits the last one, in order; on
+  // PostgreSQL a replica's batches go one after the other (each links after the head the last left).
   const inFlight = new Set<Promise<void>>();
   const drain = async () => {
     for (;;) {

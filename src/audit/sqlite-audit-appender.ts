@@ -34,7 +34,9 @@ export const startSqliteAuditAppender = (path: string): AuditAppender => {
   const start = (): Worker => {
     const started = new Worker(workerFile(import.meta.url, 'sqlite-audit-worker'), { workerData: { path } });
     started.on('message', (reply: AppendReply) => {
-      const failure = reply.ok ? undefined : new Error(`audit append failed: ${reply.message}`);
+      const failure = reply.ok
+        ? undefined
+        : Object.assign(new Error(`audit append failed: ${reply.message}`), { code: reply.code });
       for (const id of reply.ids) {
         const w = waiting.get(id);
         if (!w) continue;

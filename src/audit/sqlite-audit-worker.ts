@@ -23,7 +23,8 @@ export interface AppendRequest {
 }
 
 /** One answer for every request written in the same commit. */
-export type AppendReply = { ids: number[]; ok: true } | { ids: number[]; ok: false; message: string };
+export type AppendReply =
+  { ids: number[]; ok: true } | { ids: number[]; ok: false; message: string; code?: string | undefined };
 
 export type WorkerMessage = AppendRequest | { close: true };
 
@@ -54,7 +55,14 @@ const flush = () => {
     withBusyRetry(() => append(events), { patienceMs: lockPatienceMs });
     reply = { ids, ok: true };
   } catch (error) {
-    reply = { ids, ok: false, message: error instanceof Error ? error.message : String(error) };
+    // The driver's code (SQLITE_BUSY after the patience) travels too, so the lock wait is counted.
+    const code = (error as { code?: unknown } | null)?.code;
+    reply = {
+      ids,
+      ok: false,
+      message: error instanceof Error ? error.message : String(error),
+      code: typeof code === 'string' ? code : undefined,
+    };
   }
   port.postMessage(reply);
 };

@@ -1,16 +1,105 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { AdminTokenView, CreatedAdminToken, Items } from '../http/schemas/response-types.js';
+import { pino } from 'pino';
+import { resetRootToken } from '../admin/root-token-bootstrap.js';
+import { createAuditWriter } from '../audit/audit-writer.js';
+import type { Config } from '../config/config-schema.js';
+import { loadConfig } from '../config/load-config.js';
+import { loadRootKey } from '../crypto/master-key.js';
+import { createPlatformKeyProvider } from '../crypto/platform-key-provider.js';
+import { createWebhookKeyProvider } from '../crypto/webhook-key-provider.js';
+import { vaultStateRepo } from '../keys/vault-state-repo.js';
+import { systemClock } from '../lib/clock.js';
 import { parseDuration } from '../lib/duration.js';
+import { openStore, sqliteFileName, type Store } from '../store/database.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
-import { table } from './output.js';
+import { createOutput, table } from './output.js';
 import { InputError } from './secret-input.js';
 
+/**
+ * Whoever runs `admin reset-root` must hold what the server itself needs to open the vault's secrets:
+ * the master key in platform mode (it must open the stored keyring), the webhook's URL and secret in
+ * webhook mode (the webhook must answer). Access to the database alone is not enough.
+ */
+const proveKeyAccess = async (config: Config, store: Store): Promise<void> => {
+  const mode = await vaultStateRepo.getMode(store.db);
+  if (!mode) {
+    throw new InputError(
+      `The store at ${store.location} has never been started; \`tokenvault serve\` creates the root token on its first start.`,
+    );
+  }
+  if (mode === 'platform') {
+    const rootKey = loadRootKey({ masterKey: config.masterKey, dataDir: config.dataDir, create: false });
+    await createPlatformKeyProvider({ rootKey: rootKey.key, db: store.db, clock: systemClock }).initialize();
+    return;
+  }
+  if (!config.kmsWebhookUrl || !config.kmsWebhookSecret) {
+    throw new InputError(
+      'The vault is in webhook mode: set TOKENVAULT_KMS_WEBHOOK_URL and TOKENVAULT_KMS_WEBHOOK_SECRET.',
+    );
+  }
+  await createWebhookKeyProvider({
+    url: config.kmsWebhookUrl,
+    secret: config.kmsWebhookSecret,
+    timeoutMs: config.kmsWebhookTimeoutMs,
+    clock: systemClock,
+  }).check();
+};
+
+/** Revokes the root token(s) and writes a new one to the data dir, directly on the store. */
+const resetRoot = async (config: Config): Promise<{ path: string; revoked: number }> => {
+  if (!config.databaseUrl && !existsSync(join(config.dataDir, sqliteFileName))) {
+    throw new InputError(
+      `No vault store in ${config.dataDir}: pass the server's --data-dir (or --database-url for PostgreSQL).`,
+    );
+  }
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  const logger = pino({ level: 'error' }, process.stderr);
+  const audit = createAuditWriter({ store, clock: systemClock, logger });
+  try {
+    await proveKeyAccess(config, store);
+    const reset = await resetRootToken({
+      db: store.db,
+      dialect: store.dialect,
+      clock: systemClock,
+      audit,
+      dataDir: config.dataDir,
+    });
+    await store.durable();
+    return reset;
+  } finally {
+    await audit.close();
+    await store.close();
+  }
+};
+
 export const registerAdminCommand = (program: Command, io: CliIo): void => {
-  const token = program
-    .command('admin')
-    .description('administer the vault')
-    .command('token')
-    .description('admin tokens');
+  const admin = program.command('admin').description('administer the vault');
+
+  admin
+    .command('reset-root')
+    .description(
+      'revoke the root admin token and write a new one to <data-dir>/admin-token; runs on the store ' +
+        'directly (the server may be stopped) and needs the master key (or the key webhook)',
+    )
+    .option('--data-dir <dir>', "the server's data dir (env TOKENVAULT_DATA_DIR; default ./.tokenvault)")
+    .option('--database-url <url>', 'PostgreSQL URL of the store (env TOKENVAULT_DATABASE_URL)')
+    .option('--json', 'print JSON instead of text')
+    .action(async (flags: { dataDir?: string; databaseUrl?: string; json?: boolean }) => {
+      const config = loadConfig({ dataDir: flags.dataDir, databaseUrl: flags.databaseUrl }, io.env);
+      const reset = await resetRoot(config);
+      const out = createOutput(Boolean(flags.json), io);
+      out.result(
+        { path: reset.path, revoked_root_tokens: reset.revoked },
+        () =>
+          `New root admin token written to ${reset.path} (mode 0600); ${reset.revoked} old root token(s) revoked.\n` +
+          'Restarting the server is not needed: the old token fails on its next use.',
+      );
+    });
+
+  const token = admin.command('token').description('admin tokens');
 
   withClientOptions(token.command('create <name>'))
     .description('create an admin token; it is printed once, store it now')

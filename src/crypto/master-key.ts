@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createFileDurably, ensurePrivateDirectory } from '../lib/durable-file.js';
 import { aeadKeyLength } from './aead.js';
 
 /**
@@ -65,10 +66,12 @@ export const loadRootKey = (options: LoadRootKeyOptions): RootKey => {
       `No master key: set TOKENVAULT_MASTER_KEY, or start \`tokenvault serve\` once to create ${path}.`,
     );
   }
-  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDirectory(options.dataDir);
   const key = randomBytes(aeadKeyLength);
   try {
-    writeFileSync(path, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    // On disk (file and directory entry) before the keyring it wraps is committed: a crash right after
+    // that commit must not leave a store whose key is lost. Never half-written, never over a key.
+    createFileDurably(path, `${key.toString('base64')}\n`, { mode: 0o600 });
   } catch (error) {
     // Another process created it between our read and write: use theirs, never overwrite a key.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {

@@ -187,6 +187,11 @@ export const errorRegistry = {
   },
 
   // operations
+  store_busy: {
+    status: 503,
+    message:
+      'The database is busy: another request or replica held a lock longer than this server waits. Nothing was changed; try again in a moment, and if it persists look for a stuck replica or a long admin job.',
+  },
   internal_error: {
     status: 500,
     message: 'Something went wrong on the server; the request id is in the log.',

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, errorRegistry } from '../errors/error-registry.js';
 import { isVaultError } from '../errors/vault-error.js';
+import { isStoreBusy, translateStoreError } from '../store/store-errors.js';
 import type { Metrics } from './metrics.js';
 
 declare module 'fastify' {
@@ -64,8 +65,11 @@ export const installErrorHandler = (
     return reply.status(status).type('application/json; charset=utf-8').send(body);
   };
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError, request, reply) => {
+    // A bounded database wait that ran out is `store_busy`, whichever route met it.
+    const error = (translateStoreError(thrown) as FastifyError | undefined) ?? thrown;
     if (isVaultError(error)) {
+      if (isStoreBusy(error.cause)) metrics.storeLockTimeouts.inc({ code: error.code });
       if (error.status >= 500)
         request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
       if (error.code === 'too_many_auth_failures' && error.details?.retryAfter) {

@@ -47,6 +47,12 @@ export const createMetrics = () => {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    storeLockTimeouts: new Counter({
+      name: 'tokenvault_store_lock_timeouts_total',
+      help: 'Requests refused because a bounded database wait ran out (lock_timeout, statement_timeout, SQLite busy_timeout, pool wait), by the code answered (store_busy, audit_unavailable).',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
     keyJobProgress: new Gauge({
       name: 'tokenvault_key_rewrap_remaining',
       help: 'Data keys still waiting to be re-wrapped by the running key job (0 when none runs).',

@@ -63,7 +63,12 @@ const adminRouteModules: RouteModule[] = [
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
 const agentRouteModules: RouteModule[] = [registerRetrievalRoutes];
 
-const requestIdPattern = /^[A-Za-z0-9._:-]{8,128}$/;
+/**
+ * A caller's request id is kept when it is 1 to 128 visible ASCII characters (no space, no control
+ * character, nothing a header or a log line could be split on), so a client's own short ids correlate
+ * too; anything else is replaced by `req_…`. The id used is echoed in the `x-request-id` header.
+ */
+const requestIdPattern = /^[\x21-\x7e]{1,128}$/;
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Builds the HTTP app without listening; tests drive it with `inject()`. */
@@ -74,7 +79,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimit,
     trustProxy: deps.trustProxy ?? false,
-    // A caller's request id is kept when it looks like one, so a trace can cross services.
+    // A caller's request id is kept when it is safe (above), so a trace can cross services.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && requestIdPattern.test(given) ? given : `req_${newId()}`;

@@ -46,16 +46,52 @@ export interface OpenStoreOptions {
   poolSize?: number;
   /** Told when SQLite's checkpointer thread fails; silent when absent. */
   onWarning?: (message: string) => void;
+  /** PostgreSQL waits, in milliseconds; `postgresLimits` by default. Tests shorten them. */
+  postgresLimits?: Partial<PostgresLimits>;
 }
+
+/**
+ * Every wait on PostgreSQL is bounded, so that no replica (paused, partitioned, or stuck in a long
+ * change) can make the others hang: past these limits a request fails with `store_busy` or
+ * `audit_unavailable` (store-errors.ts) instead of waiting for ever. A URL's own `options` win.
+ */
+export interface PostgresLimits {
+  /** Longest wait for a row or table lock (`lock_timeout`): contention ends in an error. */
+  lockTimeoutMs: number;
+  /** Longest single statement (`statement_timeout`). */
+  statementTimeoutMs: number;
+  /**
+   * A session idle inside a transaction this long is ended by the server, releasing its locks
+   * (`idle_in_transaction_session_timeout`): a paused or partitioned replica cannot hold a lock for
+   * longer. Above the key webhook's timeout, which a change may wait for inside its transaction.
+   */
+  idleInTransactionMs: number;
+  /** Longest wait for a pooled connection when every one is busy. */
+  connectTimeoutMs: number;
+  /** Idle time before TCP keepalive probes start, so a dead peer is noticed rather than waited on. */
+  keepAliveDelayMs: number;
+}
+
+export const postgresLimits: PostgresLimits = {
+  lockTimeoutMs: 3_000,
+  statementTimeoutMs: 30_000,
+  idleInTransactionMs: 10_000,
+  connectTimeoutMs: 10_000,
+  keepAliveDelayMs: 10_000,
+};
 
 export const sqliteFileName = 'tokenvault.db';
 
 export const openStore = async (options: OpenStoreOptions): Promise<Store> => {
   const store = options.databaseUrl
-    ? openPostgres(options.databaseUrl, options.poolSize ?? 10)
+    ? openPostgres(options.databaseUrl, options.poolSize ?? 10, {
+        ...postgresLimits,
+        ...options.postgresLimits,
+      })
     : openSqlite(options.dataDir, options.onWarning ?? (() => {}));
   try {
-    await migrateToLatest(store.db);
+    if (options.databaseUrl) await migratePostgres(options.databaseUrl);
+    else await migrateToLatest(store.db);
   } catch (error) {
     await store.close();
     throw error;
@@ -191,8 +227,36 @@ const withStatementCache = (sqlite: SQLite.Database): SqliteDatabase => {
   };
 };
 
-const openPostgres = (url: string, max: number): Store => {
-  const pool = new pg.Pool({ connectionString: url, max });
+/**
+ * Migrations on PostgreSQL run on a connection of their own without the pool's statement timeout: on a
+ * big database a migration may run for minutes, and a replica starting meanwhile waits for it (Kysely
+ * holds an advisory lock, with a lock timeout of its own, while it migrates).
+ */
+const migratePostgres = async (url: string): Promise<void> => {
+  const pool = new pg.Pool({ connectionString: url, max: 1, keepAlive: true });
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
+};
+
+const openPostgres = (url: string, max: number, limits: PostgresLimits): Store => {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    lock_timeout: limits.lockTimeoutMs,
+    statement_timeout: limits.statementTimeoutMs,
+    idle_in_transaction_session_timeout: limits.idleInTransactionMs,
+    connectionTimeoutMillis: limits.connectTimeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: limits.keepAliveDelayMs,
+    // The server probes too (in seconds), so a replica that vanished mid-transaction is noticed by
+    // PostgreSQL even when it never sends again.
+    options: `-c tcp_keepalives_idle=${Math.ceil(limits.keepAliveDelayMs / 1000)} -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3`,
+  });
   // A pool error on an idle client must not crash the process; the next query reports it.
   pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

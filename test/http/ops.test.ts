@@ -70,6 +70,24 @@ describe('operations endpoints', () => {
     expect(bad.headers['x-request-id']).toMatch(/^req_/);
   });
 
+  it('keeps a short caller id (1 to 128 visible ASCII characters) and replaces one that is not safe', async () => {
+    const idFor = async (id: string) =>
+      (await t.request('GET', '/healthz', { token: null, headers: { 'x-request-id': id } })).headers[
+        'x-request-id'
+      ];
+    expect(await idFor('ab/1')).toBe('ab/1');
+    expect(await idFor('x')).toBe('x');
+    const longest = 'a'.repeat(128);
+    expect(await idFor(longest)).toBe(longest);
+    expect(await idFor('a'.repeat(129))).toMatch(/^req_/);
+    expect(await idFor('two words')).toMatch(/^req_/);
+    const refused = await t.request('GET', '/v1/admin/tokens', {
+      token: 'tv_admin_wrong',
+      headers: { 'x-request-id': 'c0ff' },
+    });
+    expect((refused.body as { error: { request_id: string } }).error.request_id).toBe('c0ff');
+  });
+
   it('refuses a body that is not JSON with 415 unsupported_media_type', async () => {
     const response = await t.request('POST', '/v1/admin/credentials', {
       rawBody: 'name=x',
