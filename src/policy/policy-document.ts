@@ -60,6 +60,8 @@ const schemaProblems = (schema: TSchema, value: unknown, base: string): string[]
   for (const error of Value.Errors(schema, value)) {
     // A union reports its failure once more for each member; the summary line says it all.
     if (error.type === ValueErrorType.Literal) continue;
+    // A missing field is reported once, as required, not again as the wrong type.
+    if (error.value === undefined && error.type !== ValueErrorType.ObjectRequiredProperty) continue;
     const path = join(base, error.path) || '(document)';
     problems.push(`${path}: ${describeError(error)}`);
   }
