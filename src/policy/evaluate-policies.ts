@@ -6,6 +6,7 @@ import type {
   AttachedPolicy,
   PolicyRequest,
   RateLimitRule,
+  Rule,
   RuleRef,
   UsageCapRule,
 } from './policy-types.js';
@@ -84,14 +85,15 @@ interface Located<R> {
 
 const policyRef = (attached: AttachedPolicy): PolicyRef => ({ id: attached.id, name: attached.policy.name });
 
-const located = <K extends string, R extends { kind: string }>(
+/** The rules of the given kinds across the policies, in evaluation order, with where each sits. */
+const located = <K extends Rule['kind']>(
   policies: readonly AttachedPolicy[],
   kinds: readonly K[],
-) =>
+): Located<Extract<Rule, { kind: K }>>[] =>
   policies.flatMap((attached) =>
     attached.policy.rules.flatMap((rule, index) =>
-      (kinds as readonly string[]).includes(rule.kind)
-        ? [{ attached, ref: { index, kind: rule.kind }, rule: rule as unknown as R }]
+      kinds.includes(rule.kind as K)
+        ? [{ attached, ref: { index, kind: rule.kind }, rule: rule as Extract<Rule, { kind: K }> }]
         : [],
     ),
   );
@@ -121,7 +123,7 @@ const counterDenial = (
  */
 export const createPolicyEvaluator = (deps: PolicyEvaluatorDeps) => {
   const counterEntries = (policies: readonly AttachedPolicy[], request: PolicyRequest) => {
-    const entries = located<string, RateLimitRule | UsageCapRule>(policies, ['rate_limit', 'usage_cap']);
+    const entries = located(policies, ['rate_limit', 'usage_cap']);
     const requirements: CounterRequirement[] = entries.map((entry) =>
       counterRequirement(entry.attached, entry.ref.index, entry.rule, request),
     );
@@ -159,7 +161,7 @@ export const createPolicyEvaluator = (deps: PolicyEvaluatorDeps) => {
 
     const { entries, requirements } = counterEntries(policies, request);
     const approvals: { id: string; covers: ApprovalRule['covers'] }[] = [];
-    for (const entry of located<string, ApprovalRule>(policies, ['approval'])) {
+    for (const entry of located(policies, ['approval'])) {
       const covering = await deps.approvals.covering(approvalQuery(entry, request));
       if (covering !== undefined) {
         approvals.push({ id: covering.id, covers: entry.rule.covers });
