@@ -28,3 +28,4 @@ export {
   type PolicyRef,
   type RuleVerdict,
 } from './evaluate-policies.js';
+export { policyRefusal } from './policy-refusal.js';
