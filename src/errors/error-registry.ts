@@ -179,6 +179,24 @@ export const errorRegistry = {
   invalid_ttl: { status: 400, message: 'A grant lasts from 1 hour to 30 days, or until revoked.' },
   invalid_import: { status: 400, message: 'The grant import document is not valid.' },
 
+  // policies
+  invalid_policy: {
+    status: 400,
+    message: 'The policy document is not valid; every problem is listed by its path.',
+  },
+  policy_denied: {
+    status: 403,
+    message: 'A policy rule refused this request; the message names the policy and the rule.',
+  },
+  rate_limited: {
+    status: 429,
+    message: 'A policy’s rate limit is reached; wait until the window resets (see Retry-After).',
+  },
+  usage_cap_exhausted: {
+    status: 429,
+    message: 'A policy’s usage cap is used up; wait for the next day or month, or ask an admin to reset it.',
+  },
+
   // audit
   audit_unavailable: {
     status: 503,
