@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { Database } from '../store/schema.js';
+import { translateStoreError } from '../store/store-errors.js';
 import type {
   AuditAction,
   AuditDetails,
@@ -12,8 +13,9 @@ import type {
 /**
  * The one way the vault records an outcome. A change and its `allow` event commit in one transaction;
  * a refusal (a VaultError) is recorded as a `deny` with the error's code, durably, before it is
- * rethrown; anything else is recorded as `internal_error`. When the record cannot be written the
- * caller gets `audit_unavailable` (DESIGN invariant 2: fail closed).
+ * rethrown; a store that stayed busy past its bounded wait is `store_busy`; anything else is recorded
+ * as `internal_error`. When the record cannot be written the caller gets `audit_unavailable` (DESIGN
+ * invariant 2: fail closed).
  */
 
 /** Who asks, from where: what every audit event of a request carries besides its own facts. */
@@ -115,9 +117,19 @@ const recordFailure = async (
   error: unknown,
 ): Promise<unknown> => {
   if (isVaultError(error) && error.code === 'audit_unavailable') return error;
-  const refusal = isVaultError(error) ? error : new VaultError('internal_error', undefined, { cause: error });
+  const refusal = isVaultError(error)
+    ? error
+    : (translateStoreError(error) ?? new VaultError('internal_error', undefined, { cause: error }));
   const filed = { ...spec, ...spec.refusal?.(refusal) };
-  await appendDurably(audit, [eventOf(filed, undefined, 'deny', refusal.code)]);
+  try {
+    await appendDurably(audit, [eventOf(filed, undefined, 'deny', refusal.code)]);
+  } catch (auditError) {
+    // A store too busy for the operation is usually too busy for its refusal's record as well. Nothing
+    // was changed and no secret left, so the caller gets what it can act on (try again), not the
+    // audit failure that followed from the same cause.
+    if (refusal.code === 'store_busy') return refusal;
+    throw auditError;
+  }
   return refusal;
 };
 

@@ -74,7 +74,7 @@ describe('audit verify and export off the event loop (SQLite)', () => {
 
   it('exports the log a page at a time from its thread, with every event in order', async () => {
     const { result, slowest } = await whilePolling(
-      t.request('GET', '/v1/admin/audit/export?format=jsonl&action=test.event'),
+      t.request('GET', '/v1/admin/audit/export?format=jsonl&action=credential.retrieve'),
     );
     expect(result.status).toBe(200);
     const lines = result.text.trimEnd().split('\n');

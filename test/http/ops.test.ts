@@ -82,7 +82,7 @@ describe('operations endpoints', () => {
     expect(await idFor('a'.repeat(129))).toMatch(/^req_/);
     expect(await idFor('two words')).toMatch(/^req_/);
     const refused = await t.request('GET', '/v1/admin/tokens', {
-      token: 'tv_admin_wrong',
+      token: 'tv_admin_other_wrong',
       headers: { 'x-request-id': 'c0ff' },
     });
     expect((refused.body as { error: { request_id: string } }).error.request_id).toBe('c0ff');
