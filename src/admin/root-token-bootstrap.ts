@@ -62,6 +62,7 @@ const issueRootToken = async (
     name: 'root',
     token_hash: hashToken(token),
     is_root: 1,
+    role: 'admin',
     created_at: clock.now().toISOString(),
     expires_at: null,
     revoked_at: null,

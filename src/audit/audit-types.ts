@@ -33,6 +33,7 @@ export const auditActions = [
   'grant.import',
   'namespace.revoke_all',
   'admin.authenticate',
+  'admin.authorize',
   'admin_token.create',
   'admin_token.revoke',
   'admin_token.reset_root',

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { AdminTokenView, CreatedAdminToken, Items } from '../http/schemas/response-types.js';
 import { pino } from 'pino';
+import { adminRoles, isAdminRole } from '../admin/admin-roles.js';
 import { resetRootToken } from '../admin/root-token-bootstrap.js';
 import { createAuditWriter } from '../audit/audit-writer.js';
 import type { Config } from '../config/config-schema.js';
@@ -102,22 +103,34 @@ export const registerAdminCommand = (program: Command, io: CliIo): void => {
   const token = admin.command('token').description('admin tokens');
 
   withClientOptions(token.command('create <name>'))
-    .description('create an admin token; it is printed once, store it now')
+    .description(
+      'create an admin token; it is printed once, store it now. Never of a wider role or a longer ' +
+        'life than the token creating it',
+    )
+    .requiredOption(
+      '--role <role>',
+      `what it may do: ${adminRoles.join(' | ')} (admin: everything; operator: credentials, agents, ` +
+        'grants, issuers; approver: approvals only; auditor: read-only)',
+    )
     .option('--ttl <duration>', 'lifetime such as 12h or 30d (default: until revoked)')
-    .action(async (name: string, flags: { ttl?: string }, command: Command) => {
+    .action(async (name: string, flags: { role: string; ttl?: string }, command: Command) => {
       const ctx = contextFor(command, io);
+      if (!isAdminRole(flags.role)) {
+        throw new InputError(`--role "${flags.role}" is not a role; use one of ${adminRoles.join(', ')}`);
+      }
       const ttlSeconds = flags.ttl === undefined ? undefined : parseDuration(flags.ttl);
       if (flags.ttl !== undefined && ttlSeconds === undefined) {
         throw new InputError(`--ttl "${flags.ttl}" is not a duration; use forms like 90m, 12h, 30d`);
       }
       const created = await ctx.api.post<CreatedAdminToken>('/v1/admin/tokens', {
         name,
+        role: flags.role,
         ttl_seconds: ttlSeconds,
       });
       ctx.out.result(
         created,
         () =>
-          `${created.token}\n\nAdmin token "${created.name}" (id ${created.id}, expires ${created.expires_at ?? 'never'}).\nThis is the only time it is shown.`,
+          `${created.token}\n\nAdmin token "${created.name}" (id ${created.id}, role ${created.role}, expires ${created.expires_at ?? 'never'}).\nThis is the only time it is shown.`,
       );
     });
 
@@ -128,10 +141,11 @@ export const registerAdminCommand = (program: Command, io: CliIo): void => {
       const { items } = await ctx.api.get<Items<AdminTokenView>>('/v1/admin/tokens');
       ctx.out.result(items, () =>
         table(
-          ['ID', 'NAME', 'ROOT', 'CREATED', 'EXPIRES', 'REVOKED', 'LAST USED'],
+          ['ID', 'NAME', 'ROLE', 'ROOT', 'CREATED', 'EXPIRES', 'REVOKED', 'LAST USED'],
           items.map((t) => [
             t.id,
             t.name,
+            t.role,
             t.root ? 'yes' : '',
             t.created_at,
             t.expires_at,

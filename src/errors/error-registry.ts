@@ -29,6 +29,20 @@ export const errorRegistry = {
   admin_token_expired: { status: 401, message: 'The admin token has expired; create a new one.' },
   admin_token_revoked: { status: 401, message: 'The admin token has been revoked; create a new one.' },
   admin_token_not_found: { status: 404, message: 'No admin token has that id.' },
+  forbidden_role: {
+    status: 403,
+    message:
+      "This admin token's role does not allow this request; the message names the role it needs (see `tokenvault admin token list`).",
+  },
+  admin_token_outlives_creator: {
+    status: 403,
+    message: 'A token cannot create one that lives longer than itself; give a ttl within its remaining life.',
+  },
+  root_token_protected: {
+    status: 403,
+    message:
+      'The root admin token can be revoked only by itself, or by `tokenvault admin reset-root` on the server.',
+  },
   too_many_auth_failures: {
     status: 429,
     message: 'Too many failed authentication attempts from this address; wait and try again.',

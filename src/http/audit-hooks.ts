@@ -70,8 +70,11 @@ export const installAuditHooks = (
       action = declaration.event;
     } else {
       const adminRoute = (request.routeOptions.url ?? '').startsWith('/v1/admin/');
-      if (!adminRoute || request.admin || !adminAuthFailures.has(reason)) return undefined;
-      action = 'admin.authenticate';
+      if (!adminRoute) return undefined;
+      // A token whose role the route does not admit (admin-auth.ts): the refusal is its only record.
+      if (request.admin && reason === 'forbidden_role') action = 'admin.authorize';
+      else if (!request.admin && adminAuthFailures.has(reason)) action = 'admin.authenticate';
+      else return undefined;
     }
     const event: AuditEventInput = {
       namespace: context?.namespace ?? headerValue(request.headers['x-tokenvault-namespace']) ?? 'default',

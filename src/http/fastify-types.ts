@@ -1,3 +1,4 @@
+import type { AdminRole, RoleDeclaration } from '../admin/admin-roles.js';
 import type { AdminPrincipal } from '../admin/admin-token-service.js';
 import type { AuditContext } from '../audit/audit-context.js';
 import type { AuditAction, AuditRequestContext } from '../audit/audit-types.js';
@@ -17,6 +18,16 @@ export type AuditDeclaration =
     }
   | { none: string };
 
+/** An admin route as registered: what tests and docs derive the role table from. */
+export interface AdminRouteInfo {
+  method: string;
+  url: string;
+  /** Every role that may call it, `admin` first. */
+  roles: readonly AdminRole[];
+  /** The event it records (`config.audit.event`), under which a refusal is recorded too; else none. */
+  event: AuditAction | null;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     admin?: AdminPrincipal;
@@ -29,5 +40,15 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     audit?: AuditDeclaration;
+    /**
+     * Admin routes only: the role (or roles) besides `admin` that may call the route, such as
+     * `'operator'` or `['operator', 'auditor']` (src/admin/admin-roles.ts). Checked once, by the admin
+     * hook (admin-auth.ts); registration fails for an admin route that declares none.
+     */
+    role?: RoleDeclaration;
+  }
+  interface FastifyInstance {
+    /** Every admin route with the roles it admits, as registered (admin-auth.ts). */
+    adminRoutes: readonly AdminRouteInfo[];
   }
 }

@@ -3,14 +3,14 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import { createAdminAuthenticator } from './admin-auth.js';
-import { setAdminRequest } from './admin-context.js';
+import { createAdminAuthenticator, installAdminAuth } from './admin-auth.js';
 import { installAgentAuth } from './agent-auth.js';
 import { installAuditHooks } from './audit-hooks.js';
 import { createAuthFailureLimiter } from './auth-failure-limiter.js';
 import { clientErrorHandler } from './client-error.js';
 import { installErrorHandler } from './error-handler.js';
 import './fastify-types.js';
+import type { AdminRouteInfo } from './fastify-types.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { VaultServices } from '../services.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -150,10 +150,10 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     metrics,
   });
 
+  const adminRoutes: AdminRouteInfo[] = [];
+  app.decorate('adminRoutes', adminRoutes);
   await app.register(async (admin) => {
-    admin.addHook('onRequest', async (request) => {
-      setAdminRequest(request, await authenticate(request));
-    });
+    installAdminAuth(admin, { authenticate, routes: adminRoutes });
     for (const register of adminRouteModules) register(admin, services);
   });
 

@@ -5,7 +5,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator, SqliteAd
  * the schema builder, so both dialects run the same steps. Append new migrations; never edit one
  * that has shipped.
  */
-const migrations: Record<string, Migration> = {
+export const migrations: Record<string, Migration> = {
   '0001_core': {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -270,6 +270,18 @@ const migrations: Record<string, Migration> = {
           await sql.raw(statement).execute(db);
         }
       }
+    },
+  },
+  '0005_admin_token_roles': {
+    async up(db: Kysely<unknown>) {
+      // What each admin token may do (src/admin/admin-roles.ts). Every token made before roles could
+      // do everything, so each becomes `admin`; the default is only for those rows: every insert
+      // names its role (the column is not optional in schema.ts), so a forgotten role fails to
+      // compile rather than quietly making an admin.
+      await db.schema
+        .alterTable('admin_tokens')
+        .addColumn('role', 'text', (c) => c.notNull().defaultTo('admin'))
+        .execute();
     },
   },
 };

@@ -92,6 +92,8 @@ export interface AdminTokenTable {
   name: string;
   token_hash: string;
   is_root: Generated<number>;
+  /** `admin`, `operator`, `approver` or `auditor` (src/admin/admin-roles.ts); migration 0005. */
+  role: string;
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;

@@ -22,31 +22,36 @@ export const registerAdminTokenRoutes = (
   r.post(
     '/v1/admin/tokens',
     {
-      config: { audit: { event: 'admin_token.create', recordedBy: 'service' } },
+      config: { audit: { event: 'admin_token.create', recordedBy: 'service' }, role: 'admin' },
       schema: {
         tags,
         security,
-        summary: 'Create an admin token (shown once)',
+        summary: 'Create an admin token (shown once), never of a wider role or longer life than the caller',
         body: CreateAdminTokenBody,
         response: withErrors({ 201: CreatedAdminToken }),
       },
     },
     async (request, reply) => {
       const { token, adminToken } = await adminTokens.create(
+        request.admin!,
         request.body.name,
-        { ttlSeconds: request.body.ttl_seconds },
+        { ttlSeconds: request.body.ttl_seconds, role: request.body.role },
         request.adminContext,
       );
-      return reply
-        .status(201)
-        .send({ id: adminToken.id, name: adminToken.name, token, expires_at: adminToken.expiresAt });
+      return reply.status(201).send({
+        id: adminToken.id,
+        name: adminToken.name,
+        role: adminToken.role,
+        token,
+        expires_at: adminToken.expiresAt,
+      });
     },
   );
 
   r.get(
     '/v1/admin/tokens',
     {
-      config: { audit: { none: 'lists token metadata; hashes and tokens never leave' } },
+      config: { audit: { none: 'lists token metadata; hashes and tokens never leave' }, role: 'auditor' },
       schema: {
         tags,
         security,
@@ -60,15 +65,16 @@ export const registerAdminTokenRoutes = (
   r.delete(
     '/v1/admin/tokens/:id',
     {
-      config: { audit: { event: 'admin_token.revoke', recordedBy: 'service' } },
+      config: { audit: { event: 'admin_token.revoke', recordedBy: 'service' }, role: 'admin' },
       schema: {
         tags,
         security,
-        summary: 'Revoke an admin token; it fails on the very next request',
+        summary: 'Revoke an admin token; it fails on the very next request (the root token only by itself)',
         params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
         response: withErrors({ 200: AdminTokenView }, 404),
       },
     },
-    async (request) => toAdminTokenView(await adminTokens.revoke(request.params.id, request.adminContext)),
+    async (request) =>
+      toAdminTokenView(await adminTokens.revoke(request.admin!, request.params.id, request.adminContext)),
   );
 };

@@ -45,7 +45,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.post(
     '/v1/admin/agents',
     {
-      config: { audit: { event: 'agent.create', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.create', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -79,7 +79,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.get(
     '/v1/admin/agents',
     {
-      config: { audit: metadataRead },
+      config: { audit: metadataRead, role: ['operator', 'auditor'] },
       schema: {
         tags,
         security,
@@ -102,7 +102,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.get(
     '/v1/admin/agents/:agent',
     {
-      config: { audit: metadataRead },
+      config: { audit: metadataRead, role: ['operator', 'auditor'] },
       schema: {
         tags,
         security,
@@ -118,7 +118,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.patch(
     '/v1/admin/agents/:agent',
     {
-      config: { audit: { event: 'agent.update', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.update', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -138,7 +138,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.delete(
     '/v1/admin/agents/:agent',
     {
-      config: { audit: { event: 'agent.delete', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.delete', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -161,7 +161,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
     r.post(
       `/v1/admin/agents/:agent/${verb}`,
       {
-        config: { audit: { event, recordedBy: 'service' } },
+        config: { audit: { event, recordedBy: 'service' }, role: 'operator' },
         schema: {
           tags,
           security,
@@ -179,7 +179,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.post(
     '/v1/admin/agents/:agent/keys',
     {
-      config: { audit: { event: 'agent.key.create', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.key.create', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -204,7 +204,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.get(
     '/v1/admin/agents/:agent/keys',
     {
-      config: { audit: metadataRead },
+      config: { audit: metadataRead, role: ['operator', 'auditor'] },
       schema: {
         tags,
         security,
@@ -222,7 +222,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.delete(
     '/v1/admin/agents/:agent/keys/:keyId',
     {
-      config: { audit: { event: 'agent.key.revoke', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.key.revoke', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -246,7 +246,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.put(
     '/v1/admin/agents/:agent/jwks',
     {
-      config: { audit: { event: 'agent.jwks.set', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.jwks.set', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -275,7 +275,7 @@ export const registerAgentRoutes = (app: FastifyInstance, { agents }: Pick<Vault
   r.delete(
     '/v1/admin/agents/:agent/jwks',
     {
-      config: { audit: { event: 'agent.jwks.clear', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.jwks.clear', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,

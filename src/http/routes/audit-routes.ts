@@ -86,7 +86,7 @@ export const registerAuditRoutes = (app: FastifyInstance, { auditLog }: Pick<Vau
   r.get(
     '/v1/admin/audit/events',
     {
-      config: { audit: auditRead },
+      config: { audit: auditRead, role: ['operator', 'auditor'] },
       schema: {
         tags,
         security,
@@ -111,7 +111,7 @@ export const registerAuditRoutes = (app: FastifyInstance, { auditLog }: Pick<Vau
   r.get(
     '/v1/admin/audit/export',
     {
-      config: { audit: auditRead },
+      config: { audit: auditRead, role: ['operator', 'auditor'] },
       schema: {
         tags,
         security,
@@ -141,7 +141,7 @@ export const registerAuditRoutes = (app: FastifyInstance, { auditLog }: Pick<Vau
   r.post(
     '/v1/admin/audit/verify',
     {
-      config: { audit: auditRead },
+      config: { audit: auditRead, role: ['operator', 'auditor'] },
       schema: {
         tags,
         security,

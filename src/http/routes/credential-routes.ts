@@ -28,7 +28,7 @@ export const registerCredentialRoutes = (
   r.post(
     '/v1/admin/credentials',
     {
-      config: { audit: { event: 'credential.create', recordedBy: 'service' } },
+      config: { audit: { event: 'credential.create', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -62,7 +62,10 @@ export const registerCredentialRoutes = (
   r.get(
     '/v1/admin/credentials',
     {
-      config: { audit: { none: 'metadata read by an admin; no secret leaves' } },
+      config: {
+        audit: { none: 'metadata read by an admin; no secret leaves' },
+        role: ['operator', 'auditor'],
+      },
       schema: {
         tags,
         security,
@@ -85,7 +88,10 @@ export const registerCredentialRoutes = (
   r.get(
     '/v1/admin/credentials/:name',
     {
-      config: { audit: { none: 'metadata read by an admin; no secret leaves' } },
+      config: {
+        audit: { none: 'metadata read by an admin; no secret leaves' },
+        role: ['operator', 'auditor'],
+      },
       schema: {
         tags,
         security,
@@ -101,7 +107,7 @@ export const registerCredentialRoutes = (
   r.patch(
     '/v1/admin/credentials/:name',
     {
-      config: { audit: { event: 'credential.update', recordedBy: 'service' } },
+      config: { audit: { event: 'credential.update', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -136,7 +142,7 @@ export const registerCredentialRoutes = (
   r.delete(
     '/v1/admin/credentials/:name',
     {
-      config: { audit: { event: 'credential.delete', recordedBy: 'service' } },
+      config: { audit: { event: 'credential.delete', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -155,7 +161,10 @@ export const registerCredentialRoutes = (
   r.get(
     '/v1/admin/credentials/:name/versions',
     {
-      config: { audit: { none: 'metadata read by an admin; no secret leaves' } },
+      config: {
+        audit: { none: 'metadata read by an admin; no secret leaves' },
+        role: ['operator', 'auditor'],
+      },
       schema: {
         tags,
         security,
@@ -176,7 +185,7 @@ export const registerCredentialRoutes = (
   r.post(
     '/v1/admin/credentials/:name/prune',
     {
-      config: { audit: { event: 'credential.prune', recordedBy: 'service' } },
+      config: { audit: { event: 'credential.prune', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,

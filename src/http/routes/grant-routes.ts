@@ -30,7 +30,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
   r.post(
     '/v1/admin/grants',
     {
-      config: { audit: { event: 'grant.create', recordedBy: 'service' } },
+      config: { audit: { event: 'grant.create', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -63,7 +63,10 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
   r.get(
     '/v1/admin/grants',
     {
-      config: { audit: { none: 'grant metadata read by an admin; nothing changes, no secret leaves' } },
+      config: {
+        audit: { none: 'grant metadata read by an admin; nothing changes, no secret leaves' },
+        role: ['operator', 'auditor'],
+      },
       schema: {
         tags,
         security,
@@ -89,7 +92,10 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
   r.get(
     '/v1/admin/grants/:id',
     {
-      config: { audit: { none: 'grant metadata read by an admin; nothing changes, no secret leaves' } },
+      config: {
+        audit: { none: 'grant metadata read by an admin; nothing changes, no secret leaves' },
+        role: ['operator', 'auditor'],
+      },
       schema: {
         tags,
         security,
@@ -105,7 +111,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
   r.delete(
     '/v1/admin/grants/:id',
     {
-      config: { audit: { event: 'grant.revoke', recordedBy: 'service' } },
+      config: { audit: { event: 'grant.revoke', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -122,7 +128,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
   r.post(
     '/v1/admin/grants/revoke',
     {
-      config: { audit: { event: 'grant.revoke', recordedBy: 'service' } },
+      config: { audit: { event: 'grant.revoke', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -141,7 +147,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
   r.post(
     '/v1/admin/grants/import',
     {
-      config: { audit: { event: 'grant.create', recordedBy: 'service' } },
+      config: { audit: { event: 'grant.create', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,
@@ -168,7 +174,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
   r.post(
     '/v1/admin/revoke-all',
     {
-      config: { audit: { event: 'namespace.revoke_all', recordedBy: 'service' } },
+      config: { audit: { event: 'namespace.revoke_all', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags,
         security,

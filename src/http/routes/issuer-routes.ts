@@ -25,7 +25,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
   r.post(
     '/v1/admin/issuers',
     {
-      config: { audit: { event: 'issuer.trust', recordedBy: 'service' } },
+      config: { audit: { event: 'issuer.trust', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags: ['issuers'],
         security,
@@ -44,7 +44,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
   r.get(
     '/v1/admin/issuers',
     {
-      config: { audit: metadataRead },
+      config: { audit: metadataRead, role: ['operator', 'auditor'] },
       schema: {
         tags: ['issuers'],
         security,
@@ -59,7 +59,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
   r.get(
     '/v1/admin/issuers/:issuer',
     {
-      config: { audit: metadataRead },
+      config: { audit: metadataRead, role: ['operator', 'auditor'] },
       schema: {
         tags: ['issuers'],
         security,
@@ -75,7 +75,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
   r.delete(
     '/v1/admin/issuers/:issuer',
     {
-      config: { audit: { event: 'issuer.delete', recordedBy: 'service' } },
+      config: { audit: { event: 'issuer.delete', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags: ['issuers'],
         security,
@@ -94,7 +94,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
   r.post(
     '/v1/admin/agents/:agent/bindings',
     {
-      config: { audit: { event: 'agent.bind', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.bind', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags: ['agents'],
         security,
@@ -119,7 +119,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
   r.get(
     '/v1/admin/agents/:agent/bindings',
     {
-      config: { audit: metadataRead },
+      config: { audit: metadataRead, role: ['operator', 'auditor'] },
       schema: {
         tags: ['agents'],
         security,
@@ -137,7 +137,7 @@ export const registerIssuerRoutes = (app: FastifyInstance, { issuers }: Pick<Vau
   r.delete(
     '/v1/admin/agents/:agent/bindings/:bindingId',
     {
-      config: { audit: { event: 'agent.unbind', recordedBy: 'service' } },
+      config: { audit: { event: 'agent.unbind', recordedBy: 'service' }, role: 'operator' },
       schema: {
         tags: ['agents'],
         security,

@@ -14,7 +14,7 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
   r.get(
     '/v1/admin/keys/status',
     {
-      config: { audit: { none: 'reads key metadata only' } },
+      config: { audit: { none: 'reads key metadata only' }, role: 'auditor' },
       schema: {
         tags,
         security,
@@ -35,7 +35,7 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
   r.post(
     '/v1/admin/keys/rotate',
     {
-      config: { audit: { event: 'keys.rotate', recordedBy: 'service' } },
+      config: { audit: { event: 'keys.rotate', recordedBy: 'service' }, role: 'admin' },
       schema: {
         tags,
         security,
@@ -49,7 +49,7 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
   r.post(
     '/v1/admin/keys/mode',
     {
-      config: { audit: { event: 'keys.mode_set', recordedBy: 'service' } },
+      config: { audit: { event: 'keys.mode_set', recordedBy: 'service' }, role: 'admin' },
       schema: {
         tags,
         security,
@@ -68,7 +68,7 @@ export const registerKeyRoutes = (app: FastifyInstance, { keys }: Pick<VaultServ
   r.post(
     '/v1/admin/keys/verify',
     {
-      config: { audit: { event: 'keys.verify', recordedBy: 'service' } },
+      config: { audit: { event: 'keys.verify', recordedBy: 'service' }, role: 'admin' },
       schema: {
         tags,
         security,

@@ -25,7 +25,7 @@ export const registerOAuthRoutes = (
   r.get(
     '/v1/admin/oauth/providers',
     {
-      config: { audit: catalogRead },
+      config: { audit: catalogRead, role: ['operator', 'auditor'] },
       schema: {
         tags,
         security,

@@ -11,7 +11,7 @@ export const ErrorResponse = Type.Object(
   { description: 'Every error has this shape.' },
 );
 
-type CommonErrorStatus = 400 | 401 | 429 | 500;
+type CommonErrorStatus = 400 | 401 | 403 | 429 | 500;
 
 /** Response map with the error statuses a route can produce (the common ones are always there). */
 export const withErrors = <T extends Record<number, TSchema>, S extends number = never>(
@@ -20,7 +20,9 @@ export const withErrors = <T extends Record<number, TSchema>, S extends number =
 ): T & Record<CommonErrorStatus | S, typeof ErrorResponse> =>
   ({
     ...ok,
-    ...Object.fromEntries([...new Set([400, 401, 429, 500, ...statuses])].map((s) => [s, ErrorResponse])),
+    ...Object.fromEntries(
+      [...new Set([400, 401, 403, 429, 500, ...statuses])].map((s) => [s, ErrorResponse]),
+    ),
   }) as T & Record<CommonErrorStatus | S, typeof ErrorResponse>;
 
 export const NamespaceHeader = Type.Object({
