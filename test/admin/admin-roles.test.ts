@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type Kysely, sql } from 'kysely';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +63,15 @@ describe('admin roles', () => {
       expect(route.url.startsWith('/v1/admin/'), route.url).toBe(true);
       expect(route.roles[0], `${route.method} ${route.url}`).toBe('admin');
     }
+  });
+
+  it('is documented route by route in docs/security.md, as registered', () => {
+    const page = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+    const documented = [
+      ...page.matchAll(/^\|\s*`([A-Z]+)`\s*\|\s*`(\/v1\/admin\/[^`]*)`\s*\|\s*([a-z, ]+?)\s*\|$/gm),
+    ].map((m) => `${m[1]} ${m[2]} ${m[3]}`);
+    const registered = routes().map((r) => `${r.method} ${r.url} ${r.roles.join(', ')}`);
+    expect(documented.sort()).toEqual(registered.sort());
   });
 
   it('makes the root token an admin, and lists every token with its role', async () => {
