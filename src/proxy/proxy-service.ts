@@ -76,6 +76,12 @@ export interface ProxyServiceDeps extends AgentRequestDeps {
 
 const nullBodyStatuses = new Set([204, 205, 304]);
 
+/** The upstream's declared `Content-Length`, when it declared a valid one. */
+const declaredLength = (response: IncomingMessage): number | null => {
+  const value = response.headers['content-length'];
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : null;
+};
+
 /** Counts the bytes that pass. */
 const counter = () => {
   let bytes = 0;
@@ -117,7 +123,9 @@ const continued = (head: Buffer[], rest: AsyncIterator<Buffer>): Readable =>
 /** A failed connection as the agent sees it: the guard's refusal, a timeout, or unreachable. */
 const upstreamFailure = (error: unknown): VaultError => {
   const refusal = outboundRefusal(error);
-  if (refusal) return new VaultError('proxy_destination_refused', `${refusal.message}; nothing was sent.`);
+  // The registry's message only: the guard's names the address the host resolved to, which is the
+  // vault's network to know, not the agent's.
+  if (refusal) return new VaultError('proxy_destination_refused', undefined, { cause: refusal });
   if ((error as Error).name === 'TimeoutError') return new VaultError('upstream_timeout');
   return new VaultError('upstream_unreachable', undefined, { cause: error });
 };
@@ -219,11 +227,11 @@ export const createProxyService = (deps: ProxyServiceDeps) => {
         scanned = true;
       } else {
         body = continued(part.head, part.rest);
-        bytesOut = Number(response.headers['content-length'] ?? Number.NaN) || null;
+        bytesOut = declaredLength(response);
       }
     } else {
       body = response;
-      bytesOut = Number(response.headers['content-length'] ?? Number.NaN) || null;
+      bytesOut = declaredLength(response);
     }
     Object.assign(facts, {
       status,

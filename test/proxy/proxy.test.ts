@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addAgent,
   auditEventsOf,
+  breakAuditWrites,
   errorOf,
   grant,
   retrieve,
@@ -281,6 +282,36 @@ describe('HTTP proxy', () => {
       expect(crlf).toMatch(/^HTTP\/1\.1 400/);
       expect(upstream.seen.length).toBe(before);
     });
+  });
+
+  it('answers 502 upstream_unreachable when nothing listens, and records it', async () => {
+    const closed = await startUpstream();
+    await closed.close();
+    await addCredential({
+      name: 'gone',
+      type: 'api_key',
+      secret: { api_key: canary },
+      base_url: `http://${closed.host}`,
+      allowed_hosts: [closed.host],
+    });
+    await grant(t, { agent: agent.name, credential: 'gone', until_revoked: true });
+    const response = await call(base, 'GET', '/v1/proxy/gone/x', { headers: auth() });
+    expect(response.status).toBe(502);
+    expect(errorOf(JSON.parse(response.text)).code).toBe('upstream_unreachable');
+    expect(await onlyEventOf(response)).toMatchObject({ decision: 'deny', reason: 'upstream_unreachable' });
+  });
+
+  it('fails closed when the event cannot be written: the upstream’s answer does not reach the agent', async () => {
+    await proxied('unaudited');
+    const restore = await breakAuditWrites(t);
+    try {
+      const response = await call(base, 'GET', '/v1/proxy/unaudited/echo', { headers: auth() });
+      expect(response.status).toBe(503);
+      expect(errorOf(JSON.parse(response.text)).code).toBe('audit_unavailable');
+      expect(response.text).not.toContain('Bearer');
+    } finally {
+      await restore();
+    }
   });
 
   it('streams a large upload and download, recording the bytes of each', async () => {
