@@ -7,6 +7,7 @@ import type { AgentAuthenticator } from './agents/agent-types.js';
 import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
 import { createRemoteKeySets } from './agents/remote-keys.js';
 import { createOutboundGuard } from './net/outbound-guard.js';
+import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
 import { type Config, defaultAudience } from './config/config-schema.js';
@@ -51,6 +52,8 @@ export interface VaultServices {
   grants: GrantService;
   /** The agent retrieval path (seed contract), for the route, in-process callers and benchmarks. */
   retrieval: RetrievalService;
+  /** The HTTP proxy (`/v1/proxy/{service}/…`): forwards an agent's call with the credential injected. */
+  proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
 }
@@ -153,6 +156,7 @@ export const createServices = async ({
     }),
     grants: createGrantService({ db, clock, audit }),
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
+    proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
     oauthProviders: shippedProviderCatalog(),
   };
 

@@ -201,8 +201,12 @@ export const createAgentRequests = ({
     /**
      * Runs the whole path for an authenticated agent; `act` does what the channel does with the
      * secret (reveal it, inject it upstream) and its result is the answer once the allow is recorded.
+     * `facts` are the event's details so far: what `act` adds there is recorded with a refusal too.
      */
-    use<T>(request: AgentRequest, act: (use: CredentialUse) => Promise<ActResult<T>>): Promise<T> {
+    use<T>(
+      request: AgentRequest,
+      act: (use: CredentialUse, facts: AuditDetails) => Promise<ActResult<T>>,
+    ): Promise<T> {
       const facts = startFacts(request.principal);
       return auditedUse(audit, specOf(request, facts), async (record) => {
         assertAgentInPath(request, facts);
@@ -210,7 +214,7 @@ export const createAgentRequests = ({
         const view = await takeAccessView();
         const allowed = await decideUse(view, request, scopes, facts);
         const use = await readSecret(allowed, view, facts);
-        const { result, details } = await act(use);
+        const { result, details } = await act(use, facts);
         await record({ details });
         return result;
       });

@@ -10,6 +10,7 @@ export type Decision = 'allow' | 'deny';
  */
 export const auditActions = [
   'credential.retrieve',
+  'credential.proxy',
   'credential.create',
   'credential.update',
   'credential.delete',

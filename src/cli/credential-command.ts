@@ -26,6 +26,7 @@ const show = (c: CredentialView) =>
     ['description', c.description || '-'],
     ['scopes', c.scopes],
     ['allowed hosts', c.allowed_hosts],
+    ['base url', c.base_url],
     ['injection', `${c.injection.in} ${c.injection.name}: ${c.injection.template}`],
     ['secret fields', c.secret_fields],
     ['version', c.version],
@@ -52,6 +53,10 @@ const secretOptions = (command: Command) =>
     .option('--scopes <list>', 'comma-separated scopes the credential carries')
     .option('--allowed-host <host>', 'an upstream host the secret may be sent to; repeatable', collect)
     .option(
+      '--base-url <url>',
+      'where the HTTP proxy forwards calls made with it, e.g. https://api.github.com ("" clears it)',
+    )
+    .option(
       '--inject <in:name:template>',
       'how a proxy injects it, e.g. "header:Authorization:Bearer {{api_key}}"',
     )
@@ -66,6 +71,7 @@ interface SecretFlags {
   description?: string;
   scopes?: string;
   allowedHost?: string[];
+  baseUrl?: string;
   inject?: string;
   expiresAt?: string;
   subject?: string;
@@ -100,6 +106,7 @@ const metadata = (flags: SecretFlags) => ({
   description: flags.description,
   scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
   allowed_hosts: flags.allowedHost,
+  base_url: flags.baseUrl === undefined ? undefined : flags.baseUrl || null,
   injection: parseInject(flags.inject),
   expires_at: futureExpiry(flags.expiresAt),
   subject: flags.subject,

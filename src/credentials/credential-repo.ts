@@ -15,6 +15,8 @@ export interface Credential {
   description: string;
   scopes: string[];
   allowedHosts: string[];
+  /** Where the HTTP proxy forwards calls made with it (docs/proxy.md); null: not proxied. */
+  baseUrl: string | null;
   injection: Injection;
   status: CredentialStatus;
   expiresAt: string | null;
@@ -36,6 +38,7 @@ const toCredential = (row: Row): Credential => ({
   description: row.description,
   scopes: JSON.parse(row.scopes) as string[],
   allowedHosts: JSON.parse(row.allowed_hosts) as string[],
+  baseUrl: row.base_url,
   injection: JSON.parse(row.injection) as Injection,
   status: row.status as CredentialStatus,
   expiresAt: row.expires_at,
@@ -55,6 +58,7 @@ export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => (
   description: c.description,
   scopes: JSON.stringify(c.scopes),
   allowed_hosts: JSON.stringify(c.allowedHosts),
+  base_url: c.baseUrl,
   injection: JSON.stringify(c.injection),
   status: c.status,
   expires_at: c.expiresAt,
@@ -156,8 +160,9 @@ export const credentialRepo = {
 };
 
 /**
- * What decrypting a credential's current secret needs, in one read: its type and injection, the
- * current version's ciphertexts, and its wrapped data key. Prepared: it runs on every agent retrieval.
+ * What decrypting a credential's current secret needs, in one read: its type and injection (and, for
+ * the HTTP proxy, its base URL and allowed hosts), the current version's ciphertexts, and its wrapped
+ * data key. Prepared: it runs on every agent retrieval.
  */
 export const prepareCurrentSecret = (store: Pick<Store, 'db' | 'prepare'>) =>
   store.prepare((p: Params<{ namespace: string; id: string }>) =>
@@ -171,6 +176,9 @@ export const prepareCurrentSecret = (store: Pick<Store, 'db' | 'prepare'>) =>
         'c.id',
         'c.type',
         'c.injection',
+        'c.allowed_hosts',
+        'c.base_url',
+        'c.subject',
         'c.data_key_id',
         'c.current_version',
         'v.ciphertexts',

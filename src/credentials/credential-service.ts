@@ -23,6 +23,7 @@ import {
   parseCredentialType,
   type SecretFields,
   validateAllowedHosts,
+  validateBaseUrl,
   validateInjection,
   validateScopes,
   validateSecret,
@@ -35,6 +36,8 @@ export interface CreateCredentialInput {
   description?: string | undefined;
   scopes?: string[] | undefined;
   allowedHosts?: string[] | undefined;
+  /** The API base URL the HTTP proxy forwards to; null or absent: not proxied. */
+  baseUrl?: string | null | undefined;
   injection?: InjectionInput | undefined;
   expiresAt?: string | null | undefined;
   subject?: string | null | undefined;
@@ -45,6 +48,8 @@ export interface UpdateCredentialInput {
   description?: string | undefined;
   scopes?: string[] | undefined;
   allowedHosts?: string[] | undefined;
+  /** null clears it. */
+  baseUrl?: string | null | undefined;
   injection?: InjectionInput | undefined;
   expiresAt?: string | null | undefined;
   subject?: string | null | undefined;
@@ -152,6 +157,9 @@ export const createCredentialService = ({
           id: row.id,
           type: row.type as CredentialType,
           injection: JSON.parse(row.injection) as Injection,
+          allowedHosts: Object.freeze(JSON.parse(row.allowed_hosts) as string[]),
+          baseUrl: row.base_url,
+          subject: row.subject,
         }),
         dataKeyId: row.data_key_id,
         version: Number(row.current_version),
@@ -241,6 +249,7 @@ export const createCredentialService = ({
             );
             const scopes = validateScopes(input.scopes ?? []);
             const allowedHosts = validateAllowedHosts(input.allowedHosts ?? []);
+            const baseUrl = validateBaseUrl(input.baseUrl ?? null, allowedHosts);
             const expiresAt = parseExpiry(input.expiresAt);
             if (await credentialRepo.findByName(db, namespace, input.name)) throw nameTaken();
 
@@ -255,6 +264,7 @@ export const createCredentialService = ({
               description: input.description ?? '',
               scopes,
               allowedHosts,
+              baseUrl,
               injection,
               status: 'active',
               expiresAt,
@@ -317,14 +327,22 @@ export const createCredentialService = ({
               input.injection !== undefined || secret !== undefined
                 ? validateInjection(input.injection ?? current.injection, current.type, fields)
                 : current.injection;
+            const allowedHosts =
+              input.allowedHosts === undefined
+                ? current.allowedHosts
+                : validateAllowedHosts(input.allowedHosts);
+            // Checked against the hosts it will have, whichever of the two changed (an http base URL
+            // needs its host listed).
+            const baseUrl = validateBaseUrl(
+              input.baseUrl === undefined ? current.baseUrl : input.baseUrl,
+              allowedHosts,
+            );
             const next: Credential = {
               ...current,
               description: input.description ?? current.description,
               scopes: input.scopes === undefined ? current.scopes : validateScopes(input.scopes),
-              allowedHosts:
-                input.allowedHosts === undefined
-                  ? current.allowedHosts
-                  : validateAllowedHosts(input.allowedHosts),
+              allowedHosts,
+              baseUrl,
               injection,
               expiresAt: input.expiresAt === undefined ? current.expiresAt : parseExpiry(input.expiresAt),
               subject: input.subject === undefined ? current.subject : input.subject,

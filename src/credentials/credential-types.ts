@@ -329,6 +329,33 @@ export const validateAllowedHosts = (hosts: string[]): string[] => {
   return [...new Set(normalized)];
 };
 
+const maxBaseUrlLength = 2048;
+
+/**
+ * A credential's API base URL (the HTTP proxy forwards `{path…}` below it): an absolute https URL, or
+ * http only for a host the credential's allowed hosts name exactly (a cleartext upstream is a choice
+ * the operator writes down); no user name or password (the proxy injects credentials, a URL does
+ * not carry them), no query and no fragment (the agent's path and query are appended to it). Empty
+ * or null: none. Returns it normalised (WHATWG serialisation, no trailing slash).
+ */
+export const validateBaseUrl = (raw: string | null, allowedHosts: readonly string[]): string | null => {
+  if (raw === null || raw.trim() === '') return null;
+  const fail = (why: string): never => {
+    throw new VaultError('invalid_base_url', `"${raw.slice(0, 120)}" is not a usable base URL: ${why}.`);
+  };
+  if (raw.length > maxBaseUrlLength) fail(`it is longer than ${maxBaseUrlLength} characters`);
+  if (!URL.canParse(raw)) fail('give an absolute URL such as https://api.example.com/v1');
+  const url = new URL(raw);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') fail('use https (or http)');
+  if (url.protocol === 'http:' && !allowedHosts.includes(url.host)) {
+    fail(`an http base URL needs its host (${url.host}) among the credential's allowed hosts`);
+  }
+  if (url.username || url.password) fail('a user name or password does not belong in it');
+  if (url.search || raw.includes('?')) fail('a query does not belong in it');
+  if (url.hash || raw.includes('#')) fail('a fragment does not belong in it');
+  return url.href.replace(/\/+$/, '');
+};
+
 export const validateScopes = (scopes: string[]): string[] => {
   for (const scope of scopes) {
     if (scope.length === 0 || scope.length > 256 || /\s/.test(scope)) {

@@ -60,6 +60,11 @@ export const errorRegistry = {
   },
   invalid_secret: { status: 400, message: 'The secret does not have the fields its credential type needs.' },
   invalid_injection: { status: 400, message: 'The injection settings are not valid.' },
+  invalid_base_url: {
+    status: 400,
+    message:
+      'The base URL is not usable: give an https URL (http only for a host in allowed_hosts) with no user name, password, query or fragment.',
+  },
   invalid_namespace: {
     status: 400,
     message: 'A namespace is 1 to 64 characters: lowercase letters, digits, `-` and `_`.',
@@ -192,6 +197,44 @@ export const errorRegistry = {
   invalid_scope: { status: 400, message: 'A grant’s scopes must be a subset of the credential’s scopes.' },
   invalid_ttl: { status: 400, message: 'A grant lasts from 1 hour to 30 days, or until revoked.' },
   invalid_import: { status: 400, message: 'The grant import document is not valid.' },
+
+  // HTTP proxy (docs/proxy.md)
+  proxy_not_configured: {
+    status: 409,
+    message: 'This credential has no base URL, so the proxy has nowhere to send it; ask an admin to set one.',
+  },
+  proxy_host_not_allowed: {
+    status: 403,
+    message:
+      'The upstream host is not among the credential’s allowed hosts, so the credential is not sent there; ask an admin to list it.',
+  },
+  proxy_destination_refused: {
+    status: 403,
+    message:
+      'The upstream resolves to a private, loopback or link-local address that the credential’s allowed hosts do not name; nothing was sent.',
+  },
+  proxy_path_refused: {
+    status: 400,
+    message:
+      'The path could leave the credential’s base URL (`..`, `.`, an encoded slash or backslash, or a full URL); send a plain path below it.',
+  },
+  proxy_header_refused: {
+    status: 400,
+    message: 'A request header is not accepted by the proxy (more than one Host header); nothing was sent.',
+  },
+  proxy_injection_unsupported: {
+    status: 409,
+    message:
+      'This credential is injected as an environment variable, which an HTTP call cannot carry; ask an admin for a header or query injection.',
+  },
+  upstream_unreachable: {
+    status: 502,
+    message: 'The upstream API could not be reached (connection refused, reset or DNS failure).',
+  },
+  upstream_timeout: {
+    status: 504,
+    message: 'The upstream API did not answer in time.',
+  },
 
   // policies
   invalid_policy: {

@@ -24,6 +24,7 @@ import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
 import { registerOAuthRoutes } from './routes/oauth-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
+import { registerProxyRoutes } from './routes/proxy-routes.js';
 import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
 
 export interface ServerDeps {
@@ -61,7 +62,7 @@ const adminRouteModules: RouteModule[] = [
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
-const agentRouteModules: RouteModule[] = [registerRetrievalRoutes];
+const agentRouteModules: RouteModule[] = [registerRetrievalRoutes, registerProxyRoutes];
 
 /**
  * A caller's request id is kept when it is 1 to 128 visible ASCII characters (no space, no control

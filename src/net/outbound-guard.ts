@@ -100,29 +100,41 @@ const bodyOf = (body: RequestInit['body']): Buffer | Readable | undefined => {
   throw new TypeError('guardedFetch sends a string, bytes, URLSearchParams or a ReadableStream body');
 };
 
+/** An allowlist as the guard checks it: exact host names, and addresses in a block list. */
+interface CompiledAllow {
+  hosts: ReadonlySet<string>;
+  addresses: BlockList;
+}
+
+const compileAllow = (allow: OutboundAllow): CompiledAllow => {
+  const addresses = new BlockList();
+  for (const cidr of allow.cidrs) {
+    const [network, prefix] = cidr.split('/') as [string, string];
+    addresses.addSubnet(network, Number(prefix), isIP(network) === 4 ? 'ipv4' : 'ipv6');
+  }
+  return { hosts: new Set(allow.hosts), addresses };
+};
+
 export const createOutboundGuard = ({
   allow = { hosts: [], cidrs: [] },
   lookup = dnsLookup,
 }: OutboundGuardDeps = {}) => {
-  const allowedHosts = new Set(allow.hosts);
-  const allowedAddresses = new BlockList();
-  for (const cidr of allow.cidrs) {
-    const [network, prefix] = cidr.split('/') as [string, string];
-    allowedAddresses.addSubnet(network, Number(prefix), isIP(network) === 4 ? 'ipv4' : 'ipv6');
-  }
+  const operator = compileAllow(allow);
+  const none: CompiledAllow = compileAllow({ hosts: [], cidrs: [] });
 
-  const addressAllowed = (address: string): boolean => {
+  const addressAllowed = (address: string, extra: CompiledAllow): boolean => {
     const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
     const inner = type === 'ipv6' ? embeddedIpv4(address) : undefined;
-    return (
-      allowedAddresses.check(address, type) || (inner !== undefined && allowedAddresses.check(inner, 'ipv4'))
+    return [operator, extra].some(
+      ({ addresses }) =>
+        addresses.check(address, type) || (inner !== undefined && addresses.check(inner, 'ipv4')),
     );
   };
 
   /** Throws unless the address is public or allowed. */
-  const checkAddress = (host: string, address: string): void => {
+  const checkAddress = (host: string, address: string, extra: CompiledAllow): void => {
     const range = nonPublicRange(address);
-    if (range !== undefined && !addressAllowed(address)) {
+    if (range !== undefined && !addressAllowed(address, extra)) {
       throw new OutboundRefusedError(
         `${host === address ? address : `${host} (${address})`} is a ${range} address; the vault does not connect to it unless TOKENVAULT_OUTBOUND_ALLOW names it`,
       );
@@ -131,7 +143,7 @@ export const createOutboundGuard = ({
 
   /** The lookup the connection itself uses: what it connects to is what was checked. */
   const pinnedLookup =
-    (host: string): LookupFunction =>
+    (host: string, extra: CompiledAllow): LookupFunction =>
     (hostname, options, callback) => {
       lookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints }, (error, found) => {
         if (error) return callback(error, '', 0);
@@ -139,7 +151,7 @@ export const createOutboundGuard = ({
         try {
           if (addresses.length === 0) throw new OutboundRefusedError(`${host} has no address`);
           // Every answer is checked, not only the first: the connection may try each of them.
-          for (const { address } of addresses) checkAddress(host, address);
+          for (const { address } of addresses) checkAddress(host, address, extra);
         } catch (refusal) {
           return callback(refusal as NodeJS.ErrnoException, '', 0);
         }
@@ -149,14 +161,14 @@ export const createOutboundGuard = ({
     };
 
   /** The URL parts the guard insists on, and the host whose address will be checked (or not). */
-  const checkUrl = (url: URL): { host: string; checked: boolean } => {
+  const checkUrl = (url: URL, extra: CompiledAllow = none): { host: string; checked: boolean } => {
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
       throw new OutboundRefusedError(`${url.protocol} URLs are not fetched`);
     if (url.username || url.password)
       throw new OutboundRefusedError('a URL with a user name or password is not fetched');
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-    if (allowedHosts.has(host)) return { host, checked: false };
-    if (isIP(host) !== 0) checkAddress(host, host);
+    if (operator.hosts.has(host) || extra.hosts.has(host)) return { host, checked: false };
+    if (isIP(host) !== 0) checkAddress(host, host, extra);
     return { host, checked: true };
   };
 
@@ -169,7 +181,7 @@ export const createOutboundGuard = ({
       method: init.method ?? 'GET',
       headers: Object.fromEntries(headers),
       signal: init.signal ?? undefined,
-      ...(checked ? { lookup: pinnedLookup(host) } : {}),
+      ...(checked ? { lookup: pinnedLookup(host, none) } : {}),
     };
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<Response>((resolve, reject) => {
@@ -230,6 +242,17 @@ export const createOutboundGuard = ({
      * settings checked when they are saved). A host name is only checked when it is fetched.
      */
     checkUrl: (raw: string): void => void checkUrl(new URL(raw)),
+    /**
+     * For a caller that makes its own `node:http` request (the HTTP proxy, which streams both ways):
+     * checks the URL as `fetch` does, with `extra` allowed for this call only on top of the operator's
+     * allowlist (a credential's own hosts), and returns the lookup the connection must use, so what it
+     * connects to is what was checked. Throws OutboundRefusedError; redirects are the caller's.
+     */
+    connectOptions: (url: URL, extra: OutboundAllow): Pick<RequestOptions, 'lookup'> => {
+      const compiled = compileAllow(extra);
+      const { host, checked } = checkUrl(url, compiled);
+      return checked ? { lookup: pinnedLookup(host, compiled) } : {};
+    },
   };
 };
 

@@ -284,6 +284,13 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0007_credential_base_url': {
+    async up(db: Kysely<unknown>) {
+      // Where the HTTP proxy forwards a credential's calls (docs/proxy.md). Null: not proxied. A
+      // change moves the credential's own access scope (rule `own` of 0004 covers every column).
+      await db.schema.alterTable('credentials').addColumn('base_url', 'text').execute();
+    },
+  },
 };
 
 /**

@@ -77,6 +77,8 @@ export interface CredentialTable {
   current_version: number;
   created_at: string;
   updated_at: string;
+  /** Migration 0007: the API base URL the HTTP proxy forwards to; null when not set. */
+  base_url: string | null;
 }
 
 /** Secret versions: `ciphertexts` is a JSON object field → envelope ciphertext. */

@@ -44,6 +44,7 @@ export const credentialRow = (overrides: Partial<CredentialTable> = {}): Credent
   description: '',
   scopes: '[]',
   allowed_hosts: '["slack.com"]',
+  base_url: null,
   injection: '{}',
   status: 'active',
   expires_at: null,

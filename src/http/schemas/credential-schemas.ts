@@ -16,6 +16,12 @@ const SecretInput = Type.Record(Type.String(), Type.Unknown(), {
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 
+const BaseUrl = Type.String({
+  maxLength: 2048,
+  description:
+    'Where the HTTP proxy forwards calls (`/v1/proxy/{name}/{path}` → base URL + path): https, or http for a host listed in allowed_hosts; no credentials, query or fragment.',
+});
+
 export const CreateCredentialBody = Type.Object(
   {
     name: Type.String({ description: 'Unique in the namespace, e.g. `slack`.', maxLength: 200 }),
@@ -24,6 +30,7 @@ export const CreateCredentialBody = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 1000 })),
     scopes: Type.Optional(Type.Array(Type.String(), { maxItems: 200 })),
     allowed_hosts: Type.Optional(Type.Array(Type.String(), { maxItems: 100 })),
+    base_url: Type.Optional(Nullable(BaseUrl)),
     injection: Type.Optional(Injection),
     expires_at: Type.Optional(Nullable(Type.String())),
     subject: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
@@ -38,6 +45,7 @@ export const UpdateCredentialBody = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 1000 })),
     scopes: Type.Optional(Type.Array(Type.String(), { maxItems: 200 })),
     allowed_hosts: Type.Optional(Type.Array(Type.String(), { maxItems: 100 })),
+    base_url: Type.Optional(Nullable(BaseUrl)),
     injection: Type.Optional(Injection),
     expires_at: Type.Optional(Nullable(Type.String())),
     subject: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
@@ -59,6 +67,7 @@ export const CredentialView = Type.Object(
     description: Type.String(),
     scopes: Type.Array(Type.String()),
     allowed_hosts: Type.Array(Type.String()),
+    base_url: Nullable(Type.String()),
     injection: Injection,
     status: Type.String(),
     expires_at: Nullable(Type.String()),
@@ -82,6 +91,7 @@ export const toCredentialView = (c: Credential): CredentialView => ({
   description: c.description,
   scopes: c.scopes,
   allowed_hosts: c.allowedHosts,
+  base_url: c.baseUrl,
   injection: c.injection,
   status: c.status,
   expires_at: c.expiresAt,
