@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeOnEveryStore } from '../helpers/stores.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { auditHttpContract } from './audit-http-contract.js';
 
-describe('audit at the HTTP edge on SQLite', () => {
-  auditHttpContract(async () => ({}));
-});
+describeOnEveryStore('audit at the HTTP edge', (store) => auditHttpContract(store.fresh));
 
 describe('audit of rate-limited admin authentication', () => {
   let t: TestVault;
