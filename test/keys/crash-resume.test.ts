@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +19,7 @@ import { type KeyJob, vaultStateRepo } from '../../src/keys/vault-state-repo.js'
 import { systemClock } from '../../src/lib/clock.js';
 import { adminTokenFileName, createVault } from '../../src/main.js';
 import { openStore, sqliteFileName } from '../../src/store/database.js';
+import { cleanEnv, type ServerProcess, startServer } from '../helpers/cli.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import {
   countRows,
@@ -41,31 +41,17 @@ import {
  * runs out, and finish it.
  */
 
-const binPath = fileURLToPath(new URL('../../bin/tokenvault', import.meta.url));
 const cliEntry = fileURLToPath(new URL('../../dist/cli/cli-main.js', import.meta.url));
 
 /** Enough keys, in small enough batches, that the job is still running when the test looks at it. */
 const credentialCount = 3000;
 const batchSize = 20;
 
-interface ServerProcess {
-  url: string;
-  child: ChildProcess;
-  exited: Promise<void>;
-  output(): string;
-}
-
-/** The test's environment minus every TOKENVAULT_* variable, plus `extra`. */
-const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
-  ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('TOKENVAULT_'))),
-  ...extra,
-});
-
 describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
   let seed: TempDataDir;
   let secrets: Map<string, string>;
-  /** Every server process still running, whichever test started it: the last line of defence. */
-  const live = new Set<ChildProcess>();
+  /** Every server process started, whichever test started it: the last line of defence. */
+  const started = new Set<ServerProcess>();
   const dirs: TempDataDir[] = [];
 
   /**
@@ -73,60 +59,28 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
    * and webhook, when it ends, passed or failed.
    */
   interface Scope {
-    children: Set<ChildProcess>;
+    servers: Set<ServerProcess>;
     kms?: TestKms;
   }
 
   const scopeFor = (onTestFinished: (fn: () => Promise<void>) => void): Scope => {
-    const scope: Scope = { children: new Set() };
+    const scope: Scope = { servers: new Set() };
     onTestFinished(async () => {
-      for (const child of scope.children) child.kill('SIGKILL');
-      while ([...scope.children].some((child) => live.has(child))) await sleep(10);
+      for (const server of scope.servers) await server.stop('SIGKILL');
       await scope.kms?.stop();
     });
     return scope;
   };
 
-  const spawnServer = (scope: Scope, dataDir: string, env: NodeJS.ProcessEnv): Promise<ServerProcess> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [binPath, 'serve', '--data-dir', dataDir, '--port', '0', '--key-job-batch-size', String(batchSize)],
-        { env, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      live.add(child);
-      scope.children.add(child);
-      let output = '';
-      // Only the tail is kept: it is for the failure message, and the request log is long.
-      const keep = (chunk: Buffer) => {
-        output = (output + chunk.toString()).slice(-20_000);
-      };
-      let stderr = '';
-      const exited = new Promise<void>((done) =>
-        child.once('exit', () => {
-          live.delete(child);
-          done();
-        }),
-      );
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`tokenvault serve did not start within 15 s; it printed:\n${output}`));
-      }, 15_000);
-      child.stdout!.on('data', keep);
-      child.stderr!.on('data', (chunk: Buffer) => {
-        keep(chunk);
-        stderr += chunk.toString();
-        const match = /listening on (http:\/\/\S+)/.exec(stderr);
-        if (match) {
-          clearTimeout(timer);
-          resolve({ url: match[1]!, child, exited, output: () => output });
-        }
-      });
-      void exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`tokenvault serve exited before listening; it printed:\n${output}`));
-      });
+  const spawnServer = async (scope: Scope, dataDir: string, env: NodeJS.ProcessEnv) => {
+    const server = await startServer(['--data-dir', dataDir, '--key-job-batch-size', String(batchSize)], {
+      cwd: dataDir,
+      env,
     });
+    started.add(server);
+    scope.servers.add(server);
+    return server;
+  };
 
   /**
    * Polls the server's database file (read-only, from this process) until some data key has moved to
@@ -157,8 +111,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
   };
 
   const killHard = async (server: ServerProcess) => {
-    server.child.kill('SIGKILL');
-    await server.exited;
+    await server.stop('SIGKILL');
   };
 
   const call = async (
@@ -312,8 +265,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
     } satisfies Partial<VerifyView>);
 
     // A clean stop, then one more look at what is on disk.
-    second.child.kill('SIGTERM');
-    await second.exited;
+    await second.stop('SIGTERM');
     const afterResume = await expectEverySecretReadable(dir.dir, scope.kms);
     expect(Object.keys(afterResume.refs).filter((ref) => !isTarget(ref))).toEqual([]);
     return { dir: dir.dir, job };
@@ -335,8 +287,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const child of live) child.kill('SIGKILL');
-    while (live.size > 0) await sleep(10);
+    for (const server of started) await server.stop('SIGKILL');
     for (const dir of dirs) await dir.cleanup();
     await seed?.cleanup();
   });
@@ -349,7 +300,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
       const { dir } = await crashAndResume(
         scope,
         { path: '/v1/admin/keys/rotate' },
-        childEnv(),
+        cleanEnv(),
         (ref) => ref === 'platform:2',
       );
 
@@ -372,7 +323,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
       const scope = scopeFor(onTestFinished);
       const kms = await startKms();
       scope.kms = kms;
-      const env = childEnv({
+      const env = cleanEnv({
         TOKENVAULT_KMS_WEBHOOK_URL: kms.url,
         TOKENVAULT_KMS_WEBHOOK_SECRET: kms.secret,
       });
