@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Reads Vitest's JSON report and fails (exit 1) unless the run really tested something: the report
-// exists, no test or test file failed, at least one test passed, and the PostgreSQL suite
-// (`*.pg.test.ts`) ran with nothing in it skipped. Its last line is the summary CI reads:
+// exists, no test or test file failed, at least one test passed, and the PostgreSQL suite ran with
+// nothing in it skipped. A PostgreSQL test is one in a `*.pg.test.ts` file or inside a block titled
+// `on PostgreSQL` (what `describeOnEveryStore` in test/helpers/stores.ts makes). Its last line is the summary CI reads:
 // `tests: N passed, N failed, N skipped`.
 //
 // Usage: node scripts/check-test-report.mjs [test-results/vitest.json]
@@ -11,6 +12,10 @@ import { relative } from 'node:path';
 
 const reportPath = process.argv[2] ?? 'test-results/vitest.json';
 const postgresFile = /\.pg\.test\.ts$/;
+// Kept in step with `onPostgresTitle` in test/helpers/stores.ts.
+const postgresBlock = 'on PostgreSQL';
+const isPostgresTest = (fileIsPostgres, test) =>
+  fileIsPostgres || (Array.isArray(test.ancestorTitles) && test.ancestorTitles.includes(postgresBlock));
 const skippedStatuses = new Set(['skipped', 'pending', 'todo', 'disabled']);
 
 const fail = (message) => {
@@ -37,12 +42,13 @@ const postgres = { files: 0, passed: 0, skipped: [] };
 for (const file of report.testResults) {
   const name = relative(process.cwd(), file.name ?? '(unnamed file)');
   const tests = Array.isArray(file.assertionResults) ? file.assertionResults : [];
-  const isPostgres = postgresFile.test(name);
-  if (isPostgres) postgres.files += 1;
+  const fileIsPostgres = postgresFile.test(name);
+  if (fileIsPostgres || tests.some((test) => isPostgresTest(false, test))) postgres.files += 1;
 
   let fileFailures = 0;
   for (const test of tests) {
     const title = `${name} > ${test.fullName ?? test.title}`;
+    const isPostgres = isPostgresTest(fileIsPostgres, test);
     if (test.status === 'passed') {
       counts.passed += 1;
       if (isPostgres) postgres.passed += 1;
@@ -76,10 +82,12 @@ if ((report.numFailedTestSuites ?? 0) > 0 && counts.failed === 0) {
 }
 if (counts.passed === 0) problems.push('no test passed: the run tested nothing');
 if (postgres.files === 0) {
-  problems.push('no *.pg.test.ts file was in the run: the PostgreSQL suite did not run');
+  problems.push(
+    'no PostgreSQL test (*.pg.test.ts or an `on PostgreSQL` block) was in the run: the PostgreSQL suite did not run',
+  );
 } else if (postgres.passed === 0) {
   problems.push(
-    'no test in a *.pg.test.ts file passed: the PostgreSQL suite did not run (is TOKENVAULT_TEST_DATABASE_URL set?)',
+    'no PostgreSQL test passed: the PostgreSQL suite did not run (is TOKENVAULT_TEST_DATABASE_URL set?)',
   );
 }
 for (const skipped of postgres.skipped) {

@@ -121,8 +121,8 @@ describe('checking a provider data file', () => {
   it('reports schema problems with the file and the JSON path', () => {
     const raw = { ...minimal(), pkce: 'maybe', scopes: { separator: ' ' } };
     const problems = problemsOf(raw);
-    expect(problems.some((p) => p.startsWith('acme.json: /pkce:'))).toBe(true);
-    expect(problems.some((p) => p.startsWith('acme.json: /scopes/default:'))).toBe(true);
+    expect(problems).toContainEqual(expect.stringMatching(/^acme\.json: \/pkce:/));
+    expect(problems).toContainEqual(expect.stringMatching(/^acme\.json: \/scopes\/default:/));
   });
 
   it('refuses an unknown kind and an unknown field', () => {
@@ -207,7 +207,7 @@ describe('checking a provider data file', () => {
     }
     expect(caught).toBeInstanceOf(ProviderCatalogError);
     const { problems } = caught as ProviderCatalogError;
-    expect(problems.some((p) => p.startsWith('bad.json: /pkce'))).toBe(true);
+    expect(problems).toContainEqual(expect.stringMatching(/^bad\.json: \/pkce/));
     expect(problems).toContain('acme-v2.json: /variant/of: no provider is named acme-v1');
   });
 });

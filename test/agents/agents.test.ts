@@ -1,11 +1,6 @@
-import { describe } from 'vitest';
+import { describeOnEveryStore } from '../helpers/stores.js';
 import { agentAdminContract } from './agent-admin-contract.js';
 import { agentAuthContract } from './agent-auth-contract.js';
 
-describe('agent admin API on SQLite', () => {
-  agentAdminContract(async () => ({}));
-});
-
-describe('agent authentication on SQLite', () => {
-  agentAuthContract(async () => ({}));
-});
+describeOnEveryStore('agent admin API', (store) => agentAdminContract(store.fresh));
+describeOnEveryStore('agent authentication', (store) => agentAuthContract(store.fresh));

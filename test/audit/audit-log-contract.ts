@@ -132,9 +132,11 @@ export const auditLogContract = (open: () => Promise<StoreHandle>) => {
     const settled = await Promise.allSettled(
       Array.from({ length: n }, (_, i) => writer.record(event(i + 1))),
     );
-    expect(settled.every((s) => s.status === 'fulfilled')).toBe(true);
+    expect(settled.filter((s) => s.status === 'rejected')).toEqual([]);
     expect(await count()).toBe(n);
-    expect(commits).toBeLessThan(n / 10);
+    // All n calls were queued in one turn of the event loop, before the writer's first commit (it
+    // waits a turn first), so one commit carries them all: a count, not a matter of scheduling.
+    expect(commits).toBe(1);
     const seqs = (await db().selectFrom('audit_events').select('seq').orderBy('seq').execute()).map((r) =>
       Number(r.seq),
     );
@@ -328,8 +330,8 @@ export const auditLogContract = (open: () => Promise<StoreHandle>) => {
 
     const denied = await log.list({ limit: 100, decision: 'deny' });
     expect(denied.items.length).toBe(10);
-    expect(denied.items.every((e) => e.decision === 'deny' && e.reason === 'credential_not_found')).toBe(
-      true,
+    expect(denied.items.filter((e) => e.decision !== 'deny' || e.reason !== 'credential_not_found')).toEqual(
+      [],
     );
     expect((await log.list({ limit: 100, action: 'credential.*' })).items.length).toBe(30);
     expect((await log.list({ limit: 100, credential: 'c7' })).items.map((e) => e.seq)).toEqual([7]);

@@ -1,12 +1,16 @@
-import { describe } from 'vitest';
 import { openStore } from '../../src/store/database.js';
 import { createTempDataDir } from '../helpers/sqlite.js';
+import { describeOnEveryStore } from '../helpers/stores.js';
 import { auditLogContract } from './audit-log-contract.js';
 
-describe('audit log on SQLite', () => {
+describeOnEveryStore('audit log', (store) =>
   auditLogContract(async () => {
-    const dir = await createTempDataDir();
-    const store = await openStore({ dataDir: dir.dir });
-    return { store, cleanup: () => dir.cleanup() };
-  });
-});
+    if (store.dialect === 'sqlite') {
+      const dir = await createTempDataDir();
+      return { store: await openStore({ dataDir: dir.dir }), cleanup: () => dir.cleanup() };
+    }
+    const database = await store.fresh();
+    const open = () => openStore({ databaseUrl: database.databaseUrl, dataDir: '/nonexistent', poolSize: 4 });
+    return { store: await open(), openReplica: open, cleanup: database.cleanup };
+  }),
+);

@@ -1,10 +1,12 @@
-import { stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toChainedFields } from '../../src/audit/audit-event.js';
 import { createAuditService } from '../../src/audit/audit-service.js';
 import { type AuditAppender, startSqliteAuditAppender } from '../../src/audit/sqlite-audit-appender.js';
 import { openStore, type Store } from '../../src/store/database.js';
+import { safetyNetCheckpointPages } from '../../src/store/sqlite-connection.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 
 const event = (n: number) =>
@@ -29,6 +31,17 @@ const count = async (store: Store) =>
         .executeTakeFirstOrThrow()
     ).n,
   );
+
+/** The WAL file's size and its header's checkpoint sequence number (bytes 12-15, big-endian). */
+const walHeader = async (path: string) => {
+  const file = await open(path, 'r');
+  try {
+    const { buffer } = await file.read(Buffer.alloc(32), 0, 32, 0);
+    return { checkpointSeq: buffer.readUInt32BE(12), size: (await file.stat()).size };
+  } finally {
+    await file.close();
+  }
+};
 
 describe('SQLite audit appender (writer thread)', () => {
   let dir: TempDataDir;
@@ -84,34 +97,66 @@ describe('SQLite audit appender (writer thread)', () => {
 
   it('lets a change on the main connection that reads before it writes commit while the thread appends', async () => {
     // A deferred transaction would fail with SQLITE_BUSY_SNAPSHOT when an append lands between its
-    // read and its write; the store's transactions take the write lock when they begin.
+    // read and its write; the store's transactions take the write lock when they begin, so the appends
+    // made inside this one wait for its commit. Rather than hoping a timer puts an append between the
+    // read and the write, the test shows the lock is held there: another writer is refused at once.
+    const otherWriter = new SQLite(store.location, { timeout: 0 });
     let appends: Promise<void>[] = [];
-    await store.db.transaction().execute(async (trx) => {
-      const head = await trx.selectFrom('audit_head').selectAll().executeTakeFirst();
-      appends = Array.from({ length: 50 }, (_, i) => appender.append([event(i + 1)]));
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      await trx
-        .insertInto('vault_state')
-        .values({ key: 'probe', value: JSON.stringify(head?.seq ?? 0), updated_at: new Date().toISOString() })
-        .execute();
-    });
+    let settled = 0;
+    try {
+      await store.db.transaction().execute(async (trx) => {
+        const head = await trx.selectFrom('audit_head').selectAll().executeTakeFirst();
+        appends = Array.from({ length: 50 }, (_, i) =>
+          appender.append([event(i + 1)]).finally(() => void (settled += 1)),
+        );
+        expect(() => otherWriter.exec('begin immediate')).toThrow(/locked|busy/i);
+        await trx
+          .insertInto('vault_state')
+          .values({
+            key: 'probe',
+            value: JSON.stringify(head?.seq ?? 0),
+            updated_at: new Date().toISOString(),
+          })
+          .execute();
+        expect(settled, 'an append committed inside the transaction').toBe(0);
+      });
+    } finally {
+      otherWriter.close();
+    }
     await Promise.all(appends);
     expect(await count(store)).toBe(50);
+    const probe = await store.db
+      .selectFrom('vault_state')
+      .select('value')
+      .where('key', '=', 'probe')
+      .execute();
+    expect(probe).toEqual([{ value: '0' }]);
   });
 
-  it('keeps the WAL small while commits never stop: the store’s checkpointer makes it start over', async () => {
-    // Each append is a commit of its own: thousands of them write far more through the WAL than the
-    // bound below. Were the WAL only ever checkpointed PASSIVEly, it would never start over.
+  it('starts the WAL over while commits never stop: the store’s checkpointer restarts it', async () => {
+    // Each append is a commit of its own. Were the WAL only ever checkpointed PASSIVEly it would never
+    // start over and would grow without end. How large it gets first depends on how many commits land
+    // between two of the checkpointer's ticks, which is scheduling; that it starts over does not. Each
+    // time it does, the next commit rewrites its header with the checkpoint sequence number moved on.
     const wal = `${store.location}-wal`;
     let written = 0;
-    let largest = 0;
-    const bound = 12 * 1024 * 1024;
-    // At least a table page and a page of each index go through the WAL per commit.
-    while (written * 4 * 4096 < 2 * bound) {
-      await appender.append([event(++written)]);
-      if (written % 50 === 0) largest = Math.max(largest, (await stat(wal)).size);
+    await appender.append([event(++written)]);
+    const first = await walHeader(wal);
+    let now = first;
+    let largest = first.size;
+    const deadline = Date.now() + 20_000;
+    while (now.checkpointSeq === first.checkpointSeq && Date.now() < deadline) {
+      for (let i = 0; i < 50; i++) await appender.append([event(++written)]);
+      now = await walHeader(wal);
+      largest = Math.max(largest, now.size);
     }
-    expect(largest).toBeLessThan(bound);
+    expect(
+      now.checkpointSeq,
+      `the WAL never started over in ${written} commits (largest ${largest} bytes)`,
+    ).toBeGreaterThan(first.checkpointSeq);
+    // Far below the size at which a writing connection checkpoints by itself: the thread did it.
+    expect(largest).toBeLessThan(safetyNetCheckpointPages * 4096);
+    await appender.append([event(++written)]);
     expect(await count(store)).toBe(written);
   }, 30_000);
 

@@ -3,6 +3,7 @@ import type { ErrorBody } from '../../src/http/error-handler.js';
 import { fixedClock } from '../../src/lib/clock.js';
 import type { TestVault, TestVaultOptions } from '../helpers/vault.js';
 import { startTestVault } from '../helpers/vault.js';
+import { countRows } from '../keys/key-fixtures.js';
 
 const errorOf = (body: unknown) => (body as ErrorBody).error;
 
@@ -19,15 +20,7 @@ export const adminApiContract = (
 
   const counts = async () => {
     const db = t.vault.store.db;
-    const one = async (table: 'credentials' | 'credential_versions' | 'data_keys') =>
-      Number(
-        (
-          await db
-            .selectFrom(table)
-            .select((eb) => eb.fn.countAll<number | string>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-      );
+    const one = (table: 'credentials' | 'credential_versions' | 'data_keys') => countRows(db, table);
     return {
       credentials: await one('credentials'),
       versions: await one('credential_versions'),

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TestVault, TestVaultOptions } from '../helpers/vault.js';
+import { waitForJob } from '../helpers/jobs.js';
 import { startTestVault } from '../helpers/vault.js';
 
 export const canary = 'CANARY-7f3a9c-do-not-leak';
@@ -87,13 +88,10 @@ export const canaryContract = (
 
     const rotated = await call('POST', '/v1/admin/keys/rotate');
     expect(rotated.status).toBe(202);
-    for (let i = 0; i < 100; i++) {
-      const status = (await call('GET', '/v1/admin/keys/status')).body as {
-        job: { finished_at: string | null };
-      };
-      if (status.job.finished_at) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitForJob(
+      async () =>
+        (await call('GET', '/v1/admin/keys/status')).body as { job: { finished_at: string | null } },
+    );
     await call('POST', '/v1/admin/keys/verify');
     await call('GET', '/metrics', { token: null });
     await call('GET', '/readyz', { token: null });

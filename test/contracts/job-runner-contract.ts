@@ -1,4 +1,5 @@
 import { afterEach, expect, it } from 'vitest';
+import { waitForJob } from '../helpers/jobs.js';
 import { startTestVault, type TestVault, type TestVaultOptions } from '../helpers/vault.js';
 
 /**
@@ -25,11 +26,7 @@ export const jobRunnerContract = (
       await credentials.create('default', { name: `c-${i}`, type: 'api_key', secret: { api_key: `k-${i}` } });
     }
     const job = await keys.rotate();
-    for (let i = 0; i < 800; i++) {
-      if ((await keys.status()).job?.finishedAt) break;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    const status = await keys.status();
+    const status = await waitForJob(() => keys.status(), { timeoutMs: 20_000 });
     expect(status.job).toMatchObject({ id: job.id, total: 600, done: 600, remaining: 0 });
     expect(status.dataKeys).toEqual([{ ref: 'platform:2', count: 600 }]);
     expect(t.logs().match(/key re-wrap running/g)).toHaveLength(1);

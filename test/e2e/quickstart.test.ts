@@ -1,6 +1,10 @@
-import { describe } from 'vitest';
 import { quickstartContract } from '../contracts/quickstart-contract.js';
+import { describeOnEveryStore } from '../helpers/stores.js';
 
-describe('quick start on the embedded SQLite store', () => {
-  quickstartContract(async () => ({ env: {} }));
-});
+describeOnEveryStore('quick start', (store) =>
+  quickstartContract(async () => {
+    const { databaseUrl, cleanup } = await store.fresh();
+    const env: Record<string, string> = databaseUrl ? { TOKENVAULT_DATABASE_URL: databaseUrl } : {};
+    return { env, cleanup };
+  }),
+);

@@ -1,6 +1,4 @@
-import { describe } from 'vitest';
+import { describeOnEveryStore } from '../helpers/stores.js';
 import { grantContract } from './grant-contract.js';
 
-describe('grants on SQLite', () => {
-  grantContract(async () => ({}));
-});
+describeOnEveryStore('grants', (store) => grantContract(store.fresh));

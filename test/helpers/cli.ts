@@ -41,7 +41,11 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `bin/tokenvault serve ARGS` and resolves once it prints the address it listens on. */
+/**
+ * Starts `bin/tokenvault serve ARGS` (a real process on a real port, for tests that need a socket,
+ * signals or the CLI) and resolves once it prints the address it listens on. For a vault in this
+ * process on a real port, `startTestVault()` then `vault.listen()`.
+ */
 export const startServer = (
   args: string[],
   options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number },
@@ -58,10 +62,14 @@ export const startServer = (
       child.kill('SIGKILL');
       reject(new Error(`the server did not start in time; it printed:\n${output}`));
     }, options.timeoutMs ?? 20_000);
+    let listening = false;
     const onData = (chunk: Buffer) => {
-      output += chunk.toString();
+      // Only the tail is kept: it is for failure messages, and a request log can be long.
+      output = (output + chunk.toString()).slice(-100_000);
+      if (listening) return;
       const match = /listening on (http:\/\/\S+)/.exec(output);
       if (match) {
+        listening = true;
         clearTimeout(timer);
         resolve({
           url: match[1] as string,

@@ -22,7 +22,7 @@ export interface TestVault {
   logs(): string;
   /** An HTTP request through `inject()`; the root token unless `token` is given (null: none). */
   request(
-    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     url: string,
     options?: { body?: unknown; rawBody?: string; token?: string | null; headers?: Record<string, string> },
   ): Promise<{ status: number; body: unknown; text: string; headers: Record<string, unknown> }>;

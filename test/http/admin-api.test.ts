@@ -1,6 +1,4 @@
-import { describe } from 'vitest';
 import { adminApiContract } from '../contracts/admin-api-contract.js';
+import { describeOnEveryStore } from '../helpers/stores.js';
 
-describe('admin API on SQLite', () => {
-  adminApiContract(async () => ({}));
-});
+describeOnEveryStore('admin API', (store) => adminApiContract(store.fresh));

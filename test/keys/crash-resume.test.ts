@@ -1,8 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load-config.js';
@@ -18,7 +18,8 @@ import { type KeyProviders, unwrapMany } from '../../src/keys/key-providers.js';
 import { type KeyJob, vaultStateRepo } from '../../src/keys/vault-state-repo.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { adminTokenFileName, createVault } from '../../src/main.js';
-import { openStore } from '../../src/store/database.js';
+import { openStore, sqliteFileName } from '../../src/store/database.js';
+import { cleanEnv, type ServerProcess, startServer } from '../helpers/cli.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import {
   countRows,
@@ -40,31 +41,17 @@ import {
  * runs out, and finish it.
  */
 
-const binPath = fileURLToPath(new URL('../../bin/tokenvault', import.meta.url));
 const cliEntry = fileURLToPath(new URL('../../dist/cli/cli-main.js', import.meta.url));
 
 /** Enough keys, in small enough batches, that the job is still running when the test looks at it. */
 const credentialCount = 3000;
 const batchSize = 20;
 
-interface ServerProcess {
-  url: string;
-  child: ChildProcess;
-  exited: Promise<void>;
-  output(): string;
-}
-
-/** The test's environment minus every TOKENVAULT_* variable, plus `extra`. */
-const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
-  ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('TOKENVAULT_'))),
-  ...extra,
-});
-
 describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
   let seed: TempDataDir;
   let secrets: Map<string, string>;
-  /** Every server process still running, whichever test started it: the last line of defence. */
-  const live = new Set<ChildProcess>();
+  /** Every server process started, whichever test started it: the last line of defence. */
+  const started = new Set<ServerProcess>();
   const dirs: TempDataDir[] = [];
 
   /**
@@ -72,64 +59,59 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
    * and webhook, when it ends, passed or failed.
    */
   interface Scope {
-    children: Set<ChildProcess>;
+    servers: Set<ServerProcess>;
     kms?: TestKms;
   }
 
   const scopeFor = (onTestFinished: (fn: () => Promise<void>) => void): Scope => {
-    const scope: Scope = { children: new Set() };
+    const scope: Scope = { servers: new Set() };
     onTestFinished(async () => {
-      for (const child of scope.children) child.kill('SIGKILL');
-      while ([...scope.children].some((child) => live.has(child))) await sleep(10);
+      for (const server of scope.servers) await server.stop('SIGKILL');
       await scope.kms?.stop();
     });
     return scope;
   };
 
-  const spawnServer = (scope: Scope, dataDir: string, env: NodeJS.ProcessEnv): Promise<ServerProcess> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [binPath, 'serve', '--data-dir', dataDir, '--port', '0', '--key-job-batch-size', String(batchSize)],
-        { env, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      live.add(child);
-      scope.children.add(child);
-      let output = '';
-      // Only the tail is kept: it is for the failure message, and the request log is long.
-      const keep = (chunk: Buffer) => {
-        output = (output + chunk.toString()).slice(-20_000);
-      };
-      let stderr = '';
-      const exited = new Promise<void>((done) =>
-        child.once('exit', () => {
-          live.delete(child);
-          done();
-        }),
-      );
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`tokenvault serve did not start within 15 s; it printed:\n${output}`));
-      }, 15_000);
-      child.stdout!.on('data', keep);
-      child.stderr!.on('data', (chunk: Buffer) => {
-        keep(chunk);
-        stderr += chunk.toString();
-        const match = /listening on (http:\/\/\S+)/.exec(stderr);
-        if (match) {
-          clearTimeout(timer);
-          resolve({ url: match[1]!, child, exited, output: () => output });
-        }
-      });
-      void exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`tokenvault serve exited before listening; it printed:\n${output}`));
-      });
+  const spawnServer = async (scope: Scope, dataDir: string, env: NodeJS.ProcessEnv) => {
+    const server = await startServer(['--data-dir', dataDir, '--key-job-batch-size', String(batchSize)], {
+      cwd: dataDir,
+      env,
     });
+    started.add(server);
+    scope.servers.add(server);
+    return server;
+  };
+
+  /**
+   * Polls the server's database file (read-only, from this process) until some data key has moved to
+   * the job's target, then freezes the server with SIGSTOP and returns how many had moved by then.
+   * Throws with the server's output when none moved within 20 s.
+   */
+  const freezeOnceMoved = async (
+    server: ServerProcess,
+    dataDir: string,
+    isTarget: (ref: string) => boolean,
+  ): Promise<number> => {
+    const db = new SQLite(join(dataDir, sqliteFileName), { readonly: true, fileMustExist: true });
+    const byRef = db.prepare('select kek_ref as ref, count(*) as n from data_keys group by kek_ref');
+    const moved = () =>
+      (byRef.all() as { ref: string; n: number }[])
+        .filter((row) => isTarget(row.ref))
+        .reduce((n, row) => n + row.n, 0);
+    try {
+      for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(1)) {
+        if (moved() === 0) continue;
+        server.child.kill('SIGSTOP');
+        return moved();
+      }
+      throw new Error(`no data key moved within 20 s; the server printed:\n${server.output()}`);
+    } finally {
+      db.close();
+    }
+  };
 
   const killHard = async (server: ServerProcess) => {
-    server.child.kill('SIGKILL');
-    await server.exited;
+    await server.stop('SIGKILL');
   };
 
   const call = async (
@@ -245,16 +227,14 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
     const job = started.body as JobView;
     expect(job.total).toBe(credentialCount);
 
-    let last: StatusView | undefined;
-    for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
-      last = (await call(first, dir.dir, 'GET', '/v1/admin/keys/status')).body as StatusView;
-      if (last.job?.finished_at || (last.job && last.job.remaining < last.job.total)) break;
-    }
-    await killHard(first);
+    // Frozen (SIGSTOP) once the database shows keys moved, then checked while frozen, then killed:
+    // what the checks see is exactly what the kill leaves, with no window for the job to run on.
+    const movedWhenFrozen = await freezeOnceMoved(first, dir.dir, isTarget);
     expect(
-      last?.job?.finished_at ?? null,
-      'the job finished before it could be killed: is dist/ current (npm run build)? else seed more credentials or lower the batch size',
-    ).toBeNull();
+      movedWhenFrozen,
+      'the job finished before it could be frozen: is dist/ current (npm run build)? else seed more credentials or lower the batch size',
+    ).toBeLessThan(credentialCount);
+    await killHard(first);
 
     // On disk: a job half done, keys under both the old and the new key, every secret readable.
     const afterCrash = await expectEverySecretReadable(dir.dir, scope.kms);
@@ -274,10 +254,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
       throw new Error(`${(error as Error).message}\nserver output:\n${second.output()}`);
     });
     expect(finished.job).toMatchObject({ id: job.id, target: job.target, remaining: 0 });
-    expect(
-      finished.data_keys.every((d) => isTarget(d.ref)),
-      JSON.stringify(finished.data_keys),
-    ).toBe(true);
+    expect(finished.data_keys.filter((d) => !isTarget(d.ref))).toEqual([]);
     const verify = await call(second, dir.dir, 'POST', '/v1/admin/keys/verify');
     expect(verify.status).toBe(200);
     expect(verify.body).toMatchObject({
@@ -288,10 +265,9 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
     } satisfies Partial<VerifyView>);
 
     // A clean stop, then one more look at what is on disk.
-    second.child.kill('SIGTERM');
-    await second.exited;
+    await second.stop('SIGTERM');
     const afterResume = await expectEverySecretReadable(dir.dir, scope.kms);
-    expect(Object.keys(afterResume.refs).every(isTarget), JSON.stringify(afterResume.refs)).toBe(true);
+    expect(Object.keys(afterResume.refs).filter((ref) => !isTarget(ref))).toEqual([]);
     return { dir: dir.dir, job };
   };
 
@@ -311,8 +287,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const child of live) child.kill('SIGKILL');
-    while (live.size > 0) await sleep(10);
+    for (const server of started) await server.stop('SIGKILL');
     for (const dir of dirs) await dir.cleanup();
     await seed?.cleanup();
   });
@@ -325,7 +300,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
       const { dir } = await crashAndResume(
         scope,
         { path: '/v1/admin/keys/rotate' },
-        childEnv(),
+        cleanEnv(),
         (ref) => ref === 'platform:2',
       );
 
@@ -348,7 +323,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
       const scope = scopeFor(onTestFinished);
       const kms = await startKms();
       scope.kms = kms;
-      const env = childEnv({
+      const env = cleanEnv({
         TOKENVAULT_KMS_WEBHOOK_URL: kms.url,
         TOKENVAULT_KMS_WEBHOOK_SECRET: kms.secret,
       });

@@ -1,6 +1,4 @@
-import { describe } from 'vitest';
 import { jobRunnerContract } from '../contracts/job-runner-contract.js';
+import { describeOnEveryStore } from '../helpers/stores.js';
 
-describe('key job runner on SQLite', () => {
-  jobRunnerContract(async () => ({}));
-});
+describeOnEveryStore('key job runner', (store) => jobRunnerContract(store.fresh));

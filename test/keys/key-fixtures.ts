@@ -12,6 +12,8 @@ import { createWebhookKmsServer, type WebhookKmsServer } from '../../src/crypto/
 import type { Database } from '../../src/store/schema.js';
 import type { TestVault } from '../helpers/vault.js';
 
+export { waitForJob } from '../helpers/jobs.js';
+
 /**
  * Shared pieces of the key-management suites: a real reference key webhook on loopback, a poller for
  * the re-wrap job, and the probes that look at what the store and the data dir hold.
@@ -96,21 +98,6 @@ export const keyVerify = async (vault: TestVault): Promise<VerifyView> => {
 };
 
 export const errorOf = (body: unknown) => (body as ErrorBody).error;
-
-/** Polls the status until the current job has `finished_at`; fails with the last status on timeout. */
-export const waitForJob = async (
-  getStatus: () => Promise<StatusView>,
-  { timeoutMs = 15_000, intervalMs = 25 } = {},
-): Promise<StatusView> => {
-  const deadline = Date.now() + timeoutMs;
-  let last: StatusView | undefined;
-  while (Date.now() < deadline) {
-    last = await getStatus();
-    if (last.job?.finished_at) return last;
-    await sleep(intervalMs);
-  }
-  throw new Error(`the key job did not finish within ${timeoutMs} ms; last status: ${JSON.stringify(last)}`);
-};
 
 /** Data keys per `kek_ref`, straight from the table. */
 export const refCounts = async (db: Kysely<Database>): Promise<Record<string, number>> => {

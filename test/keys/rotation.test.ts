@@ -1,6 +1,4 @@
-import { describe } from 'vitest';
+import { describeOnEveryStore } from '../helpers/stores.js';
 import { rotationContract } from './rotation-contract.js';
 
-describe('platform key rotation on SQLite', () => {
-  rotationContract(async () => ({}));
-});
+describeOnEveryStore('platform key rotation', (store) => rotationContract(store.fresh));

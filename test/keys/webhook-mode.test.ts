@@ -1,6 +1,4 @@
-import { describe } from 'vitest';
+import { describeOnEveryStore } from '../helpers/stores.js';
 import { webhookModeContract } from './webhook-mode-contract.js';
 
-describe('webhook mode on SQLite', () => {
-  webhookModeContract(async () => ({}));
-});
+describeOnEveryStore('webhook mode', (store) => webhookModeContract(store.fresh));

@@ -1,11 +1,8 @@
-import { describe } from 'vitest';
+import { describeOnEveryStore } from '../helpers/stores.js';
 import { accessCacheContract } from './access-cache-contract.js';
 import { accessCacheScopeContract } from './access-cache-scope-contract.js';
 
-describe('access cache on SQLite', () => {
-  accessCacheContract(async () => ({}));
-});
-
-describe('access cache scopes on SQLite, two replicas on one database', () => {
-  accessCacheScopeContract(async () => ({}));
-});
+describeOnEveryStore('access cache', (store) => accessCacheContract(store.fresh));
+describeOnEveryStore('access cache scopes, two replicas on one database', (store) =>
+  accessCacheScopeContract(store.fresh),
+);

@@ -1,6 +1,4 @@
-import { describe } from 'vitest';
+import { describeOnEveryStore } from '../helpers/stores.js';
 import { retrievalContract } from './retrieval-contract.js';
 
-describe('agent retrieval on SQLite', () => {
-  retrievalContract(async () => ({}));
-});
+describeOnEveryStore('agent retrieval', (store) => retrievalContract(store.fresh));

@@ -1,9 +1,6 @@
-import { describe } from 'vitest';
-import { canaryContract, sqliteFiles } from '../contracts/canary-contract.js';
+import { canaryContract, postgresRows, sqliteFiles } from '../contracts/canary-contract.js';
+import { describeOnEveryStore } from '../helpers/stores.js';
 
-describe('a canary secret on SQLite', () => {
-  canaryContract(
-    async () => ({}),
-    async (t) => sqliteFiles(t),
-  );
-});
+describeOnEveryStore('a canary secret', (store) =>
+  canaryContract(store.fresh, store.dialect === 'postgres' ? postgresRows : async (t) => sqliteFiles(t)),
+);

@@ -55,7 +55,7 @@ describe('a /readyz flood in webhook mode', () => {
       const answers = await Promise.all(
         Array.from({ length: 100 }, () => t.request('GET', '/readyz', { token: null })),
       );
-      expect(answers.every((answer) => answer.status === 200)).toBe(true);
+      expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
     }
     const probes = requests.slice(before);
     // One check is a wrap and an unwrap; 1,000 readiness calls share one or two checks.
