@@ -19,16 +19,20 @@ const serve = (dir: string, args: string[], env: Record<string, string> = {}) =>
     let stderr = '';
     let stopping = false;
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    // SIGTERM the moment the server says it listens, once (a second one would find no handler
+    // left): it stops cleanly, which also proves the signal handlers are in place by then.
+    const stopWhenUp = () => {
+      if (stopping || !stderr.includes('listening on')) return;
+      stopping = true;
+      child.kill('SIGTERM');
+    };
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
+      stopWhenUp();
     });
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
-      // Once: a second SIGTERM would find no handler left and kill the process outright.
-      if (!stopping && stderr.includes('listening on')) {
-        stopping = true;
-        child.kill('SIGTERM');
-      }
+      stopWhenUp();
     });
     child.on('error', reject);
     child.on('close', (code) => {
@@ -46,7 +50,7 @@ describe('serve start-up output', { timeout: 60_000 }, () => {
   it('with standard output a pipe: JSON log lines on stdout, the two human lines on stderr', async () => {
     dir = await createTempDataDir();
     const { stdout, stderr, code } = await serve(dir.dir, []);
-    expect(code).toBe(0);
+    expect(code, `${stderr}${stdout}`).toBe(0);
     const human = stderr.split('\n').filter((line) => line !== '');
     expect(human[0]).toMatch(/^Root admin token written to \S+admin-token \(mode 0600\)\./);
     expect(human[1]).toMatch(/^Token Vault \(SQLite: \S+\) listening on http:\/\/127\.0\.0\.1:\d+$/);
@@ -57,11 +61,12 @@ describe('serve start-up output', { timeout: 60_000 }, () => {
 
   it('--log-format text (or TOKENVAULT_LOG_FORMAT) writes one short human line per log entry', async () => {
     dir = await createTempDataDir();
-    const { stdout, code } = await serve(dir.dir, [], { TOKENVAULT_LOG_FORMAT: 'text' });
-    expect(code).toBe(0);
+    const { stdout, stderr, code } = await serve(dir.dir, [], { TOKENVAULT_LOG_FORMAT: 'text' });
+    expect(code, `${stderr}${stdout}`).toBe(0);
     const lines = stdout.split('\n').filter((line) => line !== '');
     expect(lines.length).toBeGreaterThan(0);
-    for (const line of lines) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\S+Z \[(INFO|WARN|ERROR|DEBUG)\]\s+\S/);
+    for (const line of lines)
+      expect(line, stdout).toMatch(/^\d{4}-\d\d-\d\dT\S+Z \[(INFO|WARN|ERROR|DEBUG)\]\s+\S/);
     expect(stdout).not.toContain('{"level"');
   });
 });
