@@ -5,7 +5,7 @@ import { bootstrapRootToken } from './admin/root-token-bootstrap.js';
 import { createAuditWriter } from './audit/audit-writer.js';
 import type { Config } from './config/config-schema.js';
 import { describeConfig } from './config/load-config.js';
-import { loggerOptions } from './http/logger-options.js';
+import { chooseLogFormat, loggerOptions } from './http/logger-options.js';
 import { logsEveryRequest } from './http/request-log.js';
 import { createMetrics } from './http/metrics.js';
 import { buildServer } from './http/server.js';
@@ -51,7 +51,9 @@ export const packageVersion = (): string =>
  */
 export const createVault = async (config: Config, options: VaultOptions = {}): Promise<Vault> => {
   const clock = options.clock ?? systemClock;
-  const stdoutLog = options.logDestination ? undefined : createStdoutLog();
+  const stdoutLog = options.logDestination
+    ? undefined
+    : createStdoutLog(chooseLogFormat(config.logFormat, process.stdout.isTTY === true));
   const logger = pino(loggerOptions(config.logLevel), options.logDestination ?? stdoutLog!.destination);
   const metrics = createMetrics();
 

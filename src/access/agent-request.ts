@@ -78,8 +78,11 @@ export interface AgentRequestDeps {
 const noPolicies = (): readonly PolicyCheck[] => [];
 
 /** Facts about how the agent authenticated: what every event of its request starts with. */
-const startFacts = (principal: AgentPrincipal): AuditDetails => ({
+/** The agent and the credential as named (audit-subjects.ts); the credential's id joins once known. */
+const startFacts = (principal: AgentPrincipal, service: string): AuditDetails => ({
+  agent_id: principal.agentId,
   agent_name: principal.agentName,
+  credential_name: service.slice(0, 200),
   auth_method: principal.method,
   auth_ref: principal.credentialRef,
 });
@@ -145,6 +148,7 @@ export const createAgentRequests = ({
     };
     const decision = decide({ ...context, policies: policiesFor(context) });
     if (decision.grant) facts.grant_id = decision.grant.id;
+    if (credential) facts.credential_id = credential.id;
     switch (decision.outcome) {
       case 'allow':
         return decision;
@@ -207,7 +211,7 @@ export const createAgentRequests = ({
       request: AgentRequest,
       act: (use: CredentialUse, facts: AuditDetails) => Promise<ActResult<T>>,
     ): Promise<T> {
-      const facts = startFacts(request.principal);
+      const facts = startFacts(request.principal, request.service);
       return auditedUse(audit, specOf(request, facts), async (record) => {
         assertAgentInPath(request, facts);
         const scopes = requestedScopes(request, facts);

@@ -42,11 +42,13 @@ const maxCachedKeySets = 1000;
 const jwtShape = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 const agentDetails = (
-  agent: Pick<Agent, 'id' | 'namespace'>,
+  agent: Pick<Agent, 'id' | 'name' | 'namespace'>,
   method: string,
   extra: AuthFailureDetails = {},
 ) => ({
+  // For the audit record only (audit-subjects.ts), never for the unauthenticated caller.
   agent_id: agent.id,
+  agent_name: agent.name,
   namespace: agent.namespace,
   method,
   ...extra,
@@ -109,9 +111,13 @@ export const createAgentAuthenticator = (deps: AgentAuthenticatorDeps): AgentAut
     if (!row || !constantTimeEqual(row.key_hash, hash)) {
       throw authFailure('agent_key_invalid', undefined, { method: 'api_key' });
     }
-    const details = agentDetails({ id: row.agent_id, namespace: row.namespace }, 'api_key', {
-      key_id: row.key_id,
-    });
+    const details = agentDetails(
+      { id: row.agent_id, name: row.agent_name, namespace: row.namespace },
+      'api_key',
+      {
+        key_id: row.key_id,
+      },
+    );
     if (row.revoked_at !== null) throw authFailure('agent_key_revoked', undefined, details);
     const now = clock.now();
     if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) {

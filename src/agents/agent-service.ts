@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditAction, AuditDetails, AuditRecorder } from '../audit/audit-types.js';
+import { agentSubject } from '../audit/audit-subjects.js';
 import { assertNamespace } from '../credentials/credential-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
@@ -65,7 +66,7 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
 
   /** The allow event of a change to `agent`, filed against its id with its name. */
   const recordOn = (record: RecordAllowed, agent: Pick<Agent, 'id' | 'name'>, details: AuditDetails = {}) =>
-    record({ target: { type: 'agent', id: agent.id }, details: { agent: agent.name, ...details } });
+    record({ target: { type: 'agent', id: agent.id }, details: { ...agentSubject(agent), ...details } });
 
   const keyStatus = (key: AgentKey, now: Date): AgentKeyStatus =>
     key.revokedAt !== null

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditAction, AuditRecorder, AuditTarget } from '../audit/audit-types.js';
+import { agentSubject } from '../audit/audit-subjects.js';
 import { assertNamespace } from '../credentials/credential-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
@@ -155,7 +156,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
       await record({
         target: { type: 'agent', id: agent.id },
         details: {
-          agent: agent.name,
+          ...agentSubject(agent),
           binding_id: row.id,
           issuer: issuer.name,
           claims: Object.entries(claims).map(([k, v]) => `${k}=${v}`),
@@ -178,7 +179,7 @@ export const createIssuerService = ({ db, clock, audit, remoteKeys, vaultAudienc
       await bindingRepo.remove(trx, row.id);
       await record({
         target: { type: 'agent', id: agent.id },
-        details: { agent: agent.name, binding_id: row.id },
+        details: { ...agentSubject(agent), binding_id: row.id },
       });
       return toBinding(row);
     };

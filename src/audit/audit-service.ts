@@ -3,6 +3,7 @@ import { VaultError } from '../errors/vault-error.js';
 import type { Dialect } from '../store/database.js';
 import type { Database } from '../store/schema.js';
 import { csvHeader, csvLine, type ExportFormat, jsonLine, toAuditEvent } from './audit-format.js';
+import { subjectKeys } from './audit-subjects.js';
 import type { AuditEvent, Decision } from './audit-types.js';
 import { verifyChain, type VerifyResult } from './audit-verify.js';
 import { exportOffThread, verifyOffThread } from './sqlite-audit-reader.js';
@@ -61,19 +62,23 @@ const actionPrefixPattern = /^[a-z][a-z0-9_.]*\.\*$/;
 
 /** Reading, exporting and verifying the audit log. Nothing here writes to it. */
 export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps) => {
-  /** Names are resolved to ids, so `--agent agent-42` finds events that record only the agent's id. */
-  const idsFor = async (
+  /**
+   * Everything `value` may be recorded as: itself, and the id and name of the agent or credential it
+   * names (by id or by name), so `--agent agent-42` finds events that record only the agent's id and
+   * `--credential <id>` those filed against the credential's name.
+   */
+  const aliasesOf = async (
     table: 'agents' | 'credentials',
     value: string,
     namespace: string | undefined,
   ): Promise<string[]> => {
     const rows = await db
       .selectFrom(table)
-      .select('id')
-      .where('name', '=', value)
+      .select(['id', 'name'])
+      .where((eb) => eb.or([eb('id', '=', value), eb('name', '=', value)]))
       .$if(namespace !== undefined, (qb) => qb.where('namespace', '=', namespace as string))
       .execute();
-    return [...new Set([value, ...rows.map((r) => r.id)])];
+    return [...new Set([value, ...rows.flatMap((r) => [r.id, r.name])])];
   };
 
   /** `"key":"value"` inside the sorted-key details text: an exact substring test, no LIKE escaping. */
@@ -93,11 +98,11 @@ export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps
       throw new VaultError('invalid_request', 'action is an exact action, or a prefix ending in `.*`.');
     }
     const agentIds =
-      filters.agent === undefined ? undefined : await idsFor('agents', filters.agent, namespace);
+      filters.agent === undefined ? undefined : await aliasesOf('agents', filters.agent, namespace);
     const credentialIds =
       filters.credential === undefined
         ? undefined
-        : await idsFor('credentials', filters.credential, namespace);
+        : await aliasesOf('credentials', filters.credential, namespace);
 
     return (qb: EventQuery): EventQuery => {
       let q = qb;
@@ -118,7 +123,7 @@ export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps
           eb.or([
             eb.and([eb('actor_type', '=', 'agent'), eb('actor_id', 'in', agentIds)]),
             eb.and([eb('target_type', '=', 'agent'), eb('target_id', 'in', agentIds)]),
-            ...agentIds.flatMap((v) => [detailsName(eb, 'agent_id', v), detailsName(eb, 'agent_name', v)]),
+            ...agentIds.flatMap((v) => subjectKeys.agent.map((key) => detailsName(eb, key, v))),
           ]),
         );
       }
@@ -126,10 +131,7 @@ export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps
         q = q.where((eb) =>
           eb.or([
             eb.and([eb('target_type', '=', 'credential'), eb('target_id', 'in', credentialIds)]),
-            ...credentialIds.flatMap((v) => [
-              detailsName(eb, 'credential_id', v),
-              detailsName(eb, 'credential_name', v),
-            ]),
+            ...credentialIds.flatMap((v) => subjectKeys.credential.map((key) => detailsName(eb, key, v))),
           ]),
         );
       }

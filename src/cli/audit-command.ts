@@ -60,8 +60,23 @@ const filterQuery = (flags: FilterFlags): URLSearchParams => {
   return new URLSearchParams(entries.filter((e): e is [string, string] => e[1] !== undefined));
 };
 
-const actorOf = (e: EventView) => (e.actor_id ? `${e.actor_type}:${e.actor_id}` : e.actor_type);
-const targetOf = (e: EventView) => (e.target_id ? `${e.target_type ?? '?'}:${e.target_id}` : null);
+/**
+ * `agent:<id> (<name>)`: an agent is recorded by its id, which says little to a reader, and every
+ * event about it carries its name in `details.agent_name` (src/audit/audit-subjects.ts).
+ */
+const partyOf = (type: string | null, id: string | null, e: Pick<EventView, 'details'>): string | null => {
+  if (id === null) return type;
+  const label = `${type ?? '?'}:${id}`;
+  const name = e.details.agent_name;
+  return type === 'agent' && e.details.agent_id === id && typeof name === 'string' && name !== id
+    ? `${label} (${name})`
+    : label;
+};
+
+export const actorOf = (e: Pick<EventView, 'actor_type' | 'actor_id' | 'details'>) =>
+  partyOf(e.actor_type, e.actor_id, e) ?? e.actor_type;
+export const targetOf = (e: Pick<EventView, 'target_type' | 'target_id' | 'details'>) =>
+  e.target_id === null ? null : partyOf(e.target_type, e.target_id, e);
 
 /** A streamed GET: the export can be millions of rows, so it is never read into memory. */
 const openStream = async (

@@ -35,15 +35,9 @@ export const registerServeCommand = (program: Command, io: CliIo): void => {
             : (error as Error).message;
       throw new Error(`cannot listen on ${config.host}:${config.port}: ${why}`);
     }
-    // The token line comes first: whoever waits for "listening on" has everything by then.
-    if (vault.adminTokenPath) {
-      io.stderr.write(
-        `Root admin token written to ${vault.adminTokenPath} (mode 0600). The CLI on this machine uses it.\n`,
-      );
-    }
-    const where = vault.store.dialect === 'sqlite' ? `SQLite: ${vault.store.location}` : 'PostgreSQL';
-    io.stderr.write(`Token Vault (${where}) listening on ${url}\n`);
-    await new Promise<void>((resolve) => {
+    // The handlers first: Node installs a signal handler only with its first listener, and a SIGTERM
+    // sent the moment "listening on" is read would otherwise end the process without a clean stop.
+    const stopped = new Promise<void>((resolve) => {
       const shutdown = (signal: string) => {
         io.stderr.write(`${signal} received: finishing requests in flight, then stopping\n`);
         const force = setTimeout(() => {
@@ -61,6 +55,15 @@ export const registerServeCommand = (program: Command, io: CliIo): void => {
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     });
+    // The token line comes first: whoever waits for "listening on" has everything by then.
+    if (vault.adminTokenPath) {
+      io.stderr.write(
+        `Root admin token written to ${vault.adminTokenPath} (mode 0600). The CLI on this machine uses it.\n`,
+      );
+    }
+    const where = vault.store.dialect === 'sqlite' ? `SQLite: ${vault.store.location}` : 'PostgreSQL';
+    io.stderr.write(`Token Vault (${where}) listening on ${url}\n`);
+    await stopped;
     // Everything is closed. A log write still blocked on a pipe nobody reads would keep the process
     // alive for ever (it cannot be cancelled), so the process ends here rather than when it is idle.
     process.exit();

@@ -159,6 +159,14 @@ export const settings = {
     default: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
     parse: parseOneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
   },
+  logFormat: {
+    flag: '--log-format',
+    env: 'TOKENVAULT_LOG_FORMAT',
+    description:
+      'How log lines are written to standard output: `json` (one JSON object a line), `text` (one short human line), or `auto`: text on a terminal, JSON otherwise.',
+    default: 'auto' as 'auto' | 'json' | 'text',
+    parse: parseOneOf('auto', 'json', 'text'),
+  },
   accessLog: {
     flag: '--access-log',
     env: 'TOKENVAULT_ACCESS_LOG',

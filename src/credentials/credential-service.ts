@@ -205,6 +205,8 @@ export const createCredentialService = ({
     namespace,
     action,
     target: { type: 'credential', id: name.slice(0, 200) },
+    // Its id joins it once found (every allow records `credential_id`); see audit-subjects.ts.
+    details: { credential_name: name.slice(0, 200) },
   });
 
   const find = async (namespace: string, name: string, trx: Db = db) => {

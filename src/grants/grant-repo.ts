@@ -57,6 +57,15 @@ const toDetails = (
   row: Selectable<GrantTable> & { agent_name: string | null; credential_name: string | null },
 ): GrantDetails => ({ ...toGrant(row), agentName: row.agent_name, credentialName: row.credential_name });
 
+/** A grant by id, with the agent and the credential it is about. */
+export interface GrantSubjects {
+  id: string;
+  agentId: string;
+  agentName: string;
+  credentialId: string;
+  credentialName: string;
+}
+
 export interface GrantListFilter {
   agentId?: string | undefined;
   credentialId?: string | undefined;
@@ -101,20 +110,31 @@ export const grantRepo = {
     return rows.map(toDetails);
   },
 
-  /** Ids of the grants not yet revoked, for an agent, a credential, both, or a whole namespace. */
-  async unrevokedIds(
+  /**
+   * The grants not yet revoked, for an agent, a credential or both, with the agent and credential
+   * each is about (a revocation's audit event names them).
+   */
+  async unrevoked(
     db: Db,
     namespace: string,
     filter: { agentId?: string; credentialId?: string },
-  ): Promise<string[]> {
+  ): Promise<GrantSubjects[]> {
     let query = db
-      .selectFrom('grants')
-      .select('id')
-      .where('namespace', '=', namespace)
-      .where('revoked_at', 'is', null);
-    if (filter.agentId !== undefined) query = query.where('agent_id', '=', filter.agentId);
-    if (filter.credentialId !== undefined) query = query.where('credential_id', '=', filter.credentialId);
-    return (await query.orderBy('created_at').execute()).map((row) => row.id);
+      .selectFrom('grants as g')
+      .innerJoin('agents as a', 'a.id', 'g.agent_id')
+      .innerJoin('credentials as c', 'c.id', 'g.credential_id')
+      .select([
+        'g.id',
+        'a.id as agentId',
+        'a.name as agentName',
+        'c.id as credentialId',
+        'c.name as credentialName',
+      ])
+      .where('g.namespace', '=', namespace)
+      .where('g.revoked_at', 'is', null);
+    if (filter.agentId !== undefined) query = query.where('g.agent_id', '=', filter.agentId);
+    if (filter.credentialId !== undefined) query = query.where('g.credential_id', '=', filter.credentialId);
+    return query.orderBy('g.created_at').execute();
   },
 
   /** Marks the grants revoked (those not revoked already); returns how many changed. */

@@ -101,7 +101,10 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
           action: 'grant.create',
           target: { type: 'grant', id: null },
           refusal: () => ({
-            details: { agent: input.agent.slice(0, 200), credential: input.credential.slice(0, 200) },
+            details: {
+              agent_ref: input.agent.slice(0, 200),
+              credential_ref: input.credential.slice(0, 200),
+            },
           }),
         },
         async (trx, record) => {
@@ -171,7 +174,16 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
           if (grant.revokedAt !== null) return withStatus(grant);
           // Only the request that actually changed the row records it (two concurrent revokes: one event).
           const changed = await grantRepo.revoke(trx, [grant.id], clock.now().toISOString(), 'revoked');
-          if (changed > 0) await writes.recordRevocations(record, [grant.id], 'revoked');
+          if (changed > 0) {
+            const subjects = {
+              id: grant.id,
+              agentId: grant.agentId,
+              agentName: grant.agentName ?? '',
+              credentialId: grant.credentialId,
+              credentialName: grant.credentialName ?? '',
+            };
+            await writes.recordRevocations(record, [subjects], 'revoked');
+          }
           return withStatus(await find(namespace, id, trx));
         },
       ),
@@ -198,10 +210,10 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
           const filter = byAgent
             ? { agentId: (await agentOrFail(namespace, target.agent, trx)).id }
             : { credentialId: (await credentialOrFail(namespace, target.credential, trx)).id };
-          const ids = await grantRepo.unrevokedIds(trx, namespace, filter);
+          const grants = await grantRepo.unrevoked(trx, namespace, filter);
           const reason: RevokeReason = byAgent ? 'agent_revoked' : 'credential_revoked';
-          await writes.revoke(trx, record, ids, clock.now().toISOString(), reason);
-          return ids;
+          await writes.revoke(trx, record, grants, clock.now().toISOString(), reason);
+          return grants.map((grant) => grant.id);
         },
       );
     },

@@ -1,10 +1,11 @@
 import type { Transaction } from 'kysely';
 import type { AuditContext, RecordAllowed } from '../audit/audit-context.js';
+import { agentSubject, credentialSubject } from '../audit/audit-subjects.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Database } from '../store/schema.js';
 import { grantExpiresAt } from './grant-rules.js';
-import { grantRepo } from './grant-repo.js';
+import { type GrantSubjects, grantRepo } from './grant-repo.js';
 import type { Grant, RevokeReason } from './grant-types.js';
 
 export interface GrantWritesDeps {
@@ -26,25 +27,37 @@ export interface NewGrantFields {
  * record differently.
  */
 export const createGrantWrites = ({ clock }: GrantWritesDeps) => {
-  /** One `grant.revoke` per grant, in one append: a bulk revoke locks the audit chain once. */
-  const recordRevocations = (record: RecordAllowed, ids: readonly string[], reason: RevokeReason) =>
+  /**
+   * One `grant.revoke` per grant, in one append (a bulk revoke locks the audit chain once), each
+   * naming its agent and credential so the audit filters find it (audit-subjects.ts).
+   */
+  const recordRevocations = (record: RecordAllowed, grants: readonly GrantSubjects[], reason: RevokeReason) =>
     record(
-      ids.map((id) => ({
+      grants.map((grant) => ({
         action: 'grant.revoke' as const,
-        target: { type: 'grant', id },
-        details: { revoked_reason: reason },
+        target: { type: 'grant', id: grant.id },
+        details: {
+          revoked_reason: reason,
+          ...agentSubject({ id: grant.agentId, name: grant.agentName }),
+          ...credentialSubject({ id: grant.credentialId, name: grant.credentialName }),
+        },
       })),
     );
 
   const revoke = async (
     trx: Transaction<Database>,
     record: RecordAllowed,
-    ids: readonly string[],
+    grants: readonly GrantSubjects[],
     at: string,
     reason: RevokeReason,
   ) => {
-    await grantRepo.revoke(trx, ids, at, reason);
-    await recordRevocations(record, ids, reason);
+    await grantRepo.revoke(
+      trx,
+      grants.map((grant) => grant.id),
+      at,
+      reason,
+    );
+    await recordRevocations(record, grants, reason);
   };
 
   return {
@@ -80,19 +93,19 @@ export const createGrantWrites = ({ clock }: GrantWritesDeps) => {
       names: { agent: string; credential: string },
       source: 'api' | 'import',
     ): Promise<string[]> {
-      const replaced = await grantRepo.unrevokedIds(trx, grant.namespace, {
+      const live = await grantRepo.unrevoked(trx, grant.namespace, {
         agentId: grant.agentId,
         credentialId: grant.credentialId,
       });
-      await revoke(trx, record, replaced, grant.createdAt, 'superseded');
+      await revoke(trx, record, live, grant.createdAt, 'superseded');
+      const replaced = live.map((g) => g.id);
       await grantRepo.insert(trx, grant);
       await record({
         action: 'grant.create',
         target: { type: 'grant', id: grant.id },
         details: {
-          agent_id: grant.agentId,
-          agent_name: names.agent,
-          credential: names.credential,
+          ...agentSubject({ id: grant.agentId, name: names.agent }),
+          ...credentialSubject({ id: grant.credentialId, name: names.credential }),
           scopes: grant.scopes,
           reveal: grant.reveal,
           expires_at: grant.expiresAt,

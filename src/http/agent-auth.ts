@@ -52,7 +52,7 @@ const detail = (error: VaultError, key: string): string | undefined => {
 const refusalFacts = (request: FastifyRequest, error: VaultError) => {
   const agentId = detail(error, 'agent_id');
   const details: Record<string, string> = {};
-  for (const key of ['method', 'key_id', 'issuer']) {
+  for (const key of ['agent_id', 'agent_name', 'method', 'key_id', 'issuer']) {
     const value = detail(error, key);
     if (value !== undefined) details[key] = value;
   }

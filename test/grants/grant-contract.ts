@@ -90,7 +90,11 @@ export const grantContract = (
         decision: 'allow',
         reason: 'ok',
       });
-      expect(event.details).toMatchObject({ credential: 'slack', agent_name: 'agent-42', reveal: false });
+      expect(event.details).toMatchObject({
+        credential_name: 'slack',
+        agent_name: 'agent-42',
+        reveal: false,
+      });
     });
 
     it('takes a subset of scopes and refuses extra ones, naming them and the allowed ones', async () => {
