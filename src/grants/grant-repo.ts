@@ -117,6 +117,30 @@ export const grantRepo = {
     return (await query.orderBy('created_at').execute()).map((row) => row.id);
   },
 
+  /**
+   * The grants live at `at` for any of these agent × credential pairs, in one read (a batch of an
+   * import checks what is already in place with it). Pairs: a few dozen at most.
+   */
+  async liveForPairs(
+    db: Db,
+    namespace: string,
+    pairs: readonly { agentId: string; credentialId: string }[],
+    at: string,
+  ): Promise<Grant[]> {
+    if (pairs.length === 0) return [];
+    const wanted = new Set(pairs.map((p) => `${p.agentId}\u0000${p.credentialId}`));
+    const rows = await db
+      .selectFrom('grants')
+      .selectAll()
+      .where('namespace', '=', namespace)
+      .where('agent_id', 'in', [...new Set(pairs.map((p) => p.agentId))])
+      .where('credential_id', 'in', [...new Set(pairs.map((p) => p.credentialId))])
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]))
+      .execute();
+    return rows.map(toGrant).filter((g) => wanted.has(`${g.agentId}\u0000${g.credentialId}`));
+  },
+
   /** Marks the grants revoked (those not revoked already); returns how many changed. */
   async revoke(db: Db, ids: readonly string[], at: string, reason: RevokeReason): Promise<number> {
     let changed = 0;

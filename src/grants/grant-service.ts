@@ -231,7 +231,7 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
       ),
 
     /** The seed article's policy document(s): see grant-import.ts. */
-    importGrants: createGrantImporter({ db, audit, writes }),
+    importGrants: createGrantImporter({ db, audit, writes, clock }),
   };
 };
 
