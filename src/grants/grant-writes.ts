@@ -1,5 +1,5 @@
 import type { Transaction } from 'kysely';
-import type { AuditContext, RecordAllowed } from '../audit/audit-context.js';
+import type { AuditContext, EventFacts, RecordAllowed } from '../audit/audit-context.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Database } from '../store/schema.js';
@@ -28,13 +28,7 @@ export interface NewGrantFields {
 export const createGrantWrites = ({ clock }: GrantWritesDeps) => {
   /** One `grant.revoke` per grant, in one append: a bulk revoke locks the audit chain once. */
   const recordRevocations = (record: RecordAllowed, ids: readonly string[], reason: RevokeReason) =>
-    record(
-      ids.map((id) => ({
-        action: 'grant.revoke' as const,
-        target: { type: 'grant', id },
-        details: { revoked_reason: reason },
-      })),
-    );
+    record(ids.map((id) => revocationEvent(id, reason)));
 
   const revoke = async (
     trx: Transaction<Database>,
@@ -86,23 +80,74 @@ export const createGrantWrites = ({ clock }: GrantWritesDeps) => {
       });
       await revoke(trx, record, replaced, grant.createdAt, 'superseded');
       await grantRepo.insert(trx, grant);
-      await record({
-        action: 'grant.create',
-        target: { type: 'grant', id: grant.id },
-        details: {
-          agent_id: grant.agentId,
-          agent_name: names.agent,
-          credential: names.credential,
-          scopes: grant.scopes,
-          reveal: grant.reveal,
-          expires_at: grant.expiresAt,
-          replaced,
-          source,
-        },
-      });
+      await record(createdEvent(grant, names, replaced, source));
       return replaced;
+    },
+
+    /**
+     * `insert` for many grants at once, in a few statements whatever their number (a batch of an
+     * import): one read of the live grants they replace, one update revoking those, one insert, and
+     * every event in one `record` call (one audit append). Returns, per grant, the ids it replaced.
+     */
+    async insertMany(
+      trx: Transaction<Database>,
+      record: RecordAllowed,
+      items: readonly { grant: Grant; names: { agent: string; credential: string } }[],
+      source: 'api' | 'import',
+    ): Promise<string[][]> {
+      const first = items[0];
+      if (!first) return [];
+      const unrevoked = await grantRepo.unrevokedForPairs(
+        trx,
+        first.grant.namespace,
+        items.map(({ grant }) => grant),
+      );
+      const replacedOf = items.map(({ grant }) =>
+        unrevoked
+          .filter((g) => g.agentId === grant.agentId && g.credentialId === grant.credentialId)
+          .map((g) => g.id),
+      );
+      const replaced = replacedOf.flat();
+      await grantRepo.revoke(trx, replaced, first.grant.createdAt, 'superseded');
+      await grantRepo.insertMany(
+        trx,
+        items.map(({ grant }) => grant),
+      );
+      await record([
+        ...replaced.map((id) => revocationEvent(id, 'superseded')),
+        ...items.map(({ grant, names }, i) => createdEvent(grant, names, replacedOf[i] ?? [], source)),
+      ]);
+      return replacedOf;
     },
   };
 };
+
+/** The `grant.revoke` event of one grant. */
+const revocationEvent = (id: string, reason: RevokeReason): EventFacts => ({
+  action: 'grant.revoke',
+  target: { type: 'grant', id },
+  details: { revoked_reason: reason },
+});
+
+/** The `grant.create` event of a grant, naming the grants it replaced. */
+const createdEvent = (
+  grant: Grant,
+  names: { agent: string; credential: string },
+  replaced: string[],
+  source: 'api' | 'import',
+): EventFacts => ({
+  action: 'grant.create',
+  target: { type: 'grant', id: grant.id },
+  details: {
+    agent_id: grant.agentId,
+    agent_name: names.agent,
+    credential: names.credential,
+    scopes: grant.scopes,
+    reveal: grant.reveal,
+    expires_at: grant.expiresAt,
+    replaced,
+    source,
+  },
+});
 
 export type GrantWrites = ReturnType<typeof createGrantWrites>;
