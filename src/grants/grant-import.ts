@@ -10,6 +10,7 @@ import { grantLifetime, grantStatus, scopesOutside } from './grant-rules.js';
 import { grantRepo, grantTargets } from './grant-repo.js';
 import type { Grant, GrantRecord, GrantTerms } from './grant-types.js';
 import type { GrantWrites } from './grant-writes.js';
+import { nextTurn } from './bulk-batches.js';
 import { failOnProblems, parseSeedDocuments } from './seed-import.js';
 
 type ResolvedAgent = NonNullable<Awaited<ReturnType<typeof grantTargets.findAgent>>>;
@@ -32,8 +33,6 @@ export const importBatchSize = 20;
 const lookupsPerTurn = 50;
 /** Entries a partial-import message names, at most. */
 const namedInMessage = 10;
-
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 interface PlannedGrant {
   agent: ResolvedAgent;

@@ -133,6 +133,7 @@ export const grantRepo = {
     db: Db,
     namespace: string,
     filter: { agentId?: string; credentialId?: string },
+    limit?: number,
   ): Promise<string[]> {
     let query = db
       .selectFrom('grants')
@@ -141,6 +142,7 @@ export const grantRepo = {
       .where('revoked_at', 'is', null);
     if (filter.agentId !== undefined) query = query.where('agent_id', '=', filter.agentId);
     if (filter.credentialId !== undefined) query = query.where('credential_id', '=', filter.credentialId);
+    if (limit !== undefined) query = query.limit(limit);
     return (await query.orderBy('created_at').execute()).map((row) => row.id);
   },
 
@@ -195,12 +197,22 @@ export const grantRepo = {
     return Number(result.numDeletedRows);
   },
 
-  /** The kill switch's half on grants: every grant of the namespace not yet revoked. */
-  async revokeNamespace(db: Db, namespace: string, at: string): Promise<number> {
+  /**
+   * The kill switch's half on grants: grants of the namespace not yet revoked, at most `limit` of
+   * them (one batch); returns how many changed.
+   */
+  async revokeNamespace(db: Db, namespace: string, at: string, limit: number): Promise<number> {
     const result = await db
       .updateTable('grants')
       .set({ revoked_at: at, revoked_reason: 'revoke_all' satisfies RevokeReason })
-      .where('namespace', '=', namespace)
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('grants')
+          .select('id')
+          .where('namespace', '=', namespace)
+          .where('revoked_at', 'is', null)
+          .limit(limit),
+      )
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     return Number(result.numUpdatedRows);

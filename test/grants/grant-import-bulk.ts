@@ -194,4 +194,38 @@ export const bulkImportContract = (
     expect(polls).toBeGreaterThan(1);
     expect(slowest).toBeLessThan(budgets.healthzMs);
   }, 120_000);
+
+  it('revokes an agent’s grants in batches, one grant.revoke each', async () => {
+    const before = await countRows(t, 'audit_events', 'grant.revoke');
+    const revoked = await t.request('POST', '/v1/admin/grants/revoke', { body: { agent: 'bulk-agent-1' } });
+    expect(revoked.status, revoked.text).toBe(200);
+    expect((revoked.body as { revoked: number }).revoked).toBe(bulkCredentials);
+    expect((await countRows(t, 'audit_events', 'grant.revoke')) - before).toBe(bulkCredentials);
+    expect(await liveGrants(t)).toBe(bulkGrants - bulkCredentials);
+  }, 60_000);
+
+  it(`kills the namespace in batches while /healthz answers under ${budgets.healthzMs} ms`, async () => {
+    const before = await countRows(t, 'audit_events', 'namespace.revoke_all');
+    const { result, slowest } = await whilePolling(t, t.request('POST', '/v1/admin/revoke-all'));
+    expect(result.status, result.text).toBe(200);
+    const left = bulkGrants - bulkCredentials;
+    expect(result.body).toMatchObject({ grants_revoked: left, agent_keys_revoked: bulkAgents });
+    expect(await liveGrants(t)).toBe(0);
+    // One event per batch, whose counts add up to the answer's.
+    const events = await t.vault.store.db
+      .selectFrom('audit_events')
+      .select('details')
+      .where('action', '=', 'namespace.revoke_all')
+      .orderBy('seq')
+      .execute();
+    expect(events.length - before).toBeGreaterThan(1);
+    const counted = events
+      .slice(before)
+      .map((e) => JSON.parse(e.details) as { grants_revoked: number; agent_keys_revoked: number });
+    expect(counted.reduce((n, d) => n + d.grants_revoked, 0)).toBe(left);
+    expect(counted.reduce((n, d) => n + d.agent_keys_revoked, 0)).toBe(bulkAgents);
+    expect(slowest).toBeLessThan(budgets.healthzMs);
+    const verify = await t.request('POST', '/v1/admin/audit/verify');
+    expect((verify.body as { ok: boolean }).ok).toBe(true);
+  }, 60_000);
 };

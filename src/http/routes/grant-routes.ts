@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { VaultServices } from '../../services.js';
+import { jsonInTurns } from '../json-in-turns.js';
 import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import {
   CreatedGrant,
@@ -161,11 +162,17 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
         { ttl: b.ttl, untilRevoked: b.until_revoked, reveal: b.reveal },
         request.adminContext,
       );
-      return reply.status(201).send({
+      // Already text (views only, see toGrantView): thousands of grants are serialized in turns.
+      const body = await jsonInTurns({
         items: result.grants.map(toGrantView),
         replaced_grant_ids: result.replaced,
         skipped: result.skipped.map(toGrantView),
       });
+      // The type provider types `send` by the schema's object; JSON text is sent as it is.
+      return reply
+        .status(201)
+        .type('application/json; charset=utf-8')
+        .send(body as never);
     },
   );
 
