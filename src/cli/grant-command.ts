@@ -218,7 +218,13 @@ export const registerGrantCommand = (program: Command, io: CliIo): void => {
           result.replaced_grant_ids.length > 0
             ? `\nReplaced (now revoked): ${result.replaced_grant_ids.join(', ')}`
             : '';
-        return `Imported ${result.items.length} grant(s).\n${grantsTable(result.items)}${replaced}`;
+        // `skipped` is absent from servers older than batched imports.
+        const skipped = result.skipped ?? [];
+        const inPlace =
+          skipped.length > 0
+            ? `\nAlready in place on the same terms (left as they are): ${skipped.length} grant(s).`
+            : '';
+        return `Imported ${result.items.length} grant(s).\n${grantsTable(result.items)}${replaced}${inPlace}`;
       });
     });
 

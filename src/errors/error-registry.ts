@@ -197,6 +197,16 @@ export const errorRegistry = {
   invalid_scope: { status: 400, message: 'A grant’s scopes must be a subset of the credential’s scopes.' },
   invalid_ttl: { status: 400, message: 'A grant lasts from 1 hour to 30 days, or until revoked.' },
   invalid_import: { status: 400, message: 'The grant import document is not valid.' },
+  revoke_incomplete: {
+    status: 503,
+    message:
+      'The bulk revoke stopped part way: what the message counts was revoked and stays revoked. Run the same revoke again to finish it.',
+  },
+  import_incomplete: {
+    status: 503,
+    message:
+      'The grant import stopped part way: the message says how many grants were imported and which were not. Run the same import again to finish it; grants already in place are skipped.',
+  },
 
   // HTTP proxy (docs/proxy.md)
   proxy_not_configured: {

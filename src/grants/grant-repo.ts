@@ -79,6 +79,33 @@ export interface GrantListFilter {
 export const grantRepo = {
   insert: (db: Db, grant: Grant) => db.insertInto('grants').values(toGrantRow(grant)).execute(),
 
+  /** Several grants in one statement per `chunkSize` (11 columns a row: far below the limits). */
+  async insertMany(db: Db, grants: readonly Grant[]): Promise<void> {
+    for (const chunk of chunks(grants)) await db.insertInto('grants').values(chunk.map(toGrantRow)).execute();
+  },
+
+  /** The grants not yet revoked for any of these agent × credential pairs, in one read. */
+  async unrevokedForPairs(
+    db: Db,
+    namespace: string,
+    pairs: readonly { agentId: string; credentialId: string }[],
+  ): Promise<Pick<Grant, 'id' | 'agentId' | 'credentialId'>[]> {
+    if (pairs.length === 0) return [];
+    const wanted = new Set(pairs.map((p) => `${p.agentId}\u0000${p.credentialId}`));
+    const rows = await db
+      .selectFrom('grants')
+      .select(['id', 'agent_id', 'credential_id'])
+      .where('namespace', '=', namespace)
+      .where('agent_id', 'in', [...new Set(pairs.map((p) => p.agentId))])
+      .where('credential_id', 'in', [...new Set(pairs.map((p) => p.credentialId))])
+      .where('revoked_at', 'is', null)
+      .orderBy('created_at')
+      .execute();
+    return rows
+      .map((r) => ({ id: r.id, agentId: r.agent_id, credentialId: r.credential_id }))
+      .filter((g) => wanted.has(`${g.agentId}\u0000${g.credentialId}`));
+  },
+
   async findById(db: Db, namespace: string, id: string): Promise<GrantDetails | undefined> {
     const row = await selectDetails(db)
       .where('g.namespace', '=', namespace)
@@ -118,6 +145,7 @@ export const grantRepo = {
     db: Db,
     namespace: string,
     filter: { agentId?: string; credentialId?: string },
+    limit?: number,
   ): Promise<GrantSubjects[]> {
     let query = db
       .selectFrom('grants as g')
@@ -134,7 +162,32 @@ export const grantRepo = {
       .where('g.revoked_at', 'is', null);
     if (filter.agentId !== undefined) query = query.where('g.agent_id', '=', filter.agentId);
     if (filter.credentialId !== undefined) query = query.where('g.credential_id', '=', filter.credentialId);
+    if (limit !== undefined) query = query.limit(limit);
     return query.orderBy('g.created_at').execute();
+  },
+
+  /**
+   * The grants live at `at` for any of these agent × credential pairs, in one read (a batch of an
+   * import checks what is already in place with it). Pairs: a few dozen at most.
+   */
+  async liveForPairs(
+    db: Db,
+    namespace: string,
+    pairs: readonly { agentId: string; credentialId: string }[],
+    at: string,
+  ): Promise<Grant[]> {
+    if (pairs.length === 0) return [];
+    const wanted = new Set(pairs.map((p) => `${p.agentId}\u0000${p.credentialId}`));
+    const rows = await db
+      .selectFrom('grants')
+      .selectAll()
+      .where('namespace', '=', namespace)
+      .where('agent_id', 'in', [...new Set(pairs.map((p) => p.agentId))])
+      .where('credential_id', 'in', [...new Set(pairs.map((p) => p.credentialId))])
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]))
+      .execute();
+    return rows.map(toGrant).filter((g) => wanted.has(`${g.agentId}\u0000${g.credentialId}`));
   },
 
   /** Marks the grants revoked (those not revoked already); returns how many changed. */
@@ -164,12 +217,22 @@ export const grantRepo = {
     return Number(result.numDeletedRows);
   },
 
-  /** The kill switch's half on grants: every grant of the namespace not yet revoked. */
-  async revokeNamespace(db: Db, namespace: string, at: string): Promise<number> {
+  /**
+   * The kill switch's half on grants: grants of the namespace not yet revoked, at most `limit` of
+   * them (one batch); returns how many changed.
+   */
+  async revokeNamespace(db: Db, namespace: string, at: string, limit: number): Promise<number> {
     const result = await db
       .updateTable('grants')
       .set({ revoked_at: at, revoked_reason: 'revoke_all' satisfies RevokeReason })
-      .where('namespace', '=', namespace)
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('grants')
+          .select('id')
+          .where('namespace', '=', namespace)
+          .where('revoked_at', 'is', null)
+          .limit(limit),
+      )
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     return Number(result.numUpdatedRows);

@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { VaultServices } from '../../services.js';
+import { jsonInTurns } from '../json-in-turns.js';
 import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import {
   CreatedGrant,
@@ -151,7 +152,9 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
       schema: {
         tags,
         security,
-        summary: 'Import the seed policy document(s): one grant per agent × credential, all or nothing',
+        summary: 'Import the seed policy document(s): one grant per agent × credential',
+        description:
+          'The whole document is checked first: nothing is written if any entry is invalid (`invalid_import`). Grants are then written in small batches, each atomic with its audit events; a grant already live on the same terms is skipped. If a batch fails after others committed, the answer is `import_incomplete`, naming what was and was not imported: run the same import again to finish it.',
         headers: NamespaceHeader,
         body: ImportGrantsBody,
         response: withErrors({ 201: ImportedGrants }, 503),
@@ -165,9 +168,17 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
         { ttl: b.ttl, untilRevoked: b.until_revoked, reveal: b.reveal },
         request.adminContext,
       );
+      // Already text (views only, see toGrantView): thousands of grants are serialized in turns.
+      const body = await jsonInTurns({
+        items: result.grants.map(toGrantView),
+        replaced_grant_ids: result.replaced,
+        skipped: result.skipped.map(toGrantView),
+      });
+      // The type provider types `send` by the schema's object; JSON text is sent as it is.
       return reply
         .status(201)
-        .send({ items: result.grants.map(toGrantView), replaced_grant_ids: result.replaced });
+        .type('application/json; charset=utf-8')
+        .send(body as never);
     },
   );
 

@@ -147,8 +147,12 @@ export const ImportGrantsBody = Type.Object(
 );
 
 export const ImportedGrants = Type.Object({
-  items: Type.Array(GrantView),
+  items: Type.Array(GrantView, { description: 'The grants this import created.' }),
   replaced_grant_ids: Type.Array(Type.String()),
+  skipped: Type.Array(GrantView, {
+    description:
+      'Grants the document asked for that were already live on the same terms (scopes, reveal, lifetime), left as they are: running an import again only adds what is missing.',
+  }),
 });
 
 export const RevokeAllResult = Type.Object({
