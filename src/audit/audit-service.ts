@@ -4,6 +4,7 @@ import type { Dialect } from '../store/database.js';
 import type { Database } from '../store/schema.js';
 import { csvHeader, csvLine, type ExportFormat, jsonLine, toAuditEvent } from './audit-format.js';
 import type { AuditEvent, Decision } from './audit-types.js';
+import type { AuditChainKey } from './audit-keys.js';
 import { verifyChain, type VerifyResult } from './audit-verify.js';
 import { exportOffThread, verifyOffThread } from './sqlite-audit-reader.js';
 
@@ -37,6 +38,8 @@ export interface AuditServiceDeps {
    * better-sqlite3 reads synchronously, and a verify over a big log would stall every other request.
    */
   sqlitePath?: string | undefined;
+  /** The audit chain key (audit-keys.ts): needed to verify a log that has switched to the keyed chain. */
+  chainKey?: AuditChainKey | undefined;
 }
 
 export const maxListLimit = 1000;
@@ -60,7 +63,7 @@ const parseInstant = (name: string, value: string | undefined): string | undefin
 const actionPrefixPattern = /^[a-z][a-z0-9_.]*\.\*$/;
 
 /** Reading, exporting and verifying the audit log. Nothing here writes to it. */
-export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps) => {
+export const createAuditService = ({ db, dialect, sqlitePath, chainKey }: AuditServiceDeps) => {
   /** Names are resolved to ids, so `--agent agent-42` finds events that record only the agent's id. */
   const idsFor = async (
     table: 'agents' | 'credentials',
@@ -185,8 +188,8 @@ export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps
 
     /** Re-hashes the whole chain; see `verifyChain`. */
     verify(options: { pageSize?: number | undefined } = {}): Promise<VerifyResult> {
-      if (sqlitePath) return verifyOffThread(sqlitePath, options.pageSize);
-      return verifyChain(db, dialect, options);
+      if (sqlitePath) return verifyOffThread(sqlitePath, options.pageSize, chainKey);
+      return verifyChain(db, dialect, { ...options, key: chainKey });
     },
   };
 };

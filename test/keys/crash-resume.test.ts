@@ -21,6 +21,7 @@ import { adminTokenFileName, createVault } from '../../src/main.js';
 import { openStore } from '../../src/store/database.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import {
+  auditKeyRows,
   countRows,
   type JobView,
   kmsKeyId,
@@ -243,7 +244,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
     const started = await call(first, dir.dir, 'POST', start.path, start.body);
     expect(started.status, JSON.stringify(started.body)).toBe(202);
     const job = started.body as JobView;
-    expect(job.total).toBe(credentialCount);
+    expect(job.total).toBe(credentialCount + auditKeyRows);
 
     let last: StatusView | undefined;
     for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
@@ -282,7 +283,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
     expect(verify.status).toBe(200);
     expect(verify.body).toMatchObject({
       ok: true,
-      checked: credentialCount,
+      checked: credentialCount + auditKeyRows,
       off_mode: 0,
       failures: [],
     } satisfies Partial<VerifyView>);
@@ -334,7 +335,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
         expect(
           await store.db.selectFrom('data_keys').select('id').where('kek_ref', '=', 'platform:1').execute(),
         ).toEqual([]);
-        expect(await refCounts(store.db)).toEqual({ 'platform:2': credentialCount });
+        expect(await refCounts(store.db)).toEqual({ 'platform:2': credentialCount + auditKeyRows });
       } finally {
         await store.close();
       }
@@ -364,7 +365,9 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
       const store = await openStore({ dataDir: dir });
       try {
         expect(await countRows(store.db, 'kek_versions')).toBe(0);
-        expect(await refCounts(store.db)).toEqual({ [`webhook:${kmsKeyId}`]: credentialCount });
+        expect(await refCounts(store.db)).toEqual({
+          [`webhook:${kmsKeyId}`]: credentialCount + auditKeyRows,
+        });
       } finally {
         await store.close();
       }

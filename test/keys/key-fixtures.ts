@@ -19,6 +19,9 @@ import type { TestVault } from '../helpers/vault.js';
 
 export const kmsKeyId = 'kms-test';
 
+/** The audit chain key is a data key too (src/audit/audit-keys.ts): one row more than the credentials. */
+export const auditKeyRows = 1;
+
 export interface TestKms {
   /** `http://127.0.0.1:<port>`; the same across stop() and restart(). */
   readonly url: string;
