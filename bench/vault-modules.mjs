@@ -1,6 +1,7 @@
 // Everything the bench takes from the vault's build (dist/), in one place: when a module moves or an
 // export changes shape, this file is the one to adapt. `npm run bench` builds dist/ first.
 
+export { auditChainStateKey, deriveChainKey, switchMac } from '../dist/audit/audit-keys.js';
 export { createAuditService } from '../dist/audit/audit-service.js';
 export { createAuditWriter } from '../dist/audit/audit-writer.js';
 export { loadConfig } from '../dist/config/load-config.js';

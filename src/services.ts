@@ -7,6 +7,7 @@ import type { AgentAuthenticator } from './agents/agent-types.js';
 import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
 import { createRemoteKeySets } from './agents/remote-keys.js';
 import { createOutboundGuard } from './net/outbound-guard.js';
+import { type AuditChainKey, loadAuditChainKey } from './audit/audit-keys.js';
 import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
@@ -49,6 +50,11 @@ export interface VaultServices {
   audit: AuditWriter;
   /** Reading, exporting and verifying the audit log. */
   auditLog: AuditService;
+  /**
+   * The audit chain key (audit-keys.ts), unwrapped: for in-process verifiers and tests. Never logged,
+   * never answered over HTTP.
+   */
+  auditChainKey: AuditChainKey;
   grants: GrantService;
   /** The agent retrieval path (seed contract), for the route, in-process callers and benchmarks. */
   retrieval: RetrievalService;
@@ -122,6 +128,9 @@ export const createServices = async ({
     onLookup: (hit) => (hit ? cacheHits : cacheMisses).inc(),
   });
   const dataKeys = createDataKeyService({ db, providers, clock });
+  // The audit writer started before the key providers: from here on every event is keyed.
+  const chainKey = await loadAuditChainKey({ store, dataKeys, clock, logger });
+  audit.useChainKey(chainKey);
   const credentials = createCredentialService({
     store,
     access,
@@ -153,7 +162,9 @@ export const createServices = async ({
       db,
       dialect: store.dialect,
       sqlitePath: store.dialect === 'sqlite' ? store.location : undefined,
+      chainKey,
     }),
+    auditChainKey: chainKey,
     grants: createGrantService({ db, clock, audit }),
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),

@@ -2,7 +2,7 @@ import type SQLite from 'better-sqlite3';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Dialect } from '../store/database.js';
 import type { AuditEventTable, Database } from '../store/schema.js';
-import { type ChainedFields, chainedColumns, chainHash, genesisHash } from './audit-hash.js';
+import { type ChainedFields, chainedColumns, genesisHash, linkHash } from './audit-hash.js';
 
 /**
  * Appending to the hash chain: read the head, link the events after it, insert them, move the head.
@@ -19,16 +19,20 @@ export interface ChainHead {
 
 const missingHead = () => new Error('the audit_head row is missing although audit events exist');
 
-/** The rows of `events` appended after `head`, and the head after them. Pure. */
+/**
+ * The rows of `events` appended after `head`, and the head after them. Pure. With the audit chain key
+ * (audit-keys.ts) each link is an HMAC; without it, plain SHA-256 (stores that never switched, tests).
+ */
 export const linkEvents = (
   head: ChainHead,
   events: readonly ChainedFields[],
+  key?: Buffer,
 ): { rows: AuditEventTable[]; head: ChainHead } => {
   let seq = head.seq;
   let prev = head.hash;
   const rows = events.map((event) => {
     seq += 1;
-    const hash = chainHash(prev, event);
+    const hash = linkHash(prev, event, key);
     const row = { seq, ...event, prev_hash: prev, hash };
     prev = hash;
     return row;
@@ -58,11 +62,12 @@ export const appendToChain = async (
   db: Kysely<Database> | Transaction<Database>,
   dialect: Dialect,
   events: readonly ChainedFields[],
+  key?: Buffer,
 ): Promise<void> => {
   if (events.length === 0) return;
-  if (dialect === 'postgres') return appendOnPostgres(db, events);
+  if (dialect === 'postgres') return appendOnPostgres(db, events, key);
   const trx = db as Transaction<Database>;
-  const linked = linkEvents(await readHead(trx), events);
+  const linked = linkEvents(await readHead(trx), events, key);
   for (let start = 0; start < linked.rows.length; start += rowsPerStatement) {
     await trx
       .insertInto('audit_events')
@@ -112,8 +117,8 @@ const recordType = sql.join(
 );
 
 /**
- * PostgreSQL: read the head without a lock, link the events after it here (the hashes need Node's
- * SHA-256 and the exact JSON the chain is defined over), then, in ONE statement, move the head only
+ * PostgreSQL: read the head without a lock, link the events after it here (the links need the audit
+ * key, which never enters the database, and the exact JSON the chain is defined over), then, in ONE statement, move the head only
  * if it is still the one read and insert the events only if it moved. The head's row lock is taken by
  * that statement's UPDATE and, outside a caller's transaction, released when the same statement
  * commits: no replica ever holds the chain across a round trip to itself, so a paused or partitioned
@@ -125,10 +130,11 @@ const recordType = sql.join(
 const appendOnPostgres = async (
   db: Kysely<Database> | Transaction<Database>,
   events: readonly ChainedFields[],
+  key: Buffer | undefined,
 ): Promise<void> => {
   for (let attempt = 0; attempt < postgresAppendTries; attempt += 1) {
     const head = await readHead(db);
-    const linked = linkEvents(head, events);
+    const linked = linkEvents(head, events, key);
     const result = await sql<{ appended: string | number }>`
       with moved as (
         update audit_head set seq = ${linked.head.seq}, hash = ${linked.head.hash}
@@ -160,19 +166,19 @@ export const createSqliteChainAppender = (sqlite: SQLite.Database) => {
   );
   const updateHead = sqlite.prepare('update audit_head set seq = ?, hash = ? where id = 1');
 
-  const append = sqlite.transaction((events: readonly ChainedFields[]) => {
+  const append = sqlite.transaction((events: readonly ChainedFields[], key: Buffer | undefined) => {
     let head = selectHead.get();
     if (!head) {
       if (anyEvent.get()) throw missingHead();
       insertHead.run(genesisHash);
       head = { seq: 0, hash: genesisHash };
     }
-    const linked = linkEvents(head, events);
+    const linked = linkEvents(head, events, key);
     for (const row of linked.rows) insertEvent.run(columns.map((column) => row[column]));
     updateHead.run(linked.head.seq, linked.head.hash);
   });
 
-  return (events: readonly ChainedFields[]): void => {
-    if (events.length > 0) append.immediate(events);
+  return (events: readonly ChainedFields[], key?: Buffer): void => {
+    if (events.length > 0) append.immediate(events, key);
   };
 };

@@ -1,4 +1,4 @@
-import { hash as oneShotHash } from 'node:crypto';
+import { createHmac, hash as oneShotHash } from 'node:crypto';
 import type { AuditEventTable } from '../store/schema.js';
 import type { AuditDetails } from './audit-types.js';
 
@@ -74,3 +74,15 @@ export const hashCanonical = (prevHash: string, canonical: string): string =>
 
 export const chainHash = (prevHash: string, e: ChainedFields): string =>
   hashCanonical(prevHash, canonicalEvent(e));
+
+/**
+ * The keyed link (docs/audit.md, "The keyed chain"): `hmac_sha256(key, prev_hash + "\n" + canonical)`,
+ * hex, over the same text as `hashCanonical`. Without the key nobody can compute it, so whoever can
+ * only write the database cannot rewrite an event and re-link the chain after it.
+ */
+export const hmacCanonical = (key: Buffer, prevHash: string, canonical: string): string =>
+  createHmac('sha256', key).update(`${prevHash}\n${canonical}`).digest('hex');
+
+/** The link of an event: keyed when a key is given, plain SHA-256 (the log before the switch) when not. */
+export const linkHash = (prevHash: string, e: ChainedFields, key?: Buffer): string =>
+  key ? hmacCanonical(key, prevHash, canonicalEvent(e)) : chainHash(prevHash, e);

@@ -25,12 +25,21 @@ export type ReaderReply =
 
 const port = parentPort;
 if (!port) throw new Error('audit-reader-worker runs as a worker thread');
-const { path, job } = workerData as { path: string; job: ReaderJob };
+const { path, job, chainKey } = workerData as {
+  path: string;
+  job: ReaderJob;
+  /** Cloned across threads, it arrives as a Uint8Array. */
+  chainKey?: { keyId: string; hmacKey: Uint8Array } | undefined;
+};
 
 const sqlite = new SQLite(path, { readonly: true, fileMustExist: true });
 sqlite.pragma('busy_timeout = 5000');
 const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-const auditLog = createAuditService({ db, dialect: 'sqlite' });
+const auditLog = createAuditService({
+  db,
+  dialect: 'sqlite',
+  chainKey: chainKey && { keyId: chainKey.keyId, hmacKey: Buffer.from(chainKey.hmacKey) },
+});
 
 const fail = (error: unknown): ReaderReply =>
   isVaultError(error)

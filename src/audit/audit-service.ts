@@ -5,6 +5,7 @@ import type { Database } from '../store/schema.js';
 import { csvHeader, csvLine, type ExportFormat, jsonLine, toAuditEvent } from './audit-format.js';
 import { subjectKeys } from './audit-subjects.js';
 import type { AuditEvent, Decision } from './audit-types.js';
+import type { AuditChainKey } from './audit-keys.js';
 import { verifyChain, type VerifyResult } from './audit-verify.js';
 import { exportOffThread, verifyOffThread } from './sqlite-audit-reader.js';
 
@@ -38,6 +39,8 @@ export interface AuditServiceDeps {
    * better-sqlite3 reads synchronously, and a verify over a big log would stall every other request.
    */
   sqlitePath?: string | undefined;
+  /** The audit chain key (audit-keys.ts): needed to verify a log that has switched to the keyed chain. */
+  chainKey?: AuditChainKey | undefined;
 }
 
 export const maxListLimit = 1000;
@@ -61,7 +64,7 @@ const parseInstant = (name: string, value: string | undefined): string | undefin
 const actionPrefixPattern = /^[a-z][a-z0-9_.]*\.\*$/;
 
 /** Reading, exporting and verifying the audit log. Nothing here writes to it. */
-export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps) => {
+export const createAuditService = ({ db, dialect, sqlitePath, chainKey }: AuditServiceDeps) => {
   /**
    * Everything `value` may be recorded as: itself, and the id and name of the agent or credential it
    * names (by id or by name), so `--agent agent-42` finds events that record only the agent's id and
@@ -187,8 +190,8 @@ export const createAuditService = ({ db, dialect, sqlitePath }: AuditServiceDeps
 
     /** Re-hashes the whole chain; see `verifyChain`. */
     verify(options: { pageSize?: number | undefined } = {}): Promise<VerifyResult> {
-      if (sqlitePath) return verifyOffThread(sqlitePath, options.pageSize);
-      return verifyChain(db, dialect, options);
+      if (sqlitePath) return verifyOffThread(sqlitePath, options.pageSize, chainKey);
+      return verifyChain(db, dialect, { ...options, key: chainKey });
     },
   };
 };

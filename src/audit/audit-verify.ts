@@ -1,7 +1,15 @@
 import { type Kysely, sql } from 'kysely';
 import type { Dialect } from '../store/database.js';
 import type { Database } from '../store/schema.js';
-import { canonicalVersion, chainedColumns, chainHash, genesisHash, hashCanonical } from './audit-hash.js';
+import {
+  canonicalVersion,
+  chainedColumns,
+  genesisHash,
+  hashCanonical,
+  hmacCanonical,
+  linkHash,
+} from './audit-hash.js';
+import { type AuditChainKey, readChainRecord, recordMatches } from './audit-keys.js';
 
 export type VerifyProblem = 'altered' | 'missing' | 'reordered' | 'head_mismatch';
 
@@ -21,6 +29,8 @@ export interface VerifyResult {
   checked: number;
   /** The head the check ran against: a value worth keeping outside the vault to anchor the chain. */
   head: { seq: number; hash: string } | null;
+  /** The first keyed (HMAC) event, when the log has switched: events before it are plain SHA-256. */
+  keyedFrom?: number;
   firstBad?: BadEvent;
 }
 
@@ -49,6 +59,10 @@ export const canonicalSql = (dialect: Dialect) => {
  * - `head_mismatch`: the log ends before, or at a different hash than, the head row says (the newest
  *   events were deleted, or the head row is gone).
  *
+ * Events from the switch record's `fromSeq` on are checked as HMACs under `key` (audit-keys.ts), the
+ * ones before as plain SHA-256; the record itself must carry the key's MAC, so it can be neither moved
+ * nor removed while the key exists. A log that has switched cannot be verified without the key.
+ *
  * It checks up to the head it read first, so events appended while it runs are left for the next run.
  * Only the failure path runs extra queries (one unindexed), to name the event and tell a reorder from
  * a rewrite.
@@ -56,7 +70,7 @@ export const canonicalSql = (dialect: Dialect) => {
 export const verifyChain = async (
   db: Kysely<Database>,
   dialect: Dialect,
-  { pageSize = 10_000 }: { pageSize?: number } = {},
+  { pageSize = 10_000, key }: { pageSize?: number; key?: AuditChainKey | undefined } = {},
 ): Promise<VerifyResult> => {
   const headRow = await db
     .selectFrom('audit_head')
@@ -68,19 +82,44 @@ export const verifyChain = async (
 
   let expectedSeq = 1;
   let prev = genesisHash;
+  const record = await readChainRecord(db);
+  // Past the end of any log: with no switch record every event is plain SHA-256.
+  const fromSeq = record?.fromSeq ?? Number.POSITIVE_INFINITY;
   const result = (firstBad?: BadEvent): VerifyResult => ({
     ok: !firstBad,
     checked: expectedSeq - 1,
     head,
+    ...(record ? { keyedFrom: record.fromSeq } : {}),
     ...(firstBad ? { firstBad } : {}),
   });
+  if (record && !key) {
+    throw new Error(
+      `the audit log is keyed from event ${record.fromSeq} on: verifying it needs the audit chain key`,
+    );
+  }
+  if (key && !(record && recordMatches(record, key))) {
+    // Whoever removed or moved the record wants keyed events read as plain SHA-256 ones.
+    return result({
+      seq: record && Number.isSafeInteger(record.fromSeq) ? record.fromSeq : 1,
+      id: null,
+      problem: 'altered',
+      detail: record
+        ? "the record of where the keyed chain starts does not carry the audit key's MAC: it was changed"
+        : 'the record of where the keyed chain starts was removed although the vault holds an audit key',
+    });
+  }
+  const link = (seq: number, prevHash: string, canonical: string) =>
+    seq >= fromSeq ? hmacCanonical(key!.hmacKey, prevHash, canonical) : hashCanonical(prevHash, canonical);
 
   const idAt = async (seq: number): Promise<string | null> =>
     (await db.selectFrom('audit_events').select('id').where('seq', '=', seq).executeTakeFirst())?.id ?? null;
 
   const matchesFromColumns = async (seq: number): Promise<boolean> => {
     const row = await db.selectFrom('audit_events').selectAll().where('seq', '=', seq).executeTakeFirst();
-    return row !== undefined && chainHash(row.prev_hash, row) === row.hash;
+    return (
+      row !== undefined &&
+      linkHash(row.prev_hash, row, seq >= fromSeq ? key!.hmacKey : undefined) === row.hash
+    );
   };
 
   const brokenLink = async (seq: number, linksTo: string): Promise<BadEvent> => {
@@ -136,7 +175,7 @@ export const verifyChain = async (
               : `events ${expectedSeq} to ${seq - 1} were removed: the log goes from event ${expectedSeq - 1} to event ${seq}`,
         });
       }
-      if (hashCanonical(row.prev_hash, row.canonical) !== row.hash && !(await matchesFromColumns(seq))) {
+      if (link(seq, row.prev_hash, row.canonical) !== row.hash && !(await matchesFromColumns(seq))) {
         return result({
           seq,
           id: await idAt(seq),

@@ -5,6 +5,7 @@ import type { Store } from '../store/database.js';
 import { AuditInputError, toChainedFields } from './audit-event.js';
 import { appendToChain } from './audit-chain.js';
 import type { ChainedFields } from './audit-hash.js';
+import type { AuditChainKey } from './audit-keys.js';
 import type { AuditEventInput, AuditRecorder } from './audit-types.js';
 import { startSqliteAuditAppender } from './sqlite-audit-appender.js';
 
@@ -24,11 +25,21 @@ export interface AuditWriterDeps {
   logger: AuditLogger;
   /** Most events one group commit carries. */
   maxBatch?: number;
+  /**
+   * The audit chain key (audit-keys.ts), when already loaded; otherwise `useChainKey` once it is.
+   * Without one, links are plain SHA-256 (a store that has not switched, or a test).
+   */
+  chainKey?: AuditChainKey | undefined;
   /** Told of every group commit made durable, with its number of events. For metrics. */
   onCommit?: (events: number) => void;
 }
 
 export interface AuditWriter extends AuditRecorder {
+  /**
+   * Links every event recorded from now on with the audit chain key. Called once at start, after the
+   * key providers are up and before any service records (the writer starts before them).
+   */
+  useChainKey(key: AuditChainKey): void;
   /** Stops taking events and waits until every queued one is committed (or has failed). */
   close(): Promise<void>;
 }
@@ -52,10 +63,13 @@ export const createAuditWriter = ({
   logger,
   maxBatch = 2000,
   onCommit = () => {},
+  chainKey,
 }: AuditWriterDeps) => {
   const { dialect } = store;
   // On SQLite group commits run on a thread of their own (and are durable when it answers).
   const appender = dialect === 'sqlite' ? startSqliteAuditAppender(store.location) : undefined;
+  let hmacKey = chainKey?.hmacKey;
+  if (hmacKey) appender?.useKey(hmacKey);
   const queue: Pending[] = [];
   let draining: Promise<void> | undefined;
   let closed = false;
@@ -89,7 +103,7 @@ export const createAuditWriter = ({
       // Only a commit on disk counts: an event is durable before any caller answers its request.
       if (appender) await appender.append(events);
       // PostgreSQL: one statement, committed on its own (no transaction holds the chain's head).
-      else await appendToChain(store.db, dialect, events);
+      else await appendToChain(store.db, dialect, events, hmacKey);
     } catch (error) {
       logger.error({ err: error, events: batch.length }, 'audit events could not be written; failing closed');
       const failure = unavailable(error);
@@ -122,6 +136,11 @@ export const createAuditWriter = ({
   };
 
   const writer: AuditWriter = {
+    useChainKey(key) {
+      hmacKey = key.hmacKey;
+      appender?.useKey(key.hmacKey);
+    },
+
     record(input) {
       if (closed) return Promise.reject(unavailable(new Error('the audit writer is closed')));
       let event: ChainedFields;
@@ -143,7 +162,7 @@ export const createAuditWriter = ({
     async recordManyInTransaction(trx, inputs) {
       const events = inputs.map(prepare);
       try {
-        await appendToChain(trx, dialect, events);
+        await appendToChain(trx, dialect, events, hmacKey);
       } catch (error) {
         logger.error(
           { err: error, events: events.length },

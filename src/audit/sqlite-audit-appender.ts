@@ -6,6 +6,8 @@ import type { AppendReply, WorkerMessage } from './sqlite-audit-worker.js';
 export interface AuditAppender {
   /** Resolves once the events are committed and on disk; rejects when they are not. */
   append(events: readonly ChainedFields[]): Promise<void>;
+  /** Links every event appended after this call with the audit chain key (audit-keys.ts). */
+  useKey(hmacKey: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -25,6 +27,7 @@ export const startSqliteAuditAppender = (path: string): AuditAppender => {
   let nextId = 1;
   let worker: Worker | undefined;
   let closed = false;
+  let hmacKey: Buffer | undefined;
 
   const failAll = (error: Error) => {
     for (const w of waiting.values()) w.reject(error);
@@ -52,6 +55,8 @@ export const startSqliteAuditAppender = (path: string): AuditAppender => {
       failAll(new Error(`the audit writer thread exited (code ${code})`));
     });
     started.unref();
+    // A thread started again after its predecessor died links with the key too.
+    if (hmacKey) started.postMessage({ key: hmacKey } satisfies WorkerMessage);
     return started;
   };
   // Started now, so the first event does not wait for a thread to boot.
@@ -69,6 +74,11 @@ export const startSqliteAuditAppender = (path: string): AuditAppender => {
         waiting.set(id, { resolve, reject });
         worker!.postMessage(message);
       });
+    },
+
+    useKey(key) {
+      hmacKey = key;
+      worker?.postMessage({ key } satisfies WorkerMessage);
     },
 
     async close() {

@@ -3,6 +3,7 @@ import type { ErrorCode } from '../errors/error-registry.js';
 import { VaultError } from '../errors/vault-error.js';
 import { workerFile } from '../lib/workers.js';
 import type { ReaderJob, ReaderReply, ReaderRequest } from './audit-reader-worker.js';
+import type { AuditChainKey } from './audit-keys.js';
 import type { ExportFormat } from './audit-format.js';
 import type { AuditFilters } from './audit-service.js';
 import type { VerifyResult } from './audit-verify.js';
@@ -16,9 +17,9 @@ const errorFrom = (reply: Extract<ReaderReply, { ok: false }>): Error =>
   reply.code ? new VaultError(reply.code as ErrorCode, reply.message) : new Error(reply.message);
 
 /** Starts the thread; `next()` resolves with its next reply (or rejects if it dies first). */
-const startReader = (path: string, job: ReaderJob) => {
+const startReader = (path: string, job: ReaderJob, chainKey?: AuditChainKey) => {
   const worker = new Worker(workerFile(import.meta.url, 'audit-reader-worker'), {
-    workerData: { path, job },
+    workerData: { path, job, chainKey },
   });
   const replies: ReaderReply[] = [];
   let waiting: { resolve(reply: ReaderReply): void; reject(error: Error): void } | undefined;
@@ -49,8 +50,12 @@ const startReader = (path: string, job: ReaderJob) => {
   };
 };
 
-export const verifyOffThread = async (path: string, pageSize?: number): Promise<VerifyResult> => {
-  const reply = await startReader(path, { kind: 'verify', pageSize }).next();
+export const verifyOffThread = async (
+  path: string,
+  pageSize?: number,
+  chainKey?: AuditChainKey,
+): Promise<VerifyResult> => {
+  const reply = await startReader(path, { kind: 'verify', pageSize }, chainKey).next();
   if (!reply.ok) throw errorFrom(reply);
   return reply.value as VerifyResult;
 };

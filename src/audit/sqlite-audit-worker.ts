@@ -26,7 +26,8 @@ export interface AppendRequest {
 export type AppendReply =
   { ids: number[]; ok: true } | { ids: number[]; ok: false; message: string; code?: string | undefined };
 
-export type WorkerMessage = AppendRequest | { close: true };
+/** `key`: from now on link with the audit chain key (sent before any append that needs it). */
+export type WorkerMessage = AppendRequest | { close: true } | { key: Uint8Array };
 
 const port = parentPort;
 if (!port) throw new Error('sqlite-audit-worker runs as a worker thread');
@@ -39,6 +40,8 @@ const { path } = workerData as { path: string };
 const lockPatienceMs = 5000;
 const sqlite = openAuditWriterConnection(path);
 const append = createSqliteChainAppender(sqlite);
+/** The audit chain key's link key (audit-keys.ts), once the vault has loaded it. */
+let hmacKey: Buffer | undefined;
 
 let queue: AppendRequest[] = [];
 let scheduled = false;
@@ -52,7 +55,7 @@ const flush = () => {
   let reply: AppendReply;
   try {
     const events = batch.flatMap((request) => JSON.parse(request.events) as ChainedFields[]);
-    withBusyRetry(() => append(events), { patienceMs: lockPatienceMs });
+    withBusyRetry(() => append(events, hmacKey), { patienceMs: lockPatienceMs });
     reply = { ids, ok: true };
   } catch (error) {
     // The driver's code (SQLITE_BUSY after the patience) travels too, so the lock wait is counted.
@@ -68,6 +71,11 @@ const flush = () => {
 };
 
 port.on('message', (message: WorkerMessage) => {
+  if ('key' in message) {
+    // Messages arrive in order: every append sent after it is keyed.
+    hmacKey = Buffer.from(message.key);
+    return;
+  }
   if ('close' in message) {
     flush();
     sqlite.close();

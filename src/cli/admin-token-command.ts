@@ -5,12 +5,15 @@ import type { AdminTokenView, CreatedAdminToken, Items } from '../http/schemas/r
 import { pino } from 'pino';
 import { adminRoles, isAdminRole } from '../admin/admin-roles.js';
 import { resetRootToken } from '../admin/root-token-bootstrap.js';
+import { loadAuditChainKey } from '../audit/audit-keys.js';
 import { createAuditWriter } from '../audit/audit-writer.js';
 import type { Config } from '../config/config-schema.js';
 import { loadConfig } from '../config/load-config.js';
 import { loadRootKey } from '../crypto/master-key.js';
 import { createPlatformKeyProvider } from '../crypto/platform-key-provider.js';
 import { createWebhookKeyProvider } from '../crypto/webhook-key-provider.js';
+import { createDataKeyService } from '../keys/data-key-service.js';
+import type { KeyProviders } from '../keys/key-providers.js';
 import { vaultStateRepo } from '../keys/vault-state-repo.js';
 import { systemClock } from '../lib/clock.js';
 import { parseDuration } from '../lib/duration.js';
@@ -24,7 +27,7 @@ import { InputError } from './secret-input.js';
  * the master key in platform mode (it must open the stored keyring), the webhook's URL and secret in
  * webhook mode (the webhook must answer). Access to the database alone is not enough.
  */
-const proveKeyAccess = async (config: Config, store: Store): Promise<void> => {
+const proveKeyAccess = async (config: Config, store: Store): Promise<KeyProviders> => {
   const mode = await vaultStateRepo.getMode(store.db);
   if (!mode) {
     throw new InputError(
@@ -33,20 +36,23 @@ const proveKeyAccess = async (config: Config, store: Store): Promise<void> => {
   }
   if (mode === 'platform') {
     const rootKey = loadRootKey({ masterKey: config.masterKey, dataDir: config.dataDir, create: false });
-    await createPlatformKeyProvider({ rootKey: rootKey.key, db: store.db, clock: systemClock }).initialize();
-    return;
+    const platform = createPlatformKeyProvider({ rootKey: rootKey.key, db: store.db, clock: systemClock });
+    await platform.initialize();
+    return { platform };
   }
   if (!config.kmsWebhookUrl || !config.kmsWebhookSecret) {
     throw new InputError(
       'The vault is in webhook mode: set TOKENVAULT_KMS_WEBHOOK_URL and TOKENVAULT_KMS_WEBHOOK_SECRET.',
     );
   }
-  await createWebhookKeyProvider({
+  const webhook = createWebhookKeyProvider({
     url: config.kmsWebhookUrl,
     secret: config.kmsWebhookSecret,
     timeoutMs: config.kmsWebhookTimeoutMs,
     clock: systemClock,
-  }).check();
+  });
+  await webhook.check();
+  return { webhook };
 };
 
 /** Revokes the root token(s) and writes a new one to the data dir, directly on the store. */
@@ -60,7 +66,12 @@ const resetRoot = async (config: Config): Promise<{ path: string; revoked: numbe
   const logger = pino({ level: 'error' }, process.stderr);
   const audit = createAuditWriter({ store, clock: systemClock, logger });
   try {
-    await proveKeyAccess(config, store);
+    const providers = await proveKeyAccess(config, store);
+    // Its event continues the keyed audit chain, like the server's.
+    const dataKeys = createDataKeyService({ db: store.db, providers, clock: systemClock });
+    audit.useChainKey(
+      await loadAuditChainKey({ store, dataKeys, clock: systemClock, logger: { info: () => {} } }),
+    );
     const reset = await resetRootToken({
       db: store.db,
       dialect: store.dialect,

@@ -203,6 +203,7 @@ export const registerAuditCommand = (program: Command, io: CliIo): void => {
               keyValues([
                 ['head seq', result.head?.seq ?? 0],
                 ['head hash', result.head?.hash ?? '-'],
+                ['keyed from', result.keyed_from ?? '-'],
               ]),
             ].join('\n')
           : describeFailure(result),

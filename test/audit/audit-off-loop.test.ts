@@ -15,7 +15,8 @@ describe('audit verify and export off the event loop (SQLite)', () => {
   let t: TestVault;
   beforeAll(async () => {
     t = await startTestVault();
-    // The log is filled directly on a connection of the test's own, the way the audit thread writes.
+    // The log is filled directly on a connection of the test's own, the way the audit thread writes
+    // (with the vault's audit key: its log is keyed from the first event).
     const sqlite = new SQLite(t.vault.store.location);
     sqlite.pragma('busy_timeout = 5000');
     const append = createSqliteChainAppender(sqlite);
@@ -35,6 +36,7 @@ describe('audit verify and export off the event loop (SQLite)', () => {
             { id: `ev-${start + i}`, time: new Date(Date.UTC(2026, 0, 1) + start + i).toISOString() },
           ),
         ),
+        t.vault.services.auditChainKey.hmacKey,
       );
     }
     sqlite.close();

@@ -296,8 +296,9 @@ describe('first run: mode set platform', () => {
     expect(result.stderr).toContain('<data-dir>/master.key');
     expect(existsSync(join(t.dataDir, 'master.key'))).toBe(true);
     // Standard error is a pipe here: one progress line, not a bar drawn again and again.
-    expect(result.stderr.match(/re-wrap/gi)).toHaveLength(2); // "Re-wrap … started" and "re-wrapped 3/3"
-    expect(result.stderr).toContain('re-wrapped 3/3 data key(s)\n');
+    // "Re-wrap … started" and "re-wrapped 4/4": three credentials' data keys and the audit chain key.
+    expect(result.stderr.match(/re-wrap/gi)).toHaveLength(2);
+    expect(result.stderr).toContain('re-wrapped 4/4 data key(s)\n');
   });
 });
 

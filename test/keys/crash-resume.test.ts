@@ -22,6 +22,7 @@ import { openStore, sqliteFileName } from '../../src/store/database.js';
 import { cleanEnv, type ServerProcess, startServer } from '../helpers/cli.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import {
+  auditKeyRows,
   countRows,
   type JobView,
   kmsKeyId,
@@ -225,7 +226,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
     const started = await call(first, dir.dir, 'POST', start.path, start.body);
     expect(started.status, JSON.stringify(started.body)).toBe(202);
     const job = started.body as JobView;
-    expect(job.total).toBe(credentialCount);
+    expect(job.total).toBe(credentialCount + auditKeyRows);
 
     // Frozen (SIGSTOP) once the database shows keys moved, then checked while frozen, then killed:
     // what the checks see is exactly what the kill leaves, with no window for the job to run on.
@@ -259,7 +260,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
     expect(verify.status).toBe(200);
     expect(verify.body).toMatchObject({
       ok: true,
-      checked: credentialCount,
+      checked: credentialCount + auditKeyRows,
       off_mode: 0,
       failures: [],
     } satisfies Partial<VerifyView>);
@@ -309,7 +310,7 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
         expect(
           await store.db.selectFrom('data_keys').select('id').where('kek_ref', '=', 'platform:1').execute(),
         ).toEqual([]);
-        expect(await refCounts(store.db)).toEqual({ 'platform:2': credentialCount });
+        expect(await refCounts(store.db)).toEqual({ 'platform:2': credentialCount + auditKeyRows });
       } finally {
         await store.close();
       }
@@ -339,7 +340,9 @@ describe('a key re-wrap killed with SIGKILL resumes after a restart', () => {
       const store = await openStore({ dataDir: dir });
       try {
         expect(await countRows(store.db, 'kek_versions')).toBe(0);
-        expect(await refCounts(store.db)).toEqual({ [`webhook:${kmsKeyId}`]: credentialCount });
+        expect(await refCounts(store.db)).toEqual({
+          [`webhook:${kmsKeyId}`]: credentialCount + auditKeyRows,
+        });
       } finally {
         await store.close();
       }

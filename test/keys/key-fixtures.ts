@@ -21,6 +21,9 @@ export { waitForJob } from '../helpers/jobs.js';
 
 export const kmsKeyId = 'kms-test';
 
+/** The audit chain key is a data key too (src/audit/audit-keys.ts): one row more than the credentials. */
+export const auditKeyRows = 1;
+
 export interface TestKms {
   /** `http://127.0.0.1:<port>`; the same across stop() and restart(). */
   readonly url: string;

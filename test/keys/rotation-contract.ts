@@ -6,6 +6,7 @@ import { systemClock } from '../../src/lib/clock.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import { startTestVault, type TestVault, type TestVaultOptions } from '../helpers/vault.js';
 import {
+  auditKeyRows,
   countRows,
   dataKeyRefOf,
   errorOf,
@@ -65,7 +66,7 @@ export const rotationContract = (
     // One credential with two secret versions: both share its data key, so both must survive.
     await credentials.create('default', { name: 'multi', type: 'api_key', secret: { api_key: 'multi-v1' } });
     await credentials.update('default', 'multi', { secret: { api_key: 'multi-v2' } });
-    expect(await refCounts(db)).toEqual({ 'platform:1': 31 });
+    expect(await refCounts(db)).toEqual({ 'platform:1': 31 + auditKeyRows });
 
     // The job cannot start yet: this is the state right after the call, before any key has moved.
     await v.vault.services.runner.stop();
@@ -74,15 +75,19 @@ export const rotationContract = (
     expect(rotated.body).toMatchObject({
       kind: 'rotate',
       target: 'platform:2',
-      total: 31,
+      total: 31 + auditKeyRows,
       done: 0,
-      remaining: 31,
+      remaining: 31 + auditKeyRows,
       finished_at: null,
     } satisfies Partial<JobView>);
     const pending = await status(v);
     expect(pending.mode).toBe('platform');
-    expect(pending.job).toMatchObject({ target: 'platform:2', remaining: 31, finished_at: null });
-    expect(pending.data_keys).toEqual([{ ref: 'platform:1', count: 31 }]);
+    expect(pending.job).toMatchObject({
+      target: 'platform:2',
+      remaining: 31 + auditKeyRows,
+      finished_at: null,
+    });
+    expect(pending.data_keys).toEqual([{ ref: 'platform:1', count: 31 + auditKeyRows }]);
 
     await expectAllReadable(credentials, secrets);
     expect((await credentials.readSecret('default', 'multi', { version: 1 })).secret).toEqual({
@@ -103,7 +108,7 @@ export const rotationContract = (
     expect(again.status).toBe(409);
     expect(errorOf(again.body)).toMatchObject({
       code: 'rewrap_in_progress',
-      message: expect.stringMatching(/re-wrap to platform:2 is running \(0 of 31 done\)/),
+      message: expect.stringMatching(/re-wrap to platform:2 is running \(0 of 32 done\)/),
     });
     expect(await countRows(db, 'kek_versions')).toBe(2);
 
@@ -127,8 +132,8 @@ export const rotationContract = (
     await replica.kick();
     await stopping;
     const halfway = await status(v);
-    expect(halfway.job).toMatchObject({ done: 10, remaining: 21, finished_at: null });
-    expect(await refCounts(db)).toEqual({ 'platform:1': 21, 'platform:2': 11 });
+    expect(halfway.job).toMatchObject({ done: 10, remaining: 21 + auditKeyRows, finished_at: null });
+    expect(await refCounts(db)).toEqual({ 'platform:1': 21 + auditKeyRows, 'platform:2': 11 });
     await expectAllReadable(credentials, secrets);
     expect((await credentials.readSecret('default', 'multi', { version: 1 })).secret).toEqual({
       api_key: 'multi-v1',
@@ -137,9 +142,14 @@ export const rotationContract = (
     // This vault's own runner picks the job up where the replica left it and finishes it.
     v.vault.services.runner.start();
     const finished = await waitForJob(() => status(v));
-    expect(finished.job).toMatchObject({ target: 'platform:2', total: 31, done: 31, remaining: 0 });
+    expect(finished.job).toMatchObject({
+      target: 'platform:2',
+      total: 31 + auditKeyRows,
+      done: 31 + auditKeyRows,
+      remaining: 0,
+    });
     expect(finished.job?.finished_at).toEqual(expect.any(String));
-    expect(finished.data_keys).toEqual([{ ref: 'platform:2', count: 32 }]);
+    expect(finished.data_keys).toEqual([{ ref: 'platform:2', count: 32 + auditKeyRows }]);
     expect(
       await db.selectFrom('data_keys').select('id').where('kek_ref', '=', 'platform:1').execute(),
     ).toEqual([]);
@@ -149,7 +159,13 @@ export const rotationContract = (
     expect((await credentials.readSecret('default', 'multi', { version: 1 })).secret).toEqual({
       api_key: 'multi-v1',
     });
-    expect(await verify(v)).toEqual({ ok: true, mode: 'platform', checked: 32, off_mode: 0, failures: [] });
+    expect(await verify(v)).toEqual({
+      ok: true,
+      mode: 'platform',
+      checked: 32 + auditKeyRows,
+      off_mode: 0,
+      failures: [],
+    });
   });
 
   it('reads everything right after the call while the job runs, and rotates again once it is done', async () => {
@@ -171,23 +187,33 @@ export const rotationContract = (
 
     const first = await waitForJob(() => status(v));
     expect(first.job).toMatchObject({ target: 'platform:2', remaining: 0 });
-    expect(first.data_keys).toEqual([{ ref: 'platform:2', count: 61 }]);
+    expect(first.data_keys).toEqual([{ ref: 'platform:2', count: 61 + auditKeyRows }]);
     await expectAllReadable(credentials, secrets);
-    expect(await verify(v)).toMatchObject({ ok: true, checked: 61, off_mode: 0, failures: [] });
+    expect(await verify(v)).toMatchObject({
+      ok: true,
+      checked: 61 + auditKeyRows,
+      off_mode: 0,
+      failures: [],
+    });
 
     const second = await v.request('POST', '/v1/admin/keys/rotate');
     expect(second.status).toBe(202);
-    expect(second.body).toMatchObject({ target: 'platform:3', total: 61 });
+    expect(second.body).toMatchObject({ target: 'platform:3', total: 61 + auditKeyRows });
     const done = await waitForJob(() => status(v));
     expect(done.job).toMatchObject({ target: 'platform:3', remaining: 0 });
-    expect(await refCounts(db)).toEqual({ 'platform:3': 61 });
+    expect(await refCounts(db)).toEqual({ 'platform:3': 61 + auditKeyRows });
     await expectAllReadable(credentials, secrets);
-    expect(await verify(v)).toMatchObject({ ok: true, checked: 61, off_mode: 0, failures: [] });
+    expect(await verify(v)).toMatchObject({
+      ok: true,
+      checked: 61 + auditKeyRows,
+      off_mode: 0,
+      failures: [],
+    });
 
     // Restarted, the vault still opens every version of its keyring and reads everything.
     await v.stop();
     t = await startTestVault({ databaseUrl, dataDir: v.dataDir });
-    expect((await status(t)).data_keys).toEqual([{ ref: 'platform:3', count: 61 }]);
+    expect((await status(t)).data_keys).toEqual([{ ref: 'platform:3', count: 61 + auditKeyRows }]);
     await expectAllReadable(t.vault.services.credentials, secrets);
   });
 
@@ -218,7 +244,7 @@ export const rotationContract = (
     ).not.toEqual([]);
 
     const finished = await waitForJob(() => status(v));
-    expect(finished.data_keys).toEqual([{ ref: 'platform:2', count: 120 }]);
+    expect(finished.data_keys).toEqual([{ ref: 'platform:2', count: 120 + auditKeyRows }]);
     await expectAllReadable(v.vault.services.credentials, secrets);
   });
 
@@ -240,6 +266,6 @@ export const rotationContract = (
     // Nothing happened: no keyring was created, no job exists.
     expect(await countRows(v.vault.store.db, 'kek_versions')).toBe(0);
     expect((await status(v)).job).toBeNull();
-    expect(await refCounts(v.vault.store.db)).toEqual({ 'webhook:kms-test': 1 });
+    expect(await refCounts(v.vault.store.db)).toEqual({ 'webhook:kms-test': 1 + auditKeyRows });
   });
 };

@@ -191,7 +191,8 @@ describe('tampering with stored keys and ciphertexts', () => {
     expect(verify.status).toBe(200);
     expect(verify.body).toMatchObject({
       ok: false,
-      checked: 2,
+      // The two credentials' keys and the audit chain key.
+      checked: 3,
       failures: [
         { data_key_id: beta.dataKeyId, credential_id: beta.id, ref: 'platform:1', code: 'decryption_failed' },
       ],

@@ -6,6 +6,7 @@ import { allowedUseOf } from '../helpers/access.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import { startTestVault, type TestVault, type TestVaultOptions } from '../helpers/vault.js';
 import {
+  auditKeyRows,
   countRows,
   dataKeyRefOf,
   dumpDatabase,
@@ -90,9 +91,15 @@ export const webhookModeContract = (
       secrets.set('via-api', 'api-secret-1');
 
       await expectAllReadable(credentials, secrets);
-      expect(await refCounts(v.vault.store.db)).toEqual({ [webhookRef]: 5 });
+      expect(await refCounts(v.vault.store.db)).toEqual({ [webhookRef]: 5 + auditKeyRows });
       expect((await status(v)).mode).toBe('webhook');
-      expect(await verify(v)).toEqual({ ok: true, mode: 'webhook', checked: 5, off_mode: 0, failures: [] });
+      expect(await verify(v)).toEqual({
+        ok: true,
+        mode: 'webhook',
+        checked: 5 + auditKeyRows,
+        off_mode: 0,
+        failures: [],
+      });
       expect((await v.request('GET', '/readyz', { token: null })).status).toBe(200);
 
       // No platform key was ever made: no key file, an empty keyring.
@@ -157,7 +164,7 @@ export const webhookModeContract = (
       expect(errorOf(rotatedSecret.body).code).toBe('key_provider_unavailable');
       // Nothing was half-written.
       expect(await countRows(db, 'credentials')).toBe(3);
-      expect(await countRows(db, 'data_keys')).toBe(3);
+      expect(await countRows(db, 'data_keys')).toBe(3 + auditKeyRows);
       expect(await countRows(db, 'credential_versions')).toBe(3);
 
       const ready = await v.request('GET', '/readyz', { token: null });
@@ -216,7 +223,7 @@ export const webhookModeContract = (
     });
     expect(await status(v)).toEqual({
       mode: 'platform',
-      data_keys: [{ ref: 'platform:1', count: 41 }],
+      data_keys: [{ ref: 'platform:1', count: 41 + auditKeyRows }],
       job: null,
     });
     expect(existsSync(masterKeyPath())).toBe(true);
@@ -237,7 +244,7 @@ export const webhookModeContract = (
     expect(toWebhook.body).toMatchObject({
       kind: 'mode',
       target: 'webhook',
-      total: 41,
+      total: 41 + auditKeyRows,
     } satisfies Partial<JobView>);
     // Reads race the re-wrap; new data goes to the webhook at once.
     const [, during] = await Promise.all([
@@ -250,14 +257,20 @@ export const webhookModeContract = (
     const inWebhook = await waitForJob(() => status(v));
     expect(inWebhook).toMatchObject({
       mode: 'webhook',
-      data_keys: [{ ref: webhookRef, count: 42 }],
+      data_keys: [{ ref: webhookRef, count: 42 + auditKeyRows }],
       job: { target: 'webhook', remaining: 0 },
     });
     await expectAllReadable(credentials, secrets);
     expect((await credentials.readSecret('default', 'multi', { version: 1 })).secret).toEqual({
       api_key: 'multi-v1',
     });
-    expect(await verify(v)).toEqual({ ok: true, mode: 'webhook', checked: 42, off_mode: 0, failures: [] });
+    expect(await verify(v)).toEqual({
+      ok: true,
+      mode: 'webhook',
+      checked: 42 + auditKeyRows,
+      off_mode: 0,
+      failures: [],
+    });
     // The platform key material is gone: the generated key file and the whole keyring.
     expect(existsSync(masterKeyPath())).toBe(false);
     expect(await countRows(db, 'kek_versions')).toBe(0);
@@ -277,15 +290,21 @@ export const webhookModeContract = (
     // webhook → platform: a fresh platform key and keyring take over.
     const toPlatform = await setMode(w, 'platform');
     expect(toPlatform.status).toBe(202);
-    expect(toPlatform.body).toMatchObject({ kind: 'mode', target: 'platform:1', total: 42 });
+    expect(toPlatform.body).toMatchObject({ kind: 'mode', target: 'platform:1', total: 42 + auditKeyRows });
     const inPlatform = await waitForJob(() => status(w));
     expect(inPlatform).toMatchObject({
       mode: 'platform',
-      data_keys: [{ ref: 'platform:1', count: 42 }],
+      data_keys: [{ ref: 'platform:1', count: 42 + auditKeyRows }],
       job: { target: 'platform:1', remaining: 0 },
     });
     await expectAllReadable(w.vault.services.credentials, secrets);
-    expect(await verify(w)).toEqual({ ok: true, mode: 'platform', checked: 42, off_mode: 0, failures: [] });
+    expect(await verify(w)).toEqual({
+      ok: true,
+      mode: 'platform',
+      checked: 42 + auditKeyRows,
+      off_mode: 0,
+      failures: [],
+    });
     expect(existsSync(masterKeyPath())).toBe(true);
     expect(await countRows(w.vault.store.db, 'kek_versions')).toBe(1);
 

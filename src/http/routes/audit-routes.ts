@@ -155,6 +155,7 @@ export const registerAuditRoutes = (app: FastifyInstance, { auditLog }: Pick<Vau
         ok: result.ok,
         checked: result.checked,
         head: result.head,
+        keyed_from: result.keyedFrom ?? null,
         first_bad: result.firstBad ?? null,
       };
     },

@@ -39,6 +39,10 @@ export const VerifyView = Type.Object({
   head: Type.Union([Type.Object({ seq: Type.Integer(), hash: Type.String() }), Type.Null()], {
     description: 'The newest event the head records; keep it elsewhere to anchor the chain.',
   }),
+  keyed_from: Type.Union([Type.Integer(), Type.Null()], {
+    description:
+      'The first event linked with the audit key (HMAC); the events before it are plain SHA-256. Null when the log has not switched. Keep it with the head.',
+  }),
   first_bad: Type.Union([
     Type.Object({
       seq: Type.Integer(),
