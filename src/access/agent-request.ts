@@ -77,8 +77,10 @@ export interface AgentRequestDeps {
 
 const noPolicies = (): readonly PolicyCheck[] => [];
 
-/** Facts about how the agent authenticated: what every event of its request starts with. */
-/** The agent and the credential as named (audit-subjects.ts); the credential's id joins once known. */
+/**
+ * What every event of the request starts with: the agent and the credential as named
+ * (audit-subjects.ts; the credential's id joins once known), and how the agent authenticated.
+ */
 const startFacts = (principal: AgentPrincipal, service: string): AuditDetails => ({
   agent_id: principal.agentId,
   agent_name: principal.agentName,
