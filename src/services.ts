@@ -8,6 +8,12 @@ import { createIssuerService, type IssuerService } from './agents/issuer-service
 import { createRemoteKeySets } from './agents/remote-keys.js';
 import { createOutboundGuard } from './net/outbound-guard.js';
 import { type AuditChainKey, loadAuditChainKey } from './audit/audit-keys.js';
+import {
+  type CheckpointWriter,
+  type CheckpointKey,
+  createCheckpointWriter,
+  deriveCheckpointKey,
+} from './audit/audit-checkpoints.js';
 import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
@@ -55,6 +61,8 @@ export interface VaultServices {
    * never answered over HTTP.
    */
   auditChainKey: AuditChainKey;
+  /** The checkpoint signing key (derived from the chain key) and the writer (one of `workers`). */
+  auditCheckpoints: { key: CheckpointKey; writer: CheckpointWriter };
   grants: GrantService;
   /** The agent retrieval path (seed contract), for the route, in-process callers and benchmarks. */
   retrieval: RetrievalService;
@@ -131,6 +139,16 @@ export const createServices = async ({
   // The audit writer started before the key providers: from here on every event is keyed.
   const chainKey = await loadAuditChainKey({ store, dataKeys, clock, logger });
   audit.useChainKey(chainKey);
+  const checkpointKey = deriveCheckpointKey(chainKey);
+  const checkpointWriter = createCheckpointWriter({
+    db,
+    key: checkpointKey,
+    clock,
+    everyEvents: config.auditCheckpointEvents,
+    everySeconds: config.auditCheckpointSeconds,
+    file: config.auditCheckpointFile,
+    logger,
+  });
   const credentials = createCredentialService({
     store,
     access,
@@ -165,6 +183,7 @@ export const createServices = async ({
       chainKey,
     }),
     auditChainKey: chainKey,
+    auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
     grants: createGrantService({ db, clock, audit }),
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
@@ -183,6 +202,7 @@ export const createServices = async ({
   /** Background work, started once the vault is built and stopped before the HTTP app drains. */
   const workers: Component[] = [
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
+    { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
   ];
 
   return { services, readiness, workers, keyMode: mode };

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -10,6 +10,7 @@ import type {
   AuditVerifyView as VerifyView,
 } from '../http/schemas/response-types.js';
 import { parseDuration } from '../lib/duration.js';
+import { type Checkpoint, parseCheckpointLines } from '../audit/audit-checkpoints.js';
 import { ApiError, resolveClientSettings } from './api-client.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
 import { keyValues, table } from './output.js';
@@ -192,10 +193,27 @@ export const registerAuditCommand = (program: Command, io: CliIo): void => {
     });
 
   withClientOptions(audit.command('verify'))
-    .description('re-hash the whole chain; exits 1 and names the first bad event if it was tampered with')
-    .action(async (_flags: unknown, command: Command) => {
+    .description(
+      're-hash the whole chain and check the signed checkpoints; exits 1 and names the first bad event if it was tampered with',
+    )
+    .option(
+      '--checkpoints <file>',
+      'also check the log against the checkpoints in this file (shipped elsewhere)',
+    )
+    .action(async (flags: { checkpoints?: string }, command: Command) => {
       const ctx = contextFor(command, io);
-      const result = await ctx.api.post<VerifyView>('/v1/admin/audit/verify');
+      let checkpoints: Checkpoint[] | undefined;
+      if (flags.checkpoints !== undefined) {
+        try {
+          checkpoints = parseCheckpointLines(await readFile(flags.checkpoints, 'utf8'));
+        } catch (error) {
+          throw new InputError(`--checkpoints: ${(error as Error).message}`);
+        }
+      }
+      const result = await ctx.api.post<VerifyView>(
+        '/v1/admin/audit/verify',
+        checkpoints === undefined ? undefined : { checkpoints },
+      );
       ctx.out.result(result, () =>
         result.ok
           ? [
@@ -204,10 +222,19 @@ export const registerAuditCommand = (program: Command, io: CliIo): void => {
                 ['head seq', result.head?.seq ?? 0],
                 ['head hash', result.head?.hash ?? '-'],
                 ['keyed from', result.keyed_from ?? '-'],
+                ['checkpoints', result.checkpoints_checked],
               ]),
             ].join('\n')
           : describeFailure(result),
       );
       if (!result.ok) process.exitCode = 1;
+    });
+
+  withClientOptions(audit.command('public-key'))
+    .description('print the Ed25519 public key (JWK) that verifies the audit checkpoints')
+    .action(async (_flags: unknown, command: Command) => {
+      const ctx = contextFor(command, io);
+      const jwk = await ctx.api.get<Record<string, string>>('/v1/admin/audit/public-key');
+      ctx.out.result(jwk, () => JSON.stringify(jwk));
     });
 };

@@ -255,6 +255,29 @@ export const settings = {
     default: 300_000,
     parse: parsePositiveInt(1000, 86_400_000),
   },
+  auditCheckpointEvents: {
+    flag: '--audit-checkpoint-events',
+    env: 'TOKENVAULT_AUDIT_CHECKPOINT_EVENTS',
+    description:
+      'Write a signed checkpoint of the audit head after this many events (docs/audit.md, "Checkpoints"). `0`: not by count.',
+    default: 1000,
+    parse: parsePositiveInt(0, 100_000_000),
+  },
+  auditCheckpointSeconds: {
+    flag: '--audit-checkpoint-seconds',
+    env: 'TOKENVAULT_AUDIT_CHECKPOINT_SECONDS',
+    description:
+      'Write a signed checkpoint of the audit head when it moved and this many seconds passed since the last. `0`: not by time; both `0`: no checkpoints.',
+    default: 60,
+    parse: parsePositiveInt(0, 86_400),
+  },
+  auditCheckpointFile: {
+    flag: '--audit-checkpoint-file',
+    env: 'TOKENVAULT_AUDIT_CHECKPOINT_FILE',
+    description:
+      'Also append every checkpoint to this file as a JSON line (fsynced), for shipping outside the vault. Unset: the database only.',
+    parse: parseNonEmpty,
+  },
   shutdownTimeoutMs: {
     flag: '--shutdown-timeout-ms',
     env: 'TOKENVAULT_SHUTDOWN_TIMEOUT_MS',

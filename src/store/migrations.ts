@@ -284,6 +284,20 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0006_audit_checkpoints': {
+    async up(db: Kysely<unknown>) {
+      // Signed checkpoints of the audit head (src/audit/audit-checkpoints.ts): one per seq, so two
+      // replicas checkpointing the same head store it once.
+      await db.schema
+        .createTable('audit_checkpoints')
+        .addColumn('seq', 'bigint', (c) => c.primaryKey())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('time', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('signature', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
   '0007_credential_base_url': {
     async up(db: Kysely<unknown>) {
       // Where the HTTP proxy forwards a credential's calls (docs/proxy.md). Null: not proxied. A

@@ -20,6 +20,7 @@ export interface Database {
   grants: GrantTable;
   audit_events: AuditEventTable;
   audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointTable;
   access_generation: AccessGenerationTable;
   access_changes: AccessChangeTable;
 }
@@ -195,4 +196,13 @@ export interface AuditHeadTable {
   id: number;
   seq: number;
   hash: string;
+}
+
+/** A signed checkpoint of the audit head (migration 0006, src/audit/audit-checkpoints.ts). */
+export interface AuditCheckpointTable {
+  seq: number;
+  hash: string;
+  time: string;
+  key_id: string;
+  signature: string;
 }

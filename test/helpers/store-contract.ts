@@ -29,6 +29,7 @@ const tableNames: Record<keyof Database, true> = {
   grants: true,
   audit_events: true,
   audit_head: true,
+  audit_checkpoints: true,
   access_generation: true,
   access_changes: true,
 };

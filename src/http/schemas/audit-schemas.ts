@@ -47,9 +47,47 @@ export const VerifyView = Type.Object({
     Type.Object({
       seq: Type.Integer(),
       id: nullableString,
-      problem: Type.String({ description: 'altered, missing, reordered or head_mismatch' }),
+      problem: Type.String({
+        description:
+          'altered, missing, reordered or head_mismatch (the chain); bad_signature or truncated (a checkpoint)',
+      }),
       detail: Type.String(),
     }),
     Type.Null(),
   ]),
+  checkpoints_checked: Type.Integer({
+    description: 'Signed checkpoints (stored, and any posted) that checked out against the log.',
+  }),
+});
+
+export const CheckpointBody = Type.Object({
+  seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  hash: Type.String({ maxLength: 128 }),
+  time: Type.String({ maxLength: 64 }),
+  key_id: Type.String({ maxLength: 64 }),
+  signature: Type.String({ maxLength: 256 }),
+});
+
+export const VerifyBody = Type.Union([
+  Type.Object(
+    {
+      checkpoints: Type.Optional(
+        Type.Array(CheckpointBody, {
+          maxItems: 100_000,
+          description: 'Checkpoints kept outside the vault (the lines of the checkpoint file).',
+        }),
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Null(),
+]);
+
+export const PublicKeyView = Type.Object({
+  kty: Type.String(),
+  crv: Type.String(),
+  x: Type.String(),
+  kid: Type.String(),
+  alg: Type.String(),
+  use: Type.String(),
 });
