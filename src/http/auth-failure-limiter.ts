@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
+import { hashToken } from '../lib/token-hash.js';
 
 /**
  * How many times `limit` failures one address may have in a window, over all the identities it
@@ -38,7 +38,7 @@ export const createAuthFailureLimiter = ({
   const addressKey = (address: string) => `a ${address}`;
   /** 64 bits of the token's SHA-256: enough to tell identities apart, useless to recover one. */
   const identityKey = (address: string, presented: string | undefined) =>
-    `i ${address} ${presented === undefined ? '-' : createHash('sha256').update(presented).digest('hex').slice(0, 16)}`;
+    `i ${address} ${presented === undefined ? '-' : hashToken(presented).slice(0, 16)}`;
 
   const recent = (key: string, now: number) =>
     (failures.get(key) ?? []).filter((time) => now - time < windowMs);
@@ -63,9 +63,14 @@ export const createAuthFailureLimiter = ({
      */
     retryAfterSeconds(address: string, presented: string | undefined): number {
       const now = clock.now().getTime();
+      // Every failure is counted against its address too (and that entry is the newer of the two),
+      // so an address with no recent failure has no failing token either: the usual request hashes
+      // nothing here.
+      const fromAddress = recent(addressKey(address), now);
+      if (fromAddress.length === 0) return 0;
       return Math.max(
         wait(recent(identityKey(address, presented), now), limit, now),
-        wait(recent(addressKey(address), now), addressCeiling, now),
+        wait(fromAddress, addressCeiling, now),
       );
     },
     recordFailure(address: string, presented: string | undefined): void {
