@@ -15,6 +15,7 @@ import {
   deriveCheckpointKey,
 } from './audit/audit-checkpoints.js';
 import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
+import { createVaultMcp, type VaultMcp } from './mcp/vault-server/vault-mcp-handler.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
 import { type Config, defaultAudience } from './config/config-schema.js';
@@ -70,6 +71,8 @@ export interface VaultServices {
   proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
+  /** The vault's own MCP server (`/mcp`): list_credentials, get_credential, call_api. */
+  vaultMcp: VaultMcp;
 }
 
 export interface ServicesDeps {
@@ -166,7 +169,7 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
-  const services: VaultServices = {
+  const domain: Omit<VaultServices, 'vaultMcp'> = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
     keys: createKeyManagementService({ db, providers, clock, audit, runner, enablePlatform }),
@@ -188,6 +191,19 @@ export const createServices = async ({
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
     oauthProviders: shippedProviderCatalog(),
+  };
+
+  // Over the services above: the MCP tools take the very paths REST takes (the decision, the audit).
+  const services: VaultServices = {
+    ...domain,
+    vaultMcp: createVaultMcp({
+      grants: domain.grants,
+      retrieval: domain.retrieval,
+      proxy: domain.proxy,
+      logger,
+      publicUrl: vaultAudience,
+      maxRequestBodySize: config.bodyLimit,
+    }),
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */

@@ -47,6 +47,8 @@ export interface AgentRequest {
   proxy?: ProxyOnPath | undefined;
   endUser?: string | undefined;
   attributes?: Readonly<Record<string, string>> | undefined;
+  /** Facts every event of the request carries from the start (`via: 'mcp'`, the MCP tool called). */
+  details?: AuditDetails | undefined;
 }
 
 /** The secret a decision allowed, as the act step gets it. */
@@ -213,7 +215,7 @@ export const createAgentRequests = ({
       request: AgentRequest,
       act: (use: CredentialUse, facts: AuditDetails) => Promise<ActResult<T>>,
     ): Promise<T> {
-      const facts = startFacts(request.principal, request.service);
+      const facts = { ...startFacts(request.principal, request.service), ...request.details };
       return auditedUse(audit, specOf(request, facts), async (record) => {
         assertAgentInPath(request, facts);
         const scopes = requestedScopes(request, facts);

@@ -246,6 +246,13 @@ export const errorRegistry = {
     message: 'The upstream API did not answer in time.',
   },
 
+  // the vault's MCP server (docs/mcp.md)
+  mcp_origin_refused: {
+    status: 403,
+    message:
+      'The request’s Origin is neither the vault’s public URL nor a loopback address (DNS rebinding protection); MCP clients send no Origin.',
+  },
+
   // policies
   invalid_policy: {
     status: 400,

@@ -1,5 +1,6 @@
 import { type AgentRequestDeps, createAgentRequests } from '../access/agent-request.js';
 import type { AgentPrincipal } from '../agents/agent-types.js';
+import type { AuditDetails } from '../audit/audit-types.js';
 import { type RevealedToken, revealToken } from '../credentials/credential-types.js';
 
 export type RetrievalServiceDeps = AgentRequestDeps;
@@ -15,6 +16,8 @@ export interface RetrievalRequest {
   scope: string | readonly string[] | undefined;
   client: { ip: string | null; userAgent: string | null };
   requestId: string;
+  /** Facts the event carries besides the request's own (the vault's MCP tools: `via: 'mcp'`). */
+  details?: AuditDetails | undefined;
 }
 
 export interface RetrievedCredential extends RevealedToken {

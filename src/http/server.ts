@@ -26,6 +26,7 @@ import { registerOAuthRoutes } from './routes/oauth-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerProxyRoutes } from './routes/proxy-routes.js';
 import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
+import { registerVaultMcpRoutes } from './routes/vault-mcp-routes.js';
 
 export interface ServerDeps {
   /** The vault's services (see services.ts); each route module takes the ones it uses. */
@@ -62,7 +63,11 @@ const adminRouteModules: RouteModule[] = [
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
-const agentRouteModules: RouteModule[] = [registerRetrievalRoutes, registerProxyRoutes];
+const agentRouteModules: RouteModule[] = [
+  registerRetrievalRoutes,
+  registerProxyRoutes,
+  registerVaultMcpRoutes,
+];
 
 /**
  * A caller's request id is kept when it is 1 to 128 visible ASCII characters (no space, no control

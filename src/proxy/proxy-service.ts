@@ -42,6 +42,8 @@ export interface ProxyRequest {
   body: Readable | undefined;
   client: AccessClient;
   requestId: string;
+  /** Facts the event carries besides the call's own (the vault's MCP `call_api`: `via: 'mcp'`). */
+  details?: AuditDetails | undefined;
 }
 
 export interface ProxyResponse {
@@ -262,6 +264,7 @@ export const createProxyService = (deps: ProxyServiceDeps) => {
             requestId: request.requestId,
             endUser: request.endUser,
             attributes: { method: request.method },
+            details: request.details,
           },
           async (use, facts) => {
             answer = await forward(request, use, facts);
