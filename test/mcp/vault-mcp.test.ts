@@ -276,6 +276,42 @@ describe('the vault’s MCP server (/mcp)', () => {
       expect(get.status).toBe(405);
     });
 
+    it('takes no session id for authentication', async () => {
+      const response = await post({ 'mcp-session-id': 'a-session-someone-else-opened' });
+      expect(response.status).toBe(401);
+    });
+
+    it('speaks 2026-07-28 per request, and refuses a header that does not match the body', async () => {
+      const modern = (method: string, header: string) =>
+        post(
+          {
+            authorization: `Bearer ${agent.apiKey}`,
+            'mcp-protocol-version': '2026-07-28',
+            'mcp-method': header,
+          },
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: 7,
+            method,
+            params: {
+              _meta: {
+                'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+                'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+                'io.modelcontextprotocol/clientCapabilities': {},
+              },
+            },
+          }),
+        );
+      const listed = await modern('tools/list', 'tools/list');
+      expect(listed.status).toBe(200);
+      const body = (await listed.json()) as { result: { tools: { name: string }[] } };
+      expect(body.result.tools.map((tool) => tool.name)).toContain('call_api');
+
+      const mismatched = await modern('tools/list', 'tools/call');
+      expect(mismatched.status).toBe(400);
+      expect(((await mismatched.json()) as { error: { code: number } }).error.code).toBe(-32020);
+    });
+
     it('refuses a foreign Origin (DNS rebinding) and allows a loopback one', async () => {
       const foreign = await post({ authorization: `Bearer ${agent.apiKey}`, origin: 'http://evil.example' });
       expect(foreign.status).toBe(403);
