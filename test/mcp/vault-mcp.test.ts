@@ -5,6 +5,7 @@ import {
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { audience, newSigningKey, signAssertion } from '../agents/agent-fixtures.js';
 import { addAgent, grant, type TestAgent } from '../retrieval/retrieval-fixtures.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { startUpstream } from '../proxy/proxy-upstream.js';
@@ -87,7 +88,7 @@ describe('the vault’s MCP server (/mcp)', () => {
 
   beforeAll(async () => {
     upstream = await startUpstream();
-    t = await startTestVault({ settings: { outboundAllow: '127.0.0.1' } });
+    t = await startTestVault({ settings: { outboundAllow: '127.0.0.1', audience } });
     url = new URL('/mcp', await t.vault.listen());
     agent = await addAgent(t, 'mcp-agent');
     other = await addAgent(t, 'mcp-other');
@@ -207,6 +208,49 @@ describe('the vault’s MCP server (/mcp)', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('authenticates an agent that signs a JWT assertion per request, and refuses one replayed', async () => {
+    const key = await newSigningKey();
+    const registered = await t.request('PUT', `/v1/admin/agents/${agent.name}/jwks`, {
+      body: { jwks: { keys: [key.publicJwk] } },
+    });
+    expect(registered.status, registered.text).toBeLessThan(300);
+    let last = '';
+    // An assertion is single use (its jti), so the client signs one for each HTTP request.
+    const signing = async (input: string | URL | Request, init?: RequestInit) => {
+      last = await signAssertion(key, { agentId: agent.id, now: new Date() });
+      const headers = new Headers(init?.headers);
+      headers.set('authorization', `Bearer ${last}`);
+      return fetch(input, { ...init, headers });
+    };
+    const client = new ClientV2(
+      { name: 'jwt-agent', version: '1' },
+      { versionNegotiation: { mode: 'auto' } },
+    );
+    await client.connect(new TransportV2(url, { fetch: signing }));
+    try {
+      const answer = await client.callTool({
+        name: 'get_credential',
+        arguments: { credential: 'revealable' },
+      });
+      expect(answer.structuredContent).toMatchObject({ access_token: revealed });
+      const event = await lastEvent('credential.retrieve');
+      expect(event.details).toMatchObject({ via: 'mcp', auth_method: 'jwt' });
+    } finally {
+      await client.close();
+    }
+    const replayed = await fetch(url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${last}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    expect(replayed.status).toBe(401);
+    expect(((await replayed.json()) as { error: { code: string } }).error.code).toBe('jwt_replayed');
   });
 
   it('refuses a header with CR/LF and returns no unscanned body', async () => {

@@ -24,7 +24,7 @@ import { createVaultTools, type McpCall, type VaultToolsDeps } from './vault-too
 const callKey = 'tokenvault_call';
 
 export interface VaultMcpDeps extends VaultToolsDeps {
-  logger: Pick<Logger, 'error' | 'warn'>;
+  logger: Pick<Logger, 'error' | 'debug'>;
   /** The vault's public URL (`--audience`): the base of `/mcp`, and the one origin allowed besides loopback. */
   publicUrl: string;
   /** The largest POST body read, in bytes (the vault's `--body-limit`). */
@@ -51,7 +51,9 @@ export const createVaultMcp = (deps: VaultMcpDeps) => {
     {
       legacy: 'stateless',
       maxRequestBodySize: deps.maxRequestBodySize,
-      onerror: (error) => deps.logger.warn({ err: error }, 'vault MCP request refused'),
+      // Mostly requests the SDK answers itself (a GET for a stream this stateless server has not,
+      // a malformed message): the client is told; the log keeps them at debug.
+      onerror: (error) => deps.logger.debug({ err: error }, 'vault MCP request refused'),
     },
   );
 
