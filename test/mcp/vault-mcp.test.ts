@@ -5,6 +5,7 @@ import {
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vaultToolDefinitions } from '../../src/mcp/vault-server/vault-tool-definitions.js';
 import { audience, newSigningKey, signAssertion } from '../agents/agent-fixtures.js';
 import { addAgent, grant, type TestAgent } from '../retrieval/retrieval-fixtures.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
@@ -119,6 +120,12 @@ describe('the vault’s MCP server (/mcp)', () => {
 
     it('lists the vault’s tools', async () => {
       expect((await client.listTools()).sort()).toEqual(['call_api', 'get_credential', 'list_credentials']);
+      // Each declares its audit: the events the tests below find, or why there is none.
+      expect(Object.fromEntries(vaultToolDefinitions.map((tool) => [tool.name, tool.audit]))).toEqual({
+        list_credentials: { none: expect.any(String) },
+        get_credential: { event: 'credential.retrieve', recordedBy: 'service' },
+        call_api: { event: 'credential.proxy', recordedBy: 'service' },
+      });
     });
 
     it('lists the agent’s granted credentials with whether they reveal', async () => {
