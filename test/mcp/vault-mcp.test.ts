@@ -7,7 +7,7 @@ import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextproto
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vaultToolDefinitions } from '../../src/mcp/vault-server/vault-tool-definitions.js';
 import { audience, newSigningKey, signAssertion } from '../agents/agent-fixtures.js';
-import { addAgent, grant, type TestAgent } from '../retrieval/retrieval-fixtures.js';
+import { addAgent, breakAuditWrites, grant, type TestAgent } from '../retrieval/retrieval-fixtures.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { startUpstream } from '../proxy/proxy-upstream.js';
 
@@ -379,6 +379,27 @@ describe('the vault’s MCP server (/mcp)', () => {
       const response = await post({ authorization: `Bearer ${agent.apiKey}` }, huge);
       expect(response.status).toBe(413);
     });
+  });
+
+  it('returns no secret when the audit record cannot be written (audit_unavailable)', async () => {
+    const client = await clients['v2 (2026-07-28, server/discover)']!(url, agent.apiKey);
+    const restore = await breakAuditWrites(t);
+    try {
+      const reveal = await client.call('get_credential', { credential: 'revealable' });
+      expect(reveal.isError).toBe(true);
+      expect(reveal.structuredContent).toMatchObject({ code: 'audit_unavailable' });
+      expect(JSON.stringify(reveal)).not.toContain(revealed);
+      const proxied = await client.call('call_api', { credential: 'echo-api', path: '/v1/echo' });
+      expect(proxied.structuredContent).toMatchObject({ code: 'audit_unavailable' });
+    } finally {
+      await restore();
+      await client.close();
+    }
+  });
+
+  it('is listed in the OpenAPI document', async () => {
+    const response = await t.request('GET', '/docs/json', { token: null });
+    expect(Object.keys((response.body as { paths: Record<string, unknown> }).paths)).toContain('/mcp');
   });
 
   it('never lets the canary into logs or audit events', async () => {
