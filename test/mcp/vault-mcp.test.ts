@@ -408,6 +408,9 @@ describe('the vault’s MCP server (/mcp)', () => {
     expect(JSON.stringify(rows)).not.toContain(canary);
     expect(t.logs()).not.toContain(canary);
     expect(t.logs()).not.toContain(agent.apiKey);
+    // What get_credential reveals on purpose goes to the agent only.
+    expect(JSON.stringify(rows)).not.toContain(revealed);
+    expect(t.logs()).not.toContain(revealed);
   });
 
   const lastEvent = async (action: string) => {
