@@ -178,7 +178,7 @@ export const createProxyService = (deps: ProxyServiceDeps) => {
       throw new VaultError('credential_not_granted');
     }
     if (!credential.baseUrl) throw new VaultError('proxy_not_configured');
-    const injected = renderInjections(credential.type, [credential.injection], read.secret);
+    const injected = renderInjections(credential.type, credential.injections, read.secret);
     const target = upstreamTarget(credential.baseUrl, request.rawPath, request.rawQuery, injected.query);
     facts.upstream_host = target.url.host;
     facts.path = target.path.slice(0, 500);
