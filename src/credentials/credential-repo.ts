@@ -58,7 +58,18 @@ const toCredential = (row: Row): Credential => {
   };
 };
 
-export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => ({
+/**
+ * The list to store: `injections` when it starts with `injection`, else `injection` alone — so a caller
+ * that only sets `injection` (written before lists, or `{ ...current, injection }`) stores what it set.
+ */
+const injectionsOf = (c: Pick<Credential, 'injection'> & { injections?: Injection[] | undefined }) =>
+  c.injections?.[0] !== undefined && JSON.stringify(c.injections[0]) === JSON.stringify(c.injection)
+    ? c.injections
+    : [c.injection];
+
+export const toRow = (
+  c: Omit<Credential, 'secretFields' | 'injections'> & { injections?: Injection[] | undefined },
+): CredentialTable => ({
   id: c.id,
   namespace: c.namespace,
   name: c.name,
@@ -67,7 +78,7 @@ export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => (
   scopes: JSON.stringify(c.scopes),
   allowed_hosts: JSON.stringify(c.allowedHosts),
   base_url: c.baseUrl,
-  injection: storedInjections(c.injections),
+  injection: storedInjections(injectionsOf(c)),
   status: c.status,
   expires_at: c.expiresAt,
   subject: c.subject,
