@@ -3,7 +3,7 @@ import type { Store } from '../store/database.js';
 import type { Params } from '../store/prepared.js';
 import type { CredentialTable, Database } from '../store/schema.js';
 import type { CredentialStatus, CredentialType, Injection } from './credential-types.js';
-import { parseStoredInjections, storedInjections } from './injection-list.js';
+import { injectionsOf, parseStoredInjections, storedInjections } from './injection-list.js';
 
 export type Db = Kysely<Database> | Transaction<Database>;
 
@@ -20,8 +20,12 @@ export interface Credential {
   baseUrl: string | null;
   /** The main injection: `injections[0]` (what a reveal grant renders its token type from). */
   injection: Injection;
-  /** Every injection the HTTP proxy applies, in order (one or several; src/credentials/injection-list.ts). */
-  injections: Injection[];
+  /**
+   * Every injection the HTTP proxy applies, in order (one or several; src/credentials/injection-list.ts).
+   * Always set when read from the store; optional so that code building a credential with `injection`
+   * alone still compiles and stores what it set — read it through `injectionsOf`.
+   */
+  injections?: Injection[] | undefined;
   status: CredentialStatus;
   expiresAt: string | null;
   subject: string | null;
@@ -58,18 +62,7 @@ const toCredential = (row: Row): Credential => {
   };
 };
 
-/**
- * The list to store: `injections` when it starts with `injection`, else `injection` alone — so a caller
- * that only sets `injection` (written before lists, or `{ ...current, injection }`) stores what it set.
- */
-const injectionsOf = (c: Pick<Credential, 'injection'> & { injections?: Injection[] | undefined }) =>
-  c.injections?.[0] !== undefined && JSON.stringify(c.injections[0]) === JSON.stringify(c.injection)
-    ? c.injections
-    : [c.injection];
-
-export const toRow = (
-  c: Omit<Credential, 'secretFields' | 'injections'> & { injections?: Injection[] | undefined },
-): CredentialTable => ({
+export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => ({
   id: c.id,
   namespace: c.namespace,
   name: c.name,

@@ -26,7 +26,12 @@ import {
   validateScopes,
   validateSecret,
 } from './credential-types.js';
-import { injectionsForCreate, injectionsForUpdate, parseStoredInjections } from './injection-list.js';
+import {
+  injectionsForCreate,
+  injectionsForUpdate,
+  injectionsOf,
+  parseStoredInjections,
+} from './injection-list.js';
 
 export interface CreateCredentialInput {
   name: string;
@@ -329,7 +334,7 @@ export const createCredentialService = ({
             const fields = secret ? Object.keys(secret) : current.secretFields;
             const injections = injectionsForUpdate(
               input,
-              current.injections,
+              injectionsOf(current),
               current.type,
               fields,
               secret !== undefined,

@@ -3,6 +3,7 @@ import { VaultError } from '../errors/vault-error.js';
 import {
   injectionsForCreate,
   injectionsForUpdate,
+  injectionsOf,
   parseStoredInjections,
   storedInjections,
   validateInjections,
@@ -29,6 +30,13 @@ describe('injection lists', () => {
     const both = storedInjections([key, secret]);
     expect(JSON.parse(both)).toEqual([key, secret]);
     expect(parseStoredInjections(both)).toEqual([key, secret]);
+  });
+
+  it('reads a credential’s list, trusting `injection` alone when the list does not start with it', () => {
+    expect(injectionsOf({ injection: key, injections: [key, secret] })).toEqual([key, secret]);
+    expect(injectionsOf({ injection: key })).toEqual([key]);
+    // `{ ...current, injection: other }`: the caller changed the main injection and meant it.
+    expect(injectionsOf({ injection: secret, injections: [key, secret] })).toEqual([secret]);
   });
 
   it('validates each injection, the count, and refuses two into the same place', () => {

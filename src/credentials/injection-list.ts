@@ -29,6 +29,18 @@ export const parseStoredInjections = (json: string): Injection[] => {
 export const storedInjections = (injections: readonly Injection[]): string =>
   JSON.stringify(injections.length === 1 ? injections[0] : injections);
 
+/**
+ * A credential's list: `injections` when it starts with `injection`, else `injection` alone — so an
+ * object built with `injection` only (before lists, or `{ ...current, injection }`) means what it says.
+ */
+export const injectionsOf = (c: {
+  injection: Injection;
+  injections?: readonly Injection[] | undefined;
+}): Injection[] =>
+  c.injections?.[0] !== undefined && JSON.stringify(c.injections[0]) === JSON.stringify(c.injection)
+    ? [...c.injections]
+    : [c.injection];
+
 /** The key two injections collide on: header names are case-insensitive, query and env names are not. */
 const placeKey = (injection: Injection) =>
   `${injection.in}:${injection.in === 'header' ? injection.name.toLowerCase() : injection.name}`;

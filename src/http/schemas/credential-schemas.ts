@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { Credential } from '../../credentials/credential-repo.js';
+import { injectionsOf } from '../../credentials/injection-list.js';
 
 const Injection = Type.Object(
   {
@@ -103,7 +104,7 @@ export const toCredentialView = (c: Credential): CredentialView => ({
   allowed_hosts: c.allowedHosts,
   base_url: c.baseUrl,
   injection: c.injection,
-  injections: c.injections,
+  injections: injectionsOf(c),
   status: c.status,
   expires_at: c.expiresAt,
   subject: c.subject,
