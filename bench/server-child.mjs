@@ -2,6 +2,7 @@
 //   node bench/server-child.mjs ceiling   a bare node:http server answering a fixed JSON body
 //   node bench/server-child.mjs fastify   Fastify alone with the retrieval route: the framework's floor
 //   node bench/server-child.mjs vault     the vault (SQLite in BENCH_DATA_DIR, or BENCH_CHILD_DATABASE_URL)
+//   node bench/server-child.mjs upstream  an API for the HTTP proxy to forward to (proxy-upstream.mjs)
 // All listen on 127.0.0.1 only and take commands from the parent over the IPC channel.
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -241,22 +242,23 @@ const auditHead = async ({ vault }) => {
   return Number(row?.seq ?? 0);
 };
 
-/** `credential.retrieve` events after `afterSeq`, by decision, and the head they were counted up to. */
-const auditCount = async (server, { afterSeq }) => {
+/** `action` events (default `credential.retrieve`) after `afterSeq`, by decision, and the head counted up to. */
+const auditCount = async (server, { afterSeq, action = 'credential.retrieve' }) => {
   const head = await auditHead(server);
   const rows = await server.vault.store.db
     .selectFrom('audit_events')
     .select(['decision', (eb) => eb.fn.countAll().as('n')])
     .where('seq', '>', afterSeq)
     .where('seq', '<=', head)
-    .where('action', '=', 'credential.retrieve')
+    .where('action', '=', action)
     .groupBy('decision')
     .execute();
   const byDecision = Object.fromEntries(rows.map((r) => [r.decision, Number(r.n)]));
   return { head, events: head - afterSeq, allow: byDecision.allow ?? 0, deny: byDecision.deny ?? 0 };
 };
 
-const starters = { ceiling: startCeiling, fastify: startFastify, vault: startVault };
+const startUpstream = async () => (await import('./proxy-upstream.mjs')).startUpstream();
+const starters = { ceiling: startCeiling, fastify: startFastify, vault: startVault, upstream: startUpstream };
 if (!starters[kind]) throw new Error(`server-child: unknown kind ${kind}`);
 const server = await starters[kind]();
 let mark;
@@ -337,6 +339,10 @@ const commands = {
     return true;
   },
   heapProfileStop: ({ file }) => finishProfile(heapProfiler, 'HeapProfiler.stopSampling', file),
+  setupProxy: async (args) => (await import('./proxy-upstream.mjs')).setupProxy(server, args),
+  /** Peak resident memory since the last reset (`resetPeakRss`), for the proxy's streaming run. */
+  peakRss: async () => (await import('./proxy-upstream.mjs')).peakRss(),
+  resetPeakRss: async () => (await import('./proxy-upstream.mjs')).resetPeakRss(),
   auditHead: () => auditHead(server),
   auditCount: (args) => auditCount(server, args),
   stop: async () => {

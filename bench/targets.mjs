@@ -82,6 +82,35 @@ export const targets = [
     issue: 'issue 3',
     scale: { of: 'events', atLeast: 1_000_000 },
   },
+  {
+    id: 'proxy-vs-direct',
+    section: 'proxy',
+    description:
+      "calls through the HTTP proxy (API key, proxy-only grant, audit durable) at >= 60 % of the upstream's direct req/s",
+    threshold: 60,
+    compare: '>=',
+    unit: '%',
+    issue: 'issue 14',
+  },
+  {
+    id: 'proxy-added-p50',
+    section: 'proxy',
+    description: 'the HTTP proxy adds <= 1 ms at the median (one call at a time)',
+    threshold: 1,
+    compare: '<=',
+    unit: 'ms',
+    issue: 'issue 14',
+  },
+  {
+    id: 'proxy-stream-memory',
+    section: 'proxy',
+    description: "a 100 MB body up and down through the proxy grows the vault's peak memory by < 64 MiB",
+    threshold: 64,
+    compare: '<',
+    unit: 'MiB',
+    issue: 'issue 14',
+    scale: { of: 'MB', atLeast: 100 },
+  },
 ];
 
 /**

@@ -189,7 +189,15 @@ export const createServices = async ({
     auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
     grants: createGrantService({ db, clock, audit }),
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
-    proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
+    proxy: createProxyService({
+      store,
+      access,
+      clock,
+      credentials,
+      audit,
+      outbound,
+      timeoutMs: config.proxyTimeoutMs,
+    }),
     oauthProviders: shippedProviderCatalog(),
   };
 

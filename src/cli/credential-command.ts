@@ -27,7 +27,10 @@ const show = (c: CredentialView) =>
     ['scopes', c.scopes],
     ['allowed hosts', c.allowed_hosts],
     ['base url', c.base_url],
-    ['injection', `${c.injection.in} ${c.injection.name}: ${c.injection.template}`],
+    [
+      c.injections.length > 1 ? 'injections' : 'injection',
+      c.injections.map((i) => `${i.in} ${i.name}: ${i.template}`),
+    ],
     ['secret fields', c.secret_fields],
     ['version', c.version],
     ['expires at', c.expires_at],
@@ -58,7 +61,8 @@ const secretOptions = (command: Command) =>
     )
     .option(
       '--inject <in:name:template>',
-      'how a proxy injects it, e.g. "header:Authorization:Bearer {{api_key}}"',
+      'how a proxy injects it, e.g. "header:Authorization:Bearer {{api_key}}"; repeatable (a key and a secret in two headers)',
+      collect,
     )
     .option('--expires-at <iso>', 'when the secret stops working (ISO-8601)')
     .option('--subject <user>', 'the end user this credential belongs to');
@@ -72,18 +76,24 @@ interface SecretFlags {
   scopes?: string;
   allowedHost?: string[];
   baseUrl?: string;
-  inject?: string;
+  inject?: string[];
   expiresAt?: string;
   subject?: string;
 }
 
-const parseInject = (value: string | undefined) => {
-  if (value === undefined) return undefined;
+const parseInject = (value: string) => {
   const [where, name, ...rest] = value.split(':');
   if (!where || !name || rest.length === 0) {
     throw new InputError('--inject expects IN:NAME:TEMPLATE, e.g. "header:Authorization:Bearer {{token}}"');
   }
   return { in: where, name, template: rest.join(':') };
+};
+
+/** One `--inject` as the API's `injection` (readable by any vault), several as `injections`. */
+const injectFlags = (values: string[] | undefined) => {
+  const parsed = values?.map(parseInject);
+  if (parsed === undefined) return {};
+  return parsed.length === 1 ? { injection: parsed[0] } : { injections: parsed };
 };
 
 /**
@@ -107,7 +117,7 @@ const metadata = (flags: SecretFlags) => ({
   scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
   allowed_hosts: flags.allowedHost,
   base_url: flags.baseUrl === undefined ? undefined : flags.baseUrl || null,
-  injection: parseInject(flags.inject),
+  ...injectFlags(flags.inject),
   expires_at: futureExpiry(flags.expiresAt),
   subject: flags.subject,
 });

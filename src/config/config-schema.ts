@@ -285,6 +285,14 @@ export const settings = {
     default: 10_000,
     parse: parsePositiveInt(0, 600_000),
   },
+  proxyTimeoutMs: {
+    flag: '--proxy-timeout-ms',
+    env: 'TOKENVAULT_PROXY_TIMEOUT_MS',
+    description:
+      'How long the HTTP proxy waits for an upstream’s status and headers before answering 504 `upstream_timeout`.',
+    default: 30_000,
+    parse: parsePositiveInt(100, 600_000),
+  },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 /** The audience when none is configured: the URL the vault listens on. */

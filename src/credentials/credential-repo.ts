@@ -3,6 +3,7 @@ import type { Store } from '../store/database.js';
 import type { Params } from '../store/prepared.js';
 import type { CredentialTable, Database } from '../store/schema.js';
 import type { CredentialStatus, CredentialType, Injection } from './credential-types.js';
+import { injectionsOf, parseStoredInjections, storedInjections } from './injection-list.js';
 
 export type Db = Kysely<Database> | Transaction<Database>;
 
@@ -17,7 +18,14 @@ export interface Credential {
   allowedHosts: string[];
   /** Where the HTTP proxy forwards calls made with it (docs/proxy.md); null: not proxied. */
   baseUrl: string | null;
+  /** The main injection: `injections[0]` (what a reveal grant renders its token type from). */
   injection: Injection;
+  /**
+   * Every injection the HTTP proxy applies, in order (one or several; src/credentials/injection-list.ts).
+   * Always set when read from the store; optional so that code building a credential with `injection`
+   * alone still compiles and stores what it set — read it through `injectionsOf`.
+   */
+  injections?: Injection[] | undefined;
   status: CredentialStatus;
   expiresAt: string | null;
   subject: string | null;
@@ -30,25 +38,29 @@ export interface Credential {
 
 type Row = Selectable<CredentialTable> & { ciphertexts: string };
 
-const toCredential = (row: Row): Credential => ({
-  id: row.id,
-  namespace: row.namespace,
-  name: row.name,
-  type: row.type as CredentialType,
-  description: row.description,
-  scopes: JSON.parse(row.scopes) as string[],
-  allowedHosts: JSON.parse(row.allowed_hosts) as string[],
-  baseUrl: row.base_url,
-  injection: JSON.parse(row.injection) as Injection,
-  status: row.status as CredentialStatus,
-  expiresAt: row.expires_at,
-  subject: row.subject,
-  dataKeyId: row.data_key_id,
-  version: row.current_version,
-  secretFields: Object.keys(JSON.parse(row.ciphertexts) as object).sort(),
-  createdAt: row.created_at,
-  updatedAt: row.updated_at,
-});
+const toCredential = (row: Row): Credential => {
+  const injections = parseStoredInjections(row.injection);
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    name: row.name,
+    type: row.type as CredentialType,
+    description: row.description,
+    scopes: JSON.parse(row.scopes) as string[],
+    allowedHosts: JSON.parse(row.allowed_hosts) as string[],
+    baseUrl: row.base_url,
+    injection: injections[0] as Injection,
+    injections,
+    status: row.status as CredentialStatus,
+    expiresAt: row.expires_at,
+    subject: row.subject,
+    dataKeyId: row.data_key_id,
+    version: row.current_version,
+    secretFields: Object.keys(JSON.parse(row.ciphertexts) as object).sort(),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+};
 
 export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => ({
   id: c.id,
@@ -59,7 +71,7 @@ export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => (
   scopes: JSON.stringify(c.scopes),
   allowed_hosts: JSON.stringify(c.allowedHosts),
   base_url: c.baseUrl,
-  injection: JSON.stringify(c.injection),
+  injection: storedInjections(injectionsOf(c)),
   status: c.status,
   expires_at: c.expiresAt,
   subject: c.subject,

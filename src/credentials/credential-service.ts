@@ -17,17 +17,21 @@ import {
   assertNamespace,
   type CredentialStatus,
   type CredentialType,
-  defaultInjection,
   type Injection,
   type InjectionInput,
   parseCredentialType,
   type SecretFields,
   validateAllowedHosts,
   validateBaseUrl,
-  validateInjection,
   validateScopes,
   validateSecret,
 } from './credential-types.js';
+import {
+  injectionsForCreate,
+  injectionsForUpdate,
+  injectionsOf,
+  parseStoredInjections,
+} from './injection-list.js';
 
 export interface CreateCredentialInput {
   name: string;
@@ -39,6 +43,8 @@ export interface CreateCredentialInput {
   /** The API base URL the HTTP proxy forwards to; null or absent: not proxied. */
   baseUrl?: string | null | undefined;
   injection?: InjectionInput | undefined;
+  /** Several injections (instead of `injection`), applied in order by the HTTP proxy. */
+  injections?: InjectionInput[] | undefined;
   expiresAt?: string | null | undefined;
   subject?: string | null | undefined;
 }
@@ -51,6 +57,8 @@ export interface UpdateCredentialInput {
   /** null clears it. */
   baseUrl?: string | null | undefined;
   injection?: InjectionInput | undefined;
+  /** Replaces every injection (instead of `injection`, which replaces them with one). */
+  injections?: InjectionInput[] | undefined;
   expiresAt?: string | null | undefined;
   subject?: string | null | undefined;
   status?: CredentialStatus | undefined;
@@ -152,11 +160,13 @@ export const createCredentialService = ({
     load: async (params: CurrentKey) => {
       const row = await currentSecretQuery.first(params);
       if (!row) return undefined;
+      const injections = Object.freeze(parseStoredInjections(row.injection));
       return Object.freeze({
         credential: Object.freeze({
           id: row.id,
           type: row.type as CredentialType,
-          injection: JSON.parse(row.injection) as Injection,
+          injection: injections[0] as Injection,
+          injections,
           allowedHosts: Object.freeze(JSON.parse(row.allowed_hosts) as string[]),
           baseUrl: row.base_url,
           subject: row.subject,
@@ -244,11 +254,7 @@ export const createCredentialService = ({
             const type = parseCredentialType(input.type);
             const secret = validateSecret(type, input.secret);
             const fields = Object.keys(secret);
-            const injection = validateInjection(
-              input.injection ?? defaultInjection(type, fields),
-              type,
-              fields,
-            );
+            const injections = injectionsForCreate(input, type, fields);
             const scopes = validateScopes(input.scopes ?? []);
             const allowedHosts = validateAllowedHosts(input.allowedHosts ?? []);
             const baseUrl = validateBaseUrl(input.baseUrl ?? null, allowedHosts);
@@ -267,7 +273,8 @@ export const createCredentialService = ({
               scopes,
               allowedHosts,
               baseUrl,
-              injection,
+              injection: injections[0] as Injection,
+              injections,
               status: 'active',
               expiresAt,
               subject: input.subject ?? null,
@@ -325,10 +332,13 @@ export const createCredentialService = ({
             const secret =
               input.secret === undefined ? undefined : validateSecret(current.type, input.secret);
             const fields = secret ? Object.keys(secret) : current.secretFields;
-            const injection =
-              input.injection !== undefined || secret !== undefined
-                ? validateInjection(input.injection ?? current.injection, current.type, fields)
-                : current.injection;
+            const injections = injectionsForUpdate(
+              input,
+              injectionsOf(current),
+              current.type,
+              fields,
+              secret !== undefined,
+            );
             const allowedHosts =
               input.allowedHosts === undefined
                 ? current.allowedHosts
@@ -345,7 +355,8 @@ export const createCredentialService = ({
               scopes: input.scopes === undefined ? current.scopes : validateScopes(input.scopes),
               allowedHosts,
               baseUrl,
-              injection,
+              injection: injections[0] as Injection,
+              injections,
               expiresAt: input.expiresAt === undefined ? current.expiresAt : parseExpiry(input.expiresAt),
               subject: input.subject === undefined ? current.subject : input.subject,
               status: input.status ?? current.status,

@@ -7,6 +7,7 @@ import type { AgentPrincipal } from '../agents/agent-types.js';
 import type { AuditDetails } from '../audit/audit-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import { type OutboundGuard, outboundRefusal } from '../net/outbound-guard.js';
+import type { ApiBaseFallback } from './api-base.js';
 import { agentResponseHeaders, renderInjections, upstreamRequestHeaders } from './proxy-headers.js';
 import { createRedactor, defaultRedactionCap, scannableBody, secretsToRedact } from './redaction.js';
 import { assertHostAllowed, explicitlyAllowed, upstreamTarget } from './upstream-target.js';
@@ -74,6 +75,11 @@ export interface ProxyServiceDeps extends AgentRequestDeps {
   /** The largest text body scanned for the secret (default 1 MiB); larger ones stream unmodified. */
   redactionCap?: number | undefined;
   onUnauthorized?: UnauthorizedHook | undefined;
+  /**
+   * The API base URL of a credential that has none of its own (an OAuth provider's, from the catalog:
+   * `catalogApiBase` in ./api-base.ts). Absent: such a credential is `proxy_not_configured`.
+   */
+  apiBase?: ApiBaseFallback | undefined;
 }
 
 const nullBodyStatuses = new Set([204, 205, 304]);
@@ -140,6 +146,7 @@ export const createProxyService = (deps: ProxyServiceDeps) => {
     timeoutMs = 30_000,
     redactionCap = defaultRedactionCap,
     onUnauthorized = passUnauthorized,
+    apiBase,
   } = deps;
 
   /** Sends the call and resolves with the upstream's response head (the body still to read). */
@@ -179,12 +186,19 @@ export const createProxyService = (deps: ProxyServiceDeps) => {
     if (request.endUser !== undefined && credential.subject !== request.endUser) {
       throw new VaultError('credential_not_granted');
     }
-    if (!credential.baseUrl) throw new VaultError('proxy_not_configured');
-    const injected = renderInjections(credential.type, [credential.injection], read.secret);
-    const target = upstreamTarget(credential.baseUrl, request.rawPath, request.rawQuery, injected.query);
+    const baseUrl =
+      credential.baseUrl ??
+      (await apiBase?.({
+        namespace: allowed.namespace,
+        credentialId: allowed.credentialId,
+        type: credential.type,
+      }));
+    if (!baseUrl) throw new VaultError('proxy_not_configured');
+    const injected = renderInjections(credential.type, credential.injections, read.secret);
+    const target = upstreamTarget(baseUrl, request.rawPath, request.rawQuery, injected.query);
     facts.upstream_host = target.url.host;
     facts.path = target.path.slice(0, 500);
-    assertHostAllowed(target.url, credential.baseUrl, credential.allowedHosts);
+    assertHostAllowed(target.url, baseUrl, credential.allowedHosts);
     let connect: Pick<RequestOptions, 'lookup'>;
     try {
       connect = outbound.connectOptions(target.url, explicitlyAllowed(credential.allowedHosts));

@@ -8,4 +8,5 @@ export {
   type VaultClientErrorCode,
   type VaultClientOptions,
   type VaultCredential,
+  type VaultFetchInit,
 } from './vault-client.js';

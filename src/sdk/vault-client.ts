@@ -1,5 +1,9 @@
-import type { ErrorCode } from '../errors/error-registry.js';
-import type { CredentialToken, ErrorBody } from '../http/schemas/response-types.js';
+import type { CredentialToken } from '../http/schemas/response-types.js';
+import { isVaultClientError, VaultClientError, vaultRefusal } from './client-error.js';
+import { createProxyFetch, type VaultFetchInit } from './proxy-fetch.js';
+
+export { isVaultClientError, VaultClientError, type VaultClientErrorCode } from './client-error.js';
+export type { VaultFetchInit } from './proxy-fetch.js';
 
 /**
  * The agent-side client: `await vault.getCredential('slack', { scope: 'read' })`. It caches each
@@ -7,37 +11,6 @@ import type { CredentialToken, ErrorBody } from '../http/schemas/response-types.
  * failures and 5xx answers with exponential backoff and jitter, never caches or retries a refusal, and
  * throws `VaultClientError` carrying the vault's code. Only global `fetch`; no other dependency.
  */
-
-/** Codes the vault sends (docs/errors.md), and the client's own for failures with no vault answer. */
-export type VaultClientErrorCode =
-  ErrorCode | 'network_error' | 'timeout' | 'bad_response' | 'http_error' | 'invalid_options';
-
-export class VaultClientError extends Error {
-  override readonly name = 'VaultClientError';
-  /** The vault's stable code (`credential_not_granted`, `grant_expired`, …) or the client's own. */
-  readonly code: VaultClientErrorCode;
-  /** The HTTP status; 0 when no answer came (network error, timeout). */
-  readonly status: number;
-  /** The vault's request id, to find the request in its log and audit trail. */
-  readonly requestId: string | null;
-  /** Whether the client retried (or would retry) this kind of failure. */
-  readonly retryable: boolean;
-
-  constructor(
-    code: VaultClientErrorCode,
-    message: string,
-    options: { status?: number; requestId?: string | null; retryable?: boolean; cause?: unknown } = {},
-  ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.status = options.status ?? 0;
-    this.requestId = options.requestId ?? null;
-    this.retryable = options.retryable ?? false;
-  }
-}
-
-export const isVaultClientError = (error: unknown): error is VaultClientError =>
-  error instanceof VaultClientError;
 
 /**
  * The vault's answer in the wire's own words (the seed contract's snake_case), so that code written
@@ -88,8 +61,10 @@ export interface VaultClientOptions {
   retries?: number;
   /** Backoff: `baseMs · 2^attempt`, at most `maxMs`, with half of it random (defaults 100 and 2000). */
   backoff?: { baseMs?: number; maxMs?: number };
-  /** Per attempt (default 10000). */
+  /** Per attempt (default 10000); for `fetch`, until the answer's status and headers. */
   timeoutMs?: number;
+  /** `fetch` waits for an upstream's `Retry-After` up to this long before retrying (default 30). */
+  maxRetryAfterSeconds?: number;
   /** For tests: how to wait, and the jitter's randomness. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -97,6 +72,13 @@ export interface VaultClientOptions {
 
 export interface VaultClient {
   getCredential(service: string, options?: GetCredentialOptions): Promise<VaultCredential>;
+  /**
+   * Calls the credential's API through the vault's HTTP proxy, the credential injected by the vault:
+   * `vault.fetch('github', '/repos/o/r/issues', { method: 'POST', body })`. The upstream's answer
+   * comes back as a `Response` (any status; its body streams); a refusal by the vault throws
+   * `VaultClientError`. Retries only idempotent calls (src/sdk/proxy-fetch.ts).
+   */
+  fetch(service: string, path: string, init?: VaultFetchInit): Promise<Response>;
   /** Forgets cached answers: one service's, or all. */
   invalidate(service?: string): void;
 }
@@ -174,6 +156,21 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
   const random = options.random ?? Math.random;
   const token = async () => (options.token !== undefined ? options.token : await options.getToken!());
 
+  const backoffMs = (attempt: number) => {
+    const delay = Math.min(maxMs, baseMs * 2 ** attempt);
+    return delay / 2 + random() * (delay / 2);
+  };
+  const proxyFetch = createProxyFetch({
+    base,
+    token,
+    fetch: doFetch,
+    retries,
+    backoff: backoffMs,
+    maxRetryAfterMs: nonNegative('maxRetryAfterSeconds', options.maxRetryAfterSeconds, 30) * 1000,
+    timeoutMs,
+    sleep,
+  });
+
   const cache = new Map<string, CacheEntry>();
   const inFlight = new Map<string, Promise<VaultCredential>>();
 
@@ -209,18 +206,7 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
         },
       );
     }
-    if (!response.ok) {
-      const error = (body as { error?: Unchecked<ErrorBody['error']> } | null)?.error;
-      throw new VaultClientError(
-        (typeof error?.code === 'string' ? error.code : 'http_error') as VaultClientErrorCode,
-        typeof error?.message === 'string' ? error.message : `The vault answered ${response.status}.`,
-        {
-          status: response.status,
-          requestId: typeof error?.request_id === 'string' ? error.request_id : headerId,
-          retryable: response.status >= 500,
-        },
-      );
-    }
+    if (!response.ok) throw vaultRefusal(response.status, body, headerId);
     const credential = parseToken(body);
     if (!credential) {
       throw new VaultClientError('bad_response', 'The vault’s answer is not a credential.', {
@@ -237,8 +223,7 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
         return await attempt(service, scopes);
       } catch (error) {
         if (!isVaultClientError(error) || !error.retryable || n >= retries) throw error;
-        const delay = Math.min(maxMs, baseMs * 2 ** n);
-        await sleep(delay / 2 + random() * (delay / 2));
+        await sleep(backoffMs(n));
       }
     }
   };
@@ -276,6 +261,8 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
       inFlight.set(key, request);
       return request;
     },
+
+    fetch: proxyFetch,
 
     invalidate(service) {
       for (const key of [...cache.keys()]) {

@@ -74,7 +74,17 @@ describe('npm run bench, smoke pass', () => {
         expect.objectContaining({ store: 'sqlite', done: 51, verify: expect.objectContaining({ ok: true }) }),
       ]),
       audit: expect.objectContaining({ events: 200 }),
+      proxy: expect.objectContaining({
+        direct: expect.objectContaining({ runs: 1 }),
+        proxy: expect.objectContaining({ runs: 1 }),
+        auditGaps: 0,
+        // BENCH_PROXY_BODY_MB's smoke default, streamed each way.
+        body: expect.objectContaining({ mb: 4 }),
+      }),
     });
+    const proxied = saved.proxy as { proxy: { rps: number }; direct: { rps: number } };
+    expect(proxied.proxy.rps).toBeGreaterThan(0);
+    expect(proxied.direct.rps).toBeGreaterThan(0);
     const servers = (saved.retrieval as { full: { server: string; requests: number }[] }).full;
     expect(servers.map((s) => s.server)).toEqual(
       expect.arrayContaining(['node:http', 'fastify', 'vault/sqlite', 'vault/sqlite (logging off)']),
@@ -97,6 +107,7 @@ describe('npm run bench, smoke pass', () => {
 
   it('prints the tables and one line per verdict', () => {
     expect(output).toContain('Agent retrieval at full speed');
+    expect(output).toContain('HTTP proxy vs the upstream directly');
     expect(output).toContain('Targets (bench/targets.mjs)');
     const lines = output.split('\n').filter((l) => /: (met|NOT met|n\/a)/.test(l));
     expect(lines).toHaveLength(saved.verdicts.length);

@@ -14,7 +14,8 @@ export interface SeenRequest {
 
 /**
  * A small real upstream API on 127.0.0.1 for the proxy tests: `/api/echo` answers with what it
- * received as JSON (so a secret sent to it comes back), `/api/redirect` sends the caller elsewhere,
+ * received as JSON (so a secret sent to it comes back), `/api/redirect?to=URL` sends the caller
+ * elsewhere, `/api/slow?ms=N` answers late,
  * `/api/limited` answers 429, `/api/download?bytes=N` streams N bytes, `/api/upload` counts the body.
  */
 export const startUpstream = async () => {
@@ -38,7 +39,13 @@ export const startUpstream = async () => {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify(entry));
       } else if (path?.endsWith('/redirect')) {
-        res.writeHead(302, { location: 'http://other.invalid/next' }).end();
+        const to = new URL(req.url ?? '', 'http://x').searchParams.get('to');
+        res.writeHead(302, { location: to ?? 'http://other.invalid/next' }).end();
+      } else if (path?.endsWith('/slow')) {
+        // Answers only after `ms` (or never, until the server closes): for the proxy's timeout.
+        const ms = Number(new URL(req.url ?? '', 'http://x').searchParams.get('ms') ?? 60_000);
+        const timer = setTimeout(() => res.end('late'), ms);
+        res.on('close', () => clearTimeout(timer));
       } else if (path?.endsWith('/limited')) {
         res.writeHead(429, { 'retry-after': '7', 'content-type': 'text/plain' }).end('slow down');
       } else if (path?.endsWith('/download')) {
@@ -67,7 +74,11 @@ export const startUpstream = async () => {
     port,
     host: `127.0.0.1:${port}`,
     seen,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 };
 

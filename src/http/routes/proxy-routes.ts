@@ -54,7 +54,13 @@ export const registerProxyRoutes = (app: FastifyInstance, { proxy }: Pick<VaultS
         client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
         requestId: request.id,
       });
-      return reply.code(answer.status).headers(answer.headers).send(answer.body);
+      // Set last, over anything the upstream sent: it tells a client (the SDK's `vault.fetch`) that
+      // this status is the upstream's, not a refusal by the vault.
+      return reply
+        .code(answer.status)
+        .headers(answer.headers)
+        .header('x-tokenvault-proxied', '1')
+        .send(answer.body);
     };
 
     for (const url of ['/v1/proxy/:service', '/v1/proxy/:service/*']) {

@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { Credential } from '../../credentials/credential-repo.js';
+import { injectionsOf } from '../../credentials/injection-list.js';
 
 const Injection = Type.Object(
   {
@@ -9,6 +10,13 @@ const Injection = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const Injections = Type.Array(Injection, {
+  minItems: 1,
+  maxItems: 10,
+  description:
+    'Several injections, applied in order by the HTTP proxy (e.g. a key and a secret in two headers); instead of `injection`.',
+});
 
 const SecretInput = Type.Record(Type.String(), Type.Unknown(), {
   description: 'Secret fields; which ones depends on the type (api_key: api_key; bearer: token; …).',
@@ -32,6 +40,7 @@ export const CreateCredentialBody = Type.Object(
     allowed_hosts: Type.Optional(Type.Array(Type.String(), { maxItems: 100 })),
     base_url: Type.Optional(Nullable(BaseUrl)),
     injection: Type.Optional(Injection),
+    injections: Type.Optional(Injections),
     expires_at: Type.Optional(Nullable(Type.String())),
     subject: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
   },
@@ -47,6 +56,7 @@ export const UpdateCredentialBody = Type.Object(
     allowed_hosts: Type.Optional(Type.Array(Type.String(), { maxItems: 100 })),
     base_url: Type.Optional(Nullable(BaseUrl)),
     injection: Type.Optional(Injection),
+    injections: Type.Optional(Injections),
     expires_at: Type.Optional(Nullable(Type.String())),
     subject: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
     status: Type.Optional(
@@ -69,6 +79,7 @@ export const CredentialView = Type.Object(
     allowed_hosts: Type.Array(Type.String()),
     base_url: Nullable(Type.String()),
     injection: Injection,
+    injections: Type.Array(Injection),
     status: Type.String(),
     expires_at: Nullable(Type.String()),
     subject: Nullable(Type.String()),
@@ -93,6 +104,7 @@ export const toCredentialView = (c: Credential): CredentialView => ({
   allowed_hosts: c.allowedHosts,
   base_url: c.baseUrl,
   injection: c.injection,
+  injections: injectionsOf(c),
   status: c.status,
   expires_at: c.expiresAt,
   subject: c.subject,
