@@ -35,6 +35,10 @@ import type { Component } from './lib/components.js';
 import type { Store } from './store/database.js';
 import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
 import { pingDatabase } from './store/migrations.js';
+import { type ApprovalsPort, type CountersPort, createMemoryCounters } from './policy/index.js';
+import { createPolicyEnforcement, noApprovals, type PolicyEnforcement } from './policy/policy-enforcement.js';
+import { createPolicyService, type PolicyService } from './policy/policy-service.js';
+import { createPolicyDryRun, type PolicyDryRun } from './policy/policy-dry-run.js';
 
 /**
  * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
@@ -70,6 +74,16 @@ export interface VaultServices {
   proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
+  /** Policies: documents, versions and attachments (admin REST and CLI). */
+  policies: PolicyService;
+  /** The policies side of the decision point, and the dry run (src/policy/policy-enforcement.ts). */
+  policyEnforcement: PolicyEnforcement;
+  /** `policy test`: a request's decision rule by rule, counting nothing. */
+  policyDryRun: PolicyDryRun;
+  /** Rate-limit and usage-cap counters the policies consume. */
+  policyCounters: CountersPort;
+  /** Live approvals, read only, that the approval rule asks. */
+  policyApprovals: ApprovalsPort;
 }
 
 export interface ServicesDeps {
@@ -166,6 +180,17 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
+  // Counters are per process for now; the store-backed, exact-across-replicas ones replace this line.
+  const policyCounters: CountersPort = createMemoryCounters();
+  const policyApprovals: ApprovalsPort = noApprovals;
+  const policyEnforcement = createPolicyEnforcement({
+    store,
+    access,
+    counters: policyCounters,
+    approvals: policyApprovals,
+  });
+  const policiesFor = policyEnforcement.policiesFor;
+
   const services: VaultServices = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -185,9 +210,14 @@ export const createServices = async ({
     auditChainKey: chainKey,
     auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
     grants: createGrantService({ db, clock, audit }),
-    retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
-    proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
+    retrieval: createRetrievalService({ store, access, clock, credentials, audit, policiesFor }),
+    proxy: createProxyService({ store, access, clock, credentials, audit, outbound, policiesFor }),
     oauthProviders: shippedProviderCatalog(),
+    policies: createPolicyService({ db, clock, audit }),
+    policyEnforcement,
+    policyDryRun: createPolicyDryRun({ store, access, clock, enforcement: policyEnforcement }),
+    policyCounters,
+    policyApprovals,
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
