@@ -71,10 +71,10 @@ export interface AgentRequestDeps {
   audit: Pick<AuditRecorder, 'record'>;
   /**
    * The policy rules attached to anything on the path, evaluated (counters consumed) once the grant
-   * has allowed the use (src/policy/policy-enforcement.ts). Absent: the decision rests on the grant,
-   * the credential and the channel alone.
+   * has allowed the use (src/policy/policy-enforcement.ts). Required, so a new channel built on this
+   * path cannot leave its policies out (`VaultServices.policyEnforcement.policiesFor`).
    */
-  policiesFor?: PoliciesFor | undefined;
+  policiesFor: PoliciesFor;
 }
 
 /** What the path asks for the policies of a request the grant allows, as of the request's view. */
@@ -83,8 +83,6 @@ export type PoliciesFor = (
   context: Omit<AccessContext, 'policies'>,
   grant: Grant,
 ) => Promise<readonly PolicyCheck[]>;
-
-const noPolicies: PoliciesFor = () => Promise.resolve([]);
 
 /**
  * What every event of the request starts with: the agent and the credential as named
@@ -120,7 +118,7 @@ export const createAgentRequests = ({
   clock,
   credentials,
   audit,
-  policiesFor = noPolicies,
+  policiesFor,
 }: AgentRequestDeps) => {
   const grantsFor = prepareRetrievalGrants(store, access);
 
