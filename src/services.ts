@@ -36,6 +36,10 @@ import type { Component } from './lib/components.js';
 import type { Store } from './store/database.js';
 import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
 import { pingDatabase } from './store/migrations.js';
+import { type ApprovalsPort, type CountersPort, createMemoryCounters } from './policy/index.js';
+import { createPolicyEnforcement, noApprovals, type PolicyEnforcement } from './policy/policy-enforcement.js';
+import { createPolicyService, type PolicyService } from './policy/policy-service.js';
+import { createPolicyDryRun, type PolicyDryRun } from './policy/policy-dry-run.js';
 
 /**
  * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
@@ -73,6 +77,16 @@ export interface VaultServices {
   oauthProviders: ProviderCatalog;
   /** The vault's own MCP server (`/mcp`): list_credentials, get_credential, call_api. */
   vaultMcp: VaultMcp;
+  /** Policies: documents, versions and attachments (admin REST and CLI). */
+  policies: PolicyService;
+  /** The policies side of the decision point, and the dry run (src/policy/policy-enforcement.ts). */
+  policyEnforcement: PolicyEnforcement;
+  /** `policy test`: a request's decision rule by rule, counting nothing. */
+  policyDryRun: PolicyDryRun;
+  /** Rate-limit and usage-cap counters the policies consume. */
+  policyCounters: CountersPort;
+  /** Live approvals, read only, that the approval rule asks. */
+  policyApprovals: ApprovalsPort;
 }
 
 export interface ServicesDeps {
@@ -169,6 +183,17 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
+  // Counters are per process for now; the store-backed, exact-across-replicas ones replace this line.
+  const policyCounters: CountersPort = createMemoryCounters();
+  const policyApprovals: ApprovalsPort = noApprovals;
+  const policyEnforcement = createPolicyEnforcement({
+    store,
+    access,
+    counters: policyCounters,
+    approvals: policyApprovals,
+  });
+  const policiesFor = policyEnforcement.policiesFor;
+
   const domain: Omit<VaultServices, 'vaultMcp'> = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -188,7 +213,7 @@ export const createServices = async ({
     auditChainKey: chainKey,
     auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
     grants: createGrantService({ db, clock, audit }),
-    retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
+    retrieval: createRetrievalService({ store, access, clock, credentials, audit, policiesFor }),
     proxy: createProxyService({
       store,
       access,
@@ -196,9 +221,15 @@ export const createServices = async ({
       credentials,
       audit,
       outbound,
+      policiesFor,
       timeoutMs: config.proxyTimeoutMs,
     }),
     oauthProviders: shippedProviderCatalog(),
+    policies: createPolicyService({ db, clock, audit }),
+    policyEnforcement,
+    policyDryRun: createPolicyDryRun({ store, access, clock, enforcement: policyEnforcement }),
+    policyCounters,
+    policyApprovals,
   };
 
   // Over the services above: the MCP tools take the very paths REST takes (the decision, the audit).

@@ -5,6 +5,7 @@ import type { CredentialService } from '../credentials/credential-service.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import { parseScopeQuery } from '../grants/grant-rules.js';
 import { prepareRetrievalGrants } from '../grants/grant-repo.js';
+import type { Grant } from '../grants/grant-types.js';
 import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/database.js';
 import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
@@ -71,13 +72,19 @@ export interface AgentRequestDeps {
   credentials: Pick<CredentialService, 'readCurrentSecret'>;
   audit: Pick<AuditRecorder, 'record'>;
   /**
-   * The policy rules attached to anything on the path (issue 15). None today: the decision then
-   * rests on the grant, the credential and the channel alone.
+   * The policy rules attached to anything on the path, evaluated (counters consumed) once the grant
+   * has allowed the use (src/policy/policy-enforcement.ts). Required, so a new channel built on this
+   * path cannot leave its policies out (`VaultServices.policyEnforcement.policiesFor`).
    */
-  policiesFor?: ((context: Omit<AccessContext, 'policies'>) => readonly PolicyCheck[]) | undefined;
+  policiesFor: PoliciesFor;
 }
 
-const noPolicies = (): readonly PolicyCheck[] => [];
+/** What the path asks for the policies of a request the grant allows, as of the request's view. */
+export type PoliciesFor = (
+  view: GenerationView,
+  context: Omit<AccessContext, 'policies'>,
+  grant: Grant,
+) => Promise<readonly PolicyCheck[]>;
 
 /**
  * What every event of the request starts with: the agent and the credential as named
@@ -113,7 +120,7 @@ export const createAgentRequests = ({
   clock,
   credentials,
   audit,
-  policiesFor = noPolicies,
+  policiesFor,
 }: AgentRequestDeps) => {
   const grantsFor = prepareRetrievalGrants(store, access);
 
@@ -150,21 +157,35 @@ export const createAgentRequests = ({
       now: clock.now(),
       attributes: request.attributes ?? {},
     };
-    const decision = decide({ ...context, policies: policiesFor(context) });
+    // The grant, the credential and the channel first; the policies only for a use they allow, so a
+    // refused request counts against no rate limit or cap. Both decisions are decide()'s.
+    let decision = decide({ ...context, policies: [] });
+    if (decision.outcome === 'allow') {
+      const policies = await policiesFor(view, context, decision.grant);
+      if (policies.length > 0) decision = decide({ ...context, policies });
+    }
     if (decision.grant) facts.grant_id = decision.grant.id;
     if (credential) facts.credential_id = credential.id;
     switch (decision.outcome) {
       case 'allow':
         return decision;
       case 'deny':
-        if (decision.rule) facts.policy_rule = `${decision.rule.policy}/${decision.rule.rule}`;
-        throw new VaultError(decision.code, decision.message);
-      case 'pending':
-        // TODO(policies): park the request (approval_pending with a URL to wait on), because no rule
-        // can ask for an approval until the policies issue lands; until then this cannot happen.
-        throw new VaultError('internal_error', undefined, {
-          cause: new Error(`approval ${decision.approval.approvalId} pending: approvals are not built yet`),
+        if (decision.rule) {
+          facts.policy = decision.rule.policy;
+          facts.policy_rule = decision.rule.rule;
+        }
+        throw new VaultError(decision.code, decision.message, {
+          ...(decision.retryAfter === undefined ? {} : { details: { retryAfter: decision.retryAfter } }),
         });
+      case 'pending':
+        facts.policy = decision.approval.policy;
+        facts.policy_rule = decision.approval.rule;
+        // TODO(approvals): park the request (approval_pending, 202, with a URL to wait on). Until the
+        // approvals step builds that, a request an approval rule holds is refused, naming the rule.
+        throw new VaultError(
+          'policy_denied',
+          `Refused by policy "${decision.approval.policy}", ${decision.approval.rule}: it needs a person's approval, and approvals are not available on this vault yet.`,
+        );
     }
   };
 

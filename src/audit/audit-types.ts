@@ -41,6 +41,11 @@ export const auditActions = [
   'keys.rotate',
   'keys.mode_set',
   'keys.verify',
+  'policy.create',
+  'policy.update',
+  'policy.delete',
+  'policy.attach',
+  'policy.detach',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

@@ -12,6 +12,7 @@ import { registerIssuerCommand } from './issuer-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { registerMcpCommand } from './mcp-command.js';
 import { registerOAuthCommand } from './oauth-command.js';
+import { registerPolicyCommand } from './policy-command.js';
 import { InputError } from './secret-input.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerWebhookKmsCommand } from './webhook-kms-command.js';
@@ -36,6 +37,7 @@ export const buildProgram = (io: CliIo): Command => {
   registerAuditCommand(program, io);
   registerOAuthCommand(program, io);
   registerMcpCommand(program, io);
+  registerPolicyCommand(program, io);
   registerWebhookKmsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -75,6 +75,13 @@ export const installErrorHandler = (
       if (error.code === 'too_many_auth_failures' && error.details?.retryAfter) {
         reply.header('retry-after', String(error.details.retryAfter));
       }
+      // A policy's rate limit or usage cap says when its window resets (agent-request.ts).
+      if (
+        (error.code === 'rate_limited' || error.code === 'usage_cap_exhausted') &&
+        error.details?.retryAfter
+      ) {
+        reply.header('retry-after', String(error.details.retryAfter));
+      }
       // A server-side failure's own message names internals (a credential or data-key id, the key
       // webhook's URL). Only an authenticated admin reads it; agents and anonymous callers get the
       // registry's message, and the specific one is in the log under the request id.

@@ -23,6 +23,7 @@ import { registerGrantRoutes } from './routes/grant-routes.js';
 import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
 import { registerOAuthRoutes } from './routes/oauth-routes.js';
+import { registerPolicyRoutes } from './routes/policy-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerProxyRoutes } from './routes/proxy-routes.js';
 import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
@@ -60,6 +61,7 @@ const adminRouteModules: RouteModule[] = [
   registerAgentRoutes,
   registerIssuerRoutes,
   registerOAuthRoutes,
+  registerPolicyRoutes,
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */

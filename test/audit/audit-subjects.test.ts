@@ -46,6 +46,11 @@ const concerns: Record<AuditAction, Concerns> = {
   'keys.rotate': { none: 'the key hierarchy' },
   'keys.mode_set': { none: 'the key hierarchy' },
   'keys.verify': { none: 'the key hierarchy' },
+  'policy.create': { none: 'a policy (what it is attached to is policy.attach)' },
+  'policy.update': { none: 'a policy' },
+  'policy.delete': { none: 'a policy' },
+  'policy.attach': { none: 'a policy and the entity it is attached to, named by kind and id' },
+  'policy.detach': { none: 'a policy and the entity it is detached from, named by kind and id' },
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');

@@ -21,12 +21,13 @@ describe('HTTP proxy: the API base URL fallback', () => {
   const asked: ApiBaseQuery[] = [];
 
   const proxyWith = (apiBase: Parameters<typeof createProxyService>[0]['apiBase']) => {
-    const { access, credentials, audit } = t.vault.services;
+    const { access, credentials, audit, policyEnforcement } = t.vault.services;
     return createProxyService({
       store: t.vault.store,
       access,
       credentials,
       audit,
+      policiesFor: policyEnforcement.policiesFor,
       clock: systemClock,
       outbound: createOutboundGuard(),
       apiBase,
