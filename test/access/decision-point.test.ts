@@ -66,10 +66,21 @@ describe('the decision point, from the source', () => {
         expect(name, `${file} must not take the credential service (it reads secrets undecided)`).not.toBe(
           'credentials',
         );
-        const built = new RegExp(`^\\s*${name}: create\\w+\\(\\{[^}]*\\bpoliciesFor\\b`, 'm');
-        expect(services, `${file} uses "${name}", which services.ts must build with policiesFor`).toMatch(
-          built,
+        const args = new RegExp(`^\\s*${name}: create\\w+\\(\\{([^}]*)\\}`, 'm').exec(services)?.[1];
+        expect(args, `${file} uses "${name}", which services.ts must build`).toBeDefined();
+        if (/\bpoliciesFor\b/.test(args!)) continue;
+        // Built over other services instead (the vault's MCP tools over retrieval and the proxy): only
+        // those, never the credential service, so every secret it hands out went through their path.
+        expect(args, `${file} uses "${name}", which services.ts must build with policiesFor`).toMatch(
+          /\bdomain\.\w+/,
         );
+        expect(args, `"${name}" must not be built over the credential service`).not.toMatch(
+          /\bcredentials\b/,
+        );
+        for (const [, inner] of args!.matchAll(/\bdomain\.(\w+)/g)) {
+          expect(picked, `${file} reaches "${inner}" through "${name}"`).toBeDefined();
+          expect(inner).not.toBe('credentials');
+        }
       }
     }
   });
