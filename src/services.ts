@@ -35,6 +35,9 @@ import type { Component } from './lib/components.js';
 import type { Store } from './store/database.js';
 import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
 import { pingDatabase } from './store/migrations.js';
+import type { EventPublisher } from './events/event-types.js';
+import { createEventPublisher } from './events/event-outbox.js';
+import { createEventDelivery } from './events/event-delivery.js';
 
 /**
  * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
@@ -70,6 +73,8 @@ export interface VaultServices {
   proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
+  /** Outbound events (docs/events.md): written to the outbox, delivered by the `event delivery` worker. */
+  events: EventPublisher;
 }
 
 export interface ServicesDeps {
@@ -188,6 +193,7 @@ export const createServices = async ({
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
     oauthProviders: shippedProviderCatalog(),
+    events: createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined }),
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
@@ -204,6 +210,23 @@ export const createServices = async ({
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
   ];
+  if (config.eventsWebhookUrl !== undefined && config.eventsWebhookSecret !== undefined) {
+    // A receiver at an address the guard refuses is a configuration mistake: said at start, not later.
+    outbound.checkUrl(config.eventsWebhookUrl);
+    const delivery = createEventDelivery({
+      store,
+      clock,
+      logger,
+      audit,
+      fetch: outbound.fetch,
+      url: config.eventsWebhookUrl,
+      secret: config.eventsWebhookSecret,
+      maxAgeMs: config.eventsMaxAgeSeconds * 1000,
+      timeoutMs: config.eventsTimeoutMs,
+      pollMs: config.eventsPollMs,
+    });
+    workers.push({ name: 'event delivery', start: () => delivery.start(), stop: () => delivery.stop() });
+  }
 
   return { services, readiness, workers, keyMode: mode };
 };

@@ -41,6 +41,7 @@ export const auditActions = [
   'keys.rotate',
   'keys.mode_set',
   'keys.verify',
+  'event.undeliverable',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

@@ -46,6 +46,7 @@ const concerns: Record<AuditAction, Concerns> = {
   'keys.rotate': { none: 'the key hierarchy' },
   'keys.mode_set': { none: 'the key hierarchy' },
   'keys.verify': { none: 'the key hierarchy' },
+  'event.undeliverable': { none: 'an outbound event (its own data names what it announced)' },
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');

@@ -32,6 +32,9 @@ const tableNames: Record<keyof Database, true> = {
   audit_checkpoints: true,
   access_generation: true,
   access_changes: true,
+  counter_buckets: true,
+  counter_hits: true,
+  event_outbox: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 
