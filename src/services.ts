@@ -38,6 +38,7 @@ import { pingDatabase } from './store/migrations.js';
 import type { EventPublisher } from './events/event-types.js';
 import { createEventPublisher } from './events/event-outbox.js';
 import { createEventDelivery } from './events/event-delivery.js';
+import { createStoreCounters, type StoreCounters } from './policy/store-counters.js';
 
 /**
  * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
@@ -75,6 +76,8 @@ export interface VaultServices {
   oauthProviders: ProviderCatalog;
   /** Outbound events (docs/events.md): written to the outbox, delivered by the `event delivery` worker. */
   events: EventPublisher;
+  /** Rate-limit and usage-cap counters, exact across replicas (src/policy/store-counters.ts). */
+  policyCounters: StoreCounters;
 }
 
 export interface ServicesDeps {
@@ -194,6 +197,7 @@ export const createServices = async ({
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
     oauthProviders: shippedProviderCatalog(),
     events: createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined }),
+    policyCounters: createStoreCounters({ store }),
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
@@ -210,6 +214,7 @@ export const createServices = async ({
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
   ];
+  workers.push(counterPruning(services.policyCounters, clock, logger));
   if (config.eventsWebhookUrl !== undefined && config.eventsWebhookSecret !== undefined) {
     // A receiver at an address the guard refuses is a configuration mistake: said at start, not later.
     outbound.checkUrl(config.eventsWebhookUrl);
@@ -229,4 +234,29 @@ export const createServices = async ({
   }
 
   return { services, readiness, workers, keyMode: mode };
+};
+
+/** Every ten minutes, drops counter buckets whose window ended over an hour ago (store-counters.ts). */
+const counterPruning = (counters: Pick<StoreCounters, 'prune'>, clock: Clock, logger: Logger): Component => {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  const prune = () => {
+    running ??= counters
+      .prune(clock.now())
+      .catch((error: unknown) => logger.warn({ err: error }, 'counter pruning failed; it runs again later'))
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  return {
+    name: 'counter pruning',
+    start: () => {
+      timer = setInterval(prune, 600_000);
+      timer.unref();
+    },
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
 };

@@ -16,7 +16,9 @@ export {
   type CounterResult,
   type CounterWindow,
   type CountersPort,
+  type CounterUsage,
 } from './counters.js';
+export { createStoreCounters, type StoreCounters } from './store-counters.js';
 export { createCountryLookup, bundledCountryDatabase, type CountryLookup } from './country-lookup.js';
 export {
   createPolicyEvaluator,
