@@ -39,6 +39,7 @@ import type { EventPublisher } from './events/event-types.js';
 import { createEventPublisher } from './events/event-outbox.js';
 import { createEventDelivery } from './events/event-delivery.js';
 import { createStoreCounters, type StoreCounters } from './policy/store-counters.js';
+import { type CountryLookup, createCountryLookup, lazyCountryLookup } from './policy/country-lookup.js';
 
 /**
  * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
@@ -78,6 +79,8 @@ export interface VaultServices {
   events: EventPublisher;
   /** Rate-limit and usage-cap counters, exact across replicas (src/policy/store-counters.ts). */
   policyCounters: StoreCounters;
+  /** IP to country for geo rules: `TOKENVAULT_GEOIP_DATABASE`, else the bundled database (opened on first use). */
+  countries: CountryLookup;
 }
 
 export interface ServicesDeps {
@@ -198,6 +201,7 @@ export const createServices = async ({
     oauthProviders: shippedProviderCatalog(),
     events: createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined }),
     policyCounters: createStoreCounters({ store }),
+    countries: countryLookupFor(config),
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
@@ -259,4 +263,17 @@ const counterPruning = (counters: Pick<StoreCounters, 'prune'>, clock: Clock, lo
       await running;
     },
   };
+};
+
+/** The operator's MMDB file is read at start, so a wrong path or a broken file stops the vault there. */
+const countryLookupFor = (config: Pick<Config, 'geoipDatabase'>): CountryLookup => {
+  if (config.geoipDatabase === undefined) return lazyCountryLookup(() => createCountryLookup());
+  try {
+    return createCountryLookup(config.geoipDatabase);
+  } catch (error) {
+    throw new Error(
+      `TOKENVAULT_GEOIP_DATABASE ${config.geoipDatabase} is not a readable MMDB file: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
 };

@@ -1,6 +1,7 @@
 import { parseKeyMaterial } from '../crypto/master-key.js';
 import { checkWebhookUrl } from '../crypto/webhook-key-provider.js';
 import { parseOutboundAllow } from '../net/outbound-guard.js';
+import { parseTrustedProxies } from '../policy/client-address.js';
 
 /**
  * Every server setting: its flag, its environment variable, how it parses, and what it means.
@@ -222,11 +223,28 @@ export const settings = {
       return raw;
     },
   },
-  trustProxy: {
-    flag: '--trust-proxy',
-    env: 'TOKENVAULT_TRUST_PROXY',
+  trustedProxies: {
+    flag: '--trusted-proxies',
+    env: 'TOKENVAULT_TRUSTED_PROXIES',
     description:
-      'Trust X-Forwarded-For from these proxies (comma-separated addresses or CIDRs). Unset: trust none.',
+      'Proxies (comma-separated addresses or CIDRs) whose `X-Forwarded-For` the vault reads: the client address is then the first untrusted hop from the right. Unset: the socket peer is the client and the header is ignored.',
+    parse: (raw: string): string[] => {
+      const entries = raw
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean);
+      const { invalid } = parseTrustedProxies(entries);
+      if (entries.length === 0) throw new Error('must name at least one address or CIDR');
+      if (invalid.length > 0)
+        throw new Error(`has entries that are no address or CIDR: ${invalid.join(', ')}`);
+      return entries;
+    },
+  },
+  geoipDatabase: {
+    flag: '--geoip-database',
+    env: 'TOKENVAULT_GEOIP_DATABASE',
+    description:
+      'An MMDB country database (MaxMind GeoLite2-Country, DB-IP, ip-location-db layouts) for geo rules, instead of the bundled public-domain one. Read once at start.',
     parse: parseNonEmpty,
   },
   outboundAllow: {

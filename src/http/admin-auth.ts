@@ -30,7 +30,7 @@ export const createAdminAuthenticator =
   }) =>
   async (request: FastifyRequest): Promise<AdminPrincipal> => {
     const token = bearerToken(request);
-    const retryAfter = limiter.retryAfterSeconds(request.ip, token);
+    const retryAfter = limiter.retryAfterSeconds(request.clientIp, token);
     if (retryAfter > 0)
       throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
     try {
@@ -38,7 +38,7 @@ export const createAdminAuthenticator =
       return await adminTokens.authenticate(token);
     } catch (error) {
       if (isVaultError(error) && error.status === 401) {
-        limiter.recordFailure(request.ip, token);
+        limiter.recordFailure(request.clientIp, token);
         metrics.authFailures.inc({ principal: 'admin', code: error.code });
       }
       throw error;

@@ -85,7 +85,7 @@ export const installAuditHooks = (
       target: context?.target ?? (action === 'admin.authenticate' ? undefined : targetOf(request, action)),
       decision: 'deny',
       reason,
-      client: { ip: request.ip, userAgent: headerValue(request.headers['user-agent']) },
+      client: { ip: request.clientIp, userAgent: headerValue(request.headers['user-agent']) },
       requestId: request.id,
       details: {
         method: request.method,

@@ -19,7 +19,12 @@ export {
   type CounterUsage,
 } from './counters.js';
 export { createStoreCounters, type StoreCounters } from './store-counters.js';
-export { createCountryLookup, bundledCountryDatabase, type CountryLookup } from './country-lookup.js';
+export {
+  createCountryLookup,
+  bundledCountryDatabase,
+  lazyCountryLookup,
+  type CountryLookup,
+} from './country-lookup.js';
 export {
   createPolicyEvaluator,
   type ApprovalQuery,
