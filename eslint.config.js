@@ -19,7 +19,7 @@ export default tseslint.config(
     },
   },
   {
-    // The client address is `request.clientIp` (src/http/client-info.ts): `request.ip` is the socket
+    // The client address is `clientIpOf(request)` (src/http/client-info.ts): `request.ip` is the socket
     // peer, which behind a trusted proxy is the proxy, not the client.
     files: ['src/**/*.ts'],
     rules: {
@@ -28,7 +28,7 @@ export default tseslint.config(
         {
           selector: "MemberExpression[object.name='request'][property.name='ip']",
           message:
-            'Use request.clientIp (the address after trusted-proxy handling, src/http/client-info.ts).',
+            'Use clientIpOf(request): the address after trusted-proxy handling (src/http/client-info.ts).',
         },
       ],
     },
