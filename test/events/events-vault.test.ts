@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigError, loadConfig } from '../../src/config/load-config.js';
+import { createTempDataDir } from '../helpers/sqlite.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { startWebhookReceiver, testWebhookSecret, type WebhookReceiver } from './webhook-receiver.js';
 
@@ -39,6 +40,20 @@ describe('events through the vault', () => {
 });
 
 describe('events configuration', () => {
+  it('refuses to start with a receiver at an address the outbound guard refuses', async () => {
+    const dir = await createTempDataDir();
+    try {
+      await expect(
+        startTestVault({
+          dataDir: dir.dir,
+          settings: { eventsWebhookUrl: 'http://127.0.0.1:9/hooks', eventsWebhookSecret: testWebhookSecret },
+        }),
+      ).rejects.toThrow(/127\.0\.0\.1 is a loopback address.*TOKENVAULT_OUTBOUND_ALLOW/);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   it('wants the URL and the secret together, and a secret in the whsec_ form', () => {
     const problems = (flags: Record<string, string>) => {
       try {

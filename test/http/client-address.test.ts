@@ -100,7 +100,8 @@ describe('country of the client', () => {
   it('a file that is not an MMDB database stops the vault at start, naming the setting', async () => {
     const file = join(dir.dir, 'not.mmdb');
     writeFileSync(file, 'not a database');
-    await expect(startTestVault({ settings: { geoipDatabase: file } })).rejects.toThrow(
+    const dataDir = join(dir.dir, 'refused-vault');
+    await expect(startTestVault({ dataDir, settings: { geoipDatabase: file } })).rejects.toThrow(
       /TOKENVAULT_GEOIP_DATABASE .*not\.mmdb is not a readable MMDB file/,
     );
   });
