@@ -16,11 +16,12 @@ import {
 /**
  * Counters in the store, exact across every replica sharing it (the `CountersPort` contract in
  * counters.ts). One `consume` is one transaction:
- *   1. for each requirement, in key order: make sure its bucket row exists (`INSERT … ON CONFLICT DO
- *      NOTHING`), then lock it (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the insert already took
- *      the database's one write lock, before anything was read);
- *   2. check every requirement against what the locked rows say;
- *   3. only if all have room, count each once.
+ *   1. for each requirement, in key order: insert its bucket row with a count of one, or lock the
+ *      existing row and add one (`INSERT … ON CONFLICT DO UPDATE … RETURNING count`: PostgreSQL's
+ *      upsert waits for and locks a row another transaction holds; on SQLite the statement takes the
+ *      database's one write lock before anything is read);
+ *   2. the returned count (less this use) says whether the window had room;
+ *   3. if any had none, the transaction rolls back, so nothing is counted anywhere.
  * Locks are taken in one global order (by key), so two requests that share counters cannot deadlock;
  * a request waits only for those counting the same keys. A sliding window's bucket row `sliding` is
  * its lock, and its counted instants are rows of `counter_hits`.
@@ -69,7 +70,7 @@ const slidingUse = async (db: Db, key: string, window: { seconds: number }, at: 
   };
 };
 
-/** What a requirement's window holds now, read through `db` (locked in `consume`, plain in `peek`). */
+/** What a requirement's window holds now: a sliding one from its uses, the others from their bucket row. */
 const measure = async (
   db: Db,
   requirement: CounterRequirement,
@@ -85,6 +86,11 @@ const measure = async (
   const { resetAt } = bucketOf(window, at);
   return { used: locked?.count ?? 0, resetAt };
 };
+
+/** Thrown inside a consume's transaction to roll back every count of a request some counter refused. */
+class Refused {
+  constructor(readonly results: CounterResult[]) {}
+}
 
 export interface StoreCounters extends CountersPort {
   /** Deletes buckets and sliding uses whose window ended over an hour before `at` (the pruning worker). */
@@ -115,54 +121,42 @@ export const createStoreCounters = ({ store }: { store: Pick<Store, 'db'> }): St
           const [x, y] = [requirements[a]!.key, requirements[b]!.key];
           return x < y ? -1 : x > y ? 1 : a - b;
         });
-      return db.transaction().execute(async (trx) => {
-        const results: CounterResult[] = new Array<CounterResult>(requirements.length);
-        const seen = new Map<string, number>();
-        for (const index of order) {
-          const requirement = requirements[index]!;
-          const { bucket, expiresAt } = bucketOf(requirement.window, at);
-          // Inserts the row, or locks the existing one (PostgreSQL's upsert waits for and locks the
-          // conflicting row; SQLite's single writer lock is taken by the statement): either way the
-          // row is this transaction's until it ends, and `count` is what it holds.
-          const locked = await trx
-            .insertInto('counter_buckets')
-            .values({
-              key: requirement.key,
-              bucket,
-              count: 0,
-              max_count: requirement.limit,
-              window_spec: JSON.stringify(requirement.window),
-              expires_at: expiresAt,
-            })
-            .onConflict((oc) =>
-              oc
-                .columns(['key', 'bucket'])
-                .doUpdateSet((eb) => ({ expires_at: eb.ref('excluded.expires_at') })),
-            )
-            .returning('count')
-            .executeTakeFirstOrThrow();
-          const { used, resetAt } = await measure(trx, requirement, at, locked);
-          // The same key twice in one request: the second sees the first as counted.
-          const earlier = seen.get(requirement.key) ?? 0;
-          seen.set(requirement.key, earlier + 1);
-          results[index] = resultOf(requirement.limit, used + earlier, resetAt);
-        }
-        if (!results.every((result) => result.allowed)) return results;
-        for (const index of order) {
-          const requirement = requirements[index]!;
-          const { bucket, expiresAt } = bucketOf(requirement.window, at);
-          await trx
-            .updateTable('counter_buckets')
-            .set((eb) => ({
-              count: eb('count', '+', 1),
-              max_count: requirement.limit,
-              window_spec: JSON.stringify(requirement.window),
-              expires_at: expiresAt,
-            }))
-            .where('key', '=', requirement.key)
-            .where('bucket', '=', bucket)
-            .execute();
-          if (requirement.window.kind === 'sliding') {
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const results: CounterResult[] = new Array<CounterResult>(requirements.length);
+          for (const index of order) {
+            const requirement = requirements[index]!;
+            const { bucket, resetAt, expiresAt } = bucketOf(requirement.window, at);
+            // One statement inserts the row or locks the existing one (PostgreSQL's upsert waits for
+            // and locks the conflicting row; SQLite's one write lock is taken by it) and counts this
+            // use; `count` is then what the window holds with it. A refusal rolls everything back.
+            const { count } = await trx
+              .insertInto('counter_buckets')
+              .values({
+                key: requirement.key,
+                bucket,
+                count: 1,
+                max_count: requirement.limit,
+                window_spec: JSON.stringify(requirement.window),
+                expires_at: expiresAt,
+              })
+              .onConflict((oc) =>
+                oc.columns(['key', 'bucket']).doUpdateSet((eb) => ({
+                  count: eb('counter_buckets.count', '+', 1),
+                  max_count: eb.ref('excluded.max_count'),
+                  window_spec: eb.ref('excluded.window_spec'),
+                  expires_at: eb.ref('excluded.expires_at'),
+                })),
+              )
+              .returning('count')
+              .executeTakeFirstOrThrow();
+            if (requirement.window.kind !== 'sliding') {
+              // The same key twice in one request counts twice, so the second sees the first.
+              results[index] = resultOf(requirement.limit, count - 1, resetAt);
+              continue;
+            }
+            const measured = await measure(trx, requirement, at, undefined);
+            results[index] = resultOf(requirement.limit, measured.used, measured.resetAt);
             const since = at.getTime() - requirement.window.seconds * 1000;
             await trx
               .deleteFrom('counter_hits')
@@ -174,9 +168,13 @@ export const createStoreCounters = ({ store }: { store: Pick<Store, 'db'> }): St
               .values({ key: requirement.key, at_ms: at.getTime(), id: randomBytes(8).toString('hex') })
               .execute();
           }
-        }
-        return results;
-      });
+          if (!results.every((result) => result.allowed)) throw new Refused(results);
+          return results;
+        });
+      } catch (error) {
+        if (error instanceof Refused) return error.results;
+        throw error;
+      }
     },
 
     async peek(requirements, at) {
