@@ -18,4 +18,19 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // The client address is `clientIpOf(request)` (src/http/client-info.ts): `request.ip` is the socket
+    // peer, which behind a trusted proxy is the proxy, not the client.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "MemberExpression[object.name='request'][property.name='ip']",
+          message:
+            'Use clientIpOf(request): the address after trusted-proxy handling (src/http/client-info.ts).',
+        },
+      ],
+    },
+  },
 );

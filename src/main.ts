@@ -107,7 +107,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
         metrics,
         bodyLimit: config.bodyLimit,
         authFailureLimit: config.authFailureLimit,
-        trustProxy: config.trustProxy,
+        trustedProxies: config.trustedProxies,
         version: packageVersion(),
         durable: store.durable,
       });

@@ -36,10 +36,15 @@ import type { Component } from './lib/components.js';
 import type { Store } from './store/database.js';
 import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
 import { pingDatabase } from './store/migrations.js';
-import { type ApprovalsPort, type CountersPort, createMemoryCounters } from './policy/index.js';
+import type { ApprovalsPort } from './policy/index.js';
 import { createPolicyEnforcement, noApprovals, type PolicyEnforcement } from './policy/policy-enforcement.js';
 import { createPolicyService, type PolicyService } from './policy/policy-service.js';
 import { createPolicyDryRun, type PolicyDryRun } from './policy/policy-dry-run.js';
+import type { EventPublisher } from './events/event-types.js';
+import { createEventPublisher } from './events/event-outbox.js';
+import { createEventDelivery } from './events/event-delivery.js';
+import { createStoreCounters, type StoreCounters } from './policy/store-counters.js';
+import { type CountryLookup, createCountryLookup, lazyCountryLookup } from './policy/country-lookup.js';
 
 /**
  * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
@@ -83,10 +88,14 @@ export interface VaultServices {
   policyEnforcement: PolicyEnforcement;
   /** `policy test`: a request's decision rule by rule, counting nothing. */
   policyDryRun: PolicyDryRun;
-  /** Rate-limit and usage-cap counters the policies consume. */
-  policyCounters: CountersPort;
   /** Live approvals, read only, that the approval rule asks. */
   policyApprovals: ApprovalsPort;
+  /** Outbound events (docs/events.md): written to the outbox, delivered by the `event delivery` worker. */
+  events: EventPublisher;
+  /** Rate-limit and usage-cap counters, exact across replicas (src/policy/store-counters.ts). */
+  policyCounters: StoreCounters;
+  /** IP to country for geo rules: `TOKENVAULT_GEOIP_DATABASE`, else the bundled database (opened on first use). */
+  countries: CountryLookup;
 }
 
 export interface ServicesDeps {
@@ -183,8 +192,8 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
-  // Counters are per process for now; the store-backed, exact-across-replicas ones replace this line.
-  const policyCounters: CountersPort = createMemoryCounters();
+  // Exact across replicas: one transaction per request's counters (src/policy/store-counters.ts).
+  const policyCounters = createStoreCounters({ store });
   const policyApprovals: ApprovalsPort = noApprovals;
   const policyEnforcement = createPolicyEnforcement({
     store,
@@ -230,6 +239,8 @@ export const createServices = async ({
     policyDryRun: createPolicyDryRun({ store, access, clock, enforcement: policyEnforcement }),
     policyCounters,
     policyApprovals,
+    events: createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined }),
+    countries: countryLookupFor(config),
   };
 
   // Over the services above: the MCP tools take the very paths REST takes (the decision, the audit).
@@ -259,6 +270,62 @@ export const createServices = async ({
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
   ];
+  workers.push(counterPruning(services.policyCounters, clock, logger));
+  if (config.eventsWebhookUrl !== undefined && config.eventsWebhookSecret !== undefined) {
+    // A receiver at an address the guard refuses is a configuration mistake: said at start, not later.
+    outbound.checkUrl(config.eventsWebhookUrl);
+    const delivery = createEventDelivery({
+      store,
+      clock,
+      logger,
+      audit,
+      fetch: outbound.fetch,
+      url: config.eventsWebhookUrl,
+      secret: config.eventsWebhookSecret,
+      maxAgeMs: config.eventsMaxAgeSeconds * 1000,
+      timeoutMs: config.eventsTimeoutMs,
+      pollMs: config.eventsPollMs,
+    });
+    workers.push({ name: 'event delivery', start: () => delivery.start(), stop: () => delivery.stop() });
+  }
 
   return { services, readiness, workers, keyMode: mode };
+};
+
+/** Every ten minutes, drops counter buckets whose window ended over an hour ago (store-counters.ts). */
+const counterPruning = (counters: Pick<StoreCounters, 'prune'>, clock: Clock, logger: Logger): Component => {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  const prune = () => {
+    running ??= counters
+      .prune(clock.now())
+      .catch((error: unknown) => logger.warn({ err: error }, 'counter pruning failed; it runs again later'))
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  return {
+    name: 'counter pruning',
+    start: () => {
+      timer = setInterval(prune, 600_000);
+      timer.unref();
+    },
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
+};
+
+/** The operator's MMDB file is read at start, so a wrong path or a broken file stops the vault there. */
+const countryLookupFor = (config: Pick<Config, 'geoipDatabase'>): CountryLookup => {
+  if (config.geoipDatabase === undefined) return lazyCountryLookup(() => createCountryLookup());
+  try {
+    return createCountryLookup(config.geoipDatabase);
+  } catch (error) {
+    throw new Error(
+      `TOKENVAULT_GEOIP_DATABASE ${config.geoipDatabase} is not a readable MMDB file: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
 };

@@ -1,6 +1,7 @@
 import { parseKeyMaterial } from '../crypto/master-key.js';
 import { checkWebhookUrl } from '../crypto/webhook-key-provider.js';
 import { parseOutboundAllow } from '../net/outbound-guard.js';
+import { parseTrustedProxies } from '../policy/client-address.js';
 
 /**
  * Every server setting: its flag, its environment variable, how it parses, and what it means.
@@ -83,6 +84,27 @@ const parseMasterKey = (raw: string): string => {
 
 const parseWebhookSecret = (raw: string): string => {
   if (raw.length < 32) throw new Error('must be at least 32 characters');
+  return raw;
+};
+
+const parseEventsUrl = (raw: string): string => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('must be an http(s) URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an http(s) URL');
+  if (url.username || url.password) throw new Error('must not carry a user name or password');
+  return url.toString();
+};
+
+/** Standard Webhooks secrets: `whsec_` then base64 of the key (24 to 64 bytes, as the spec says). */
+const parseEventsSecret = (raw: string): string => {
+  const match = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(raw);
+  const bytes = match ? Buffer.from(match[1]!, 'base64').length : 0;
+  if (bytes < 24 || bytes > 64)
+    throw new Error('must be `whsec_` followed by 24 to 64 random bytes in base64');
   return raw;
 };
 
@@ -201,11 +223,28 @@ export const settings = {
       return raw;
     },
   },
-  trustProxy: {
-    flag: '--trust-proxy',
-    env: 'TOKENVAULT_TRUST_PROXY',
+  trustedProxies: {
+    flag: '--trusted-proxies',
+    env: 'TOKENVAULT_TRUSTED_PROXIES',
     description:
-      'Trust X-Forwarded-For from these proxies (comma-separated addresses or CIDRs). Unset: trust none.',
+      'Proxies (comma-separated addresses or CIDRs) whose `X-Forwarded-For` the vault reads: the client address is then the first untrusted hop from the right. Unset: the socket peer is the client and the header is ignored.',
+    parse: (raw: string): string[] => {
+      const entries = raw
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean);
+      const { invalid } = parseTrustedProxies(entries);
+      if (entries.length === 0) throw new Error('must name at least one address or CIDR');
+      if (invalid.length > 0)
+        throw new Error(`has entries that are no address or CIDR: ${invalid.join(', ')}`);
+      return entries;
+    },
+  },
+  geoipDatabase: {
+    flag: '--geoip-database',
+    env: 'TOKENVAULT_GEOIP_DATABASE',
+    description:
+      'An MMDB country database (MaxMind GeoLite2-Country, DB-IP, ip-location-db layouts) for geo rules, instead of the bundled public-domain one. Read once at start.',
     parse: parseNonEmpty,
   },
   outboundAllow: {
@@ -277,6 +316,43 @@ export const settings = {
     description:
       'Also append every checkpoint to this file as a JSON line (fsynced), for shipping outside the vault. Unset: the database only.',
     parse: parseNonEmpty,
+  },
+  eventsWebhookUrl: {
+    flag: '--events-webhook-url',
+    env: 'TOKENVAULT_EVENTS_WEBHOOK_URL',
+    description:
+      'Where the vault POSTs its events (`credential.needs_reauth`, `approval.requested`, …), signed with the Standard Webhooks scheme; see docs/events.md. Unset: no events are sent or kept.',
+    parse: parseEventsUrl,
+  },
+  eventsWebhookSecret: {
+    flag: '--events-webhook-secret',
+    env: 'TOKENVAULT_EVENTS_WEBHOOK_SECRET',
+    description:
+      'The Standard Webhooks signing secret, `whsec_` and 24 to 64 random bytes in base64 (`whsec_$(openssl rand -base64 32)`). Prefer the variable to the flag.',
+    secret: true,
+    parse: parseEventsSecret,
+  },
+  eventsMaxAgeSeconds: {
+    flag: '--events-max-age-seconds',
+    env: 'TOKENVAULT_EVENTS_MAX_AGE_SECONDS',
+    description:
+      'How long an event is retried before it is given up on (with an `event.undeliverable` audit event).',
+    default: 86_400,
+    parse: parsePositiveInt(60, 2_592_000),
+  },
+  eventsTimeoutMs: {
+    flag: '--events-timeout-ms',
+    env: 'TOKENVAULT_EVENTS_TIMEOUT_MS',
+    description: 'Timeout for one delivery attempt, in milliseconds.',
+    default: 10_000,
+    parse: parsePositiveInt(100, 120_000),
+  },
+  eventsPollMs: {
+    flag: '--events-poll-ms',
+    env: 'TOKENVAULT_EVENTS_POLL_MS',
+    description: 'How often each replica looks for events due for delivery, in milliseconds.',
+    default: 1000,
+    parse: parsePositiveInt(10, 60_000),
   },
   shutdownTimeoutMs: {
     flag: '--shutdown-timeout-ms',

@@ -6,6 +6,7 @@ import { setAdminRequest } from './admin-context.js';
 import type { AuthFailureLimiter } from './auth-failure-limiter.js';
 import type { AdminRouteInfo } from './fastify-types.js';
 import type { Metrics } from './metrics.js';
+import { clientIpOf } from './client-info.js';
 
 export const bearerToken = (request: FastifyRequest): string | undefined => {
   const header = request.headers.authorization;
@@ -30,7 +31,7 @@ export const createAdminAuthenticator =
   }) =>
   async (request: FastifyRequest): Promise<AdminPrincipal> => {
     const token = bearerToken(request);
-    const retryAfter = limiter.retryAfterSeconds(request.ip, token);
+    const retryAfter = limiter.retryAfterSeconds(clientIpOf(request), token);
     if (retryAfter > 0)
       throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
     try {
@@ -38,7 +39,7 @@ export const createAdminAuthenticator =
       return await adminTokens.authenticate(token);
     } catch (error) {
       if (isVaultError(error) && error.status === 401) {
-        limiter.recordFailure(request.ip, token);
+        limiter.recordFailure(clientIpOf(request), token);
         metrics.authFailures.inc({ principal: 'admin', code: error.code });
       }
       throw error;

@@ -1,11 +1,12 @@
 import type { FastifyRequest } from 'fastify';
 import type { AdminPrincipal } from '../admin/admin-token-service.js';
 import type { AuditContext } from '../audit/audit-context.js';
+import { clientIpOf } from './client-info.js';
 
 /** The admin behind a request, and where it came from, for the events a service records. */
 export const adminContextOf = (request: FastifyRequest): AuditContext => ({
   actor: { type: 'admin', id: request.admin?.tokenId ?? null },
-  client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+  client: { ip: clientIpOf(request), userAgent: request.headers['user-agent'] ?? null },
   requestId: request.id,
 });
 

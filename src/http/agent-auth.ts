@@ -8,6 +8,7 @@ import type { GenerationCache } from '../store/generation-cache.js';
 import { bearerToken } from './admin-auth.js';
 import { type AuthFailureLimiter, createAuthFailureLimiter } from './auth-failure-limiter.js';
 import type { Metrics } from './metrics.js';
+import { clientIpOf } from './client-info.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -69,7 +70,7 @@ const refusalFacts = (request: FastifyRequest, error: VaultError) => {
 };
 
 const clientOf = (request: FastifyRequest) => ({
-  ip: request.ip,
+  ip: clientIpOf(request),
   userAgent: request.headers['user-agent'] ?? null,
 });
 
@@ -102,7 +103,7 @@ export const createAgentRequestAuthenticator = ({
           if (isVaultError(error)) {
             // Only a wrong credential counts towards the limit; a disabled agent or an unreachable
             // issuer is not someone guessing.
-            if (error.status === 401) limiter.recordFailure(request.ip, bearerToken(request));
+            if (error.status === 401) limiter.recordFailure(clientIpOf(request), bearerToken(request));
             metrics?.authFailures.inc({ principal: 'agent', code: error.code });
           }
           throw error;
@@ -113,7 +114,7 @@ export const createAgentRequestAuthenticator = ({
   /** The bearer token, the authenticator, and what the route's own event needs to know. */
   const authenticate = async (request: FastifyRequest): Promise<AgentPrincipal> => {
     const token = bearerToken(request);
-    const retryAfter = limiter.retryAfterSeconds(request.ip, token);
+    const retryAfter = limiter.retryAfterSeconds(clientIpOf(request), token);
     if (retryAfter > 0)
       throw new VaultError('too_many_auth_failures', undefined, { details: { retryAfter } });
     if (!token) throw new VaultError('agent_unauthenticated');
@@ -121,7 +122,7 @@ export const createAgentRequestAuthenticator = ({
     // decided at a view taken after authentication has finished (src/access/agent-request.ts).
     const principal = await authenticator.authenticate({
       token,
-      clientIp: request.ip,
+      clientIp: clientIpOf(request),
       view: await access.view(),
     });
     request.agent = principal;

@@ -3,6 +3,7 @@ import type { AuditAction, AuditEventInput, AuditRecorder } from '../audit/audit
 import { errorRegistry } from '../errors/error-registry.js';
 import type { ErrorBody } from './error-handler.js';
 import './fastify-types.js';
+import { clientIpOf } from './client-info.js';
 
 /** The codes the admin `onRequest` hook refuses with: a failed admin authentication. */
 const adminAuthFailures = new Set<string>([
@@ -85,7 +86,7 @@ export const installAuditHooks = (
       target: context?.target ?? (action === 'admin.authenticate' ? undefined : targetOf(request, action)),
       decision: 'deny',
       reason,
-      client: { ip: request.ip, userAgent: headerValue(request.headers['user-agent']) },
+      client: { ip: clientIpOf(request), userAgent: headerValue(request.headers['user-agent']) },
       requestId: request.id,
       details: {
         method: request.method,

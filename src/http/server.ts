@@ -8,6 +8,7 @@ import { installAgentAuth } from './agent-auth.js';
 import { installAuditHooks } from './audit-hooks.js';
 import { createAuthFailureLimiter } from './auth-failure-limiter.js';
 import { clientErrorHandler } from './client-error.js';
+import { installClientInfo } from './client-info.js';
 import { installErrorHandler } from './error-handler.js';
 import './fastify-types.js';
 import type { AdminRouteInfo } from './fastify-types.js';
@@ -40,7 +41,8 @@ export interface ServerDeps {
   metrics?: Metrics;
   bodyLimit: number;
   authFailureLimit: number;
-  trustProxy?: string | undefined;
+  /** `TOKENVAULT_TRUSTED_PROXIES`: whose `X-Forwarded-For` gives the client address (client-info.ts). */
+  trustedProxies?: readonly string[] | undefined;
   version: string;
   /** Resolves once every commit so far is on disk (the store's `durable`). */
   durable: () => Promise<void>;
@@ -86,7 +88,8 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimit,
-    trustProxy: deps.trustProxy ?? false,
+    // Off: the client address comes from installClientInfo, and Host/Proto headers are never trusted.
+    trustProxy: false,
     // A caller's request id is kept when it is safe (above), so a trace can cross services.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -100,6 +103,7 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
       disableRequestLogging: !deps.accessLog,
     }),
   });
+  installClientInfo(app, { trustedProxies: deps.trustedProxies ?? [], countries: services.countries });
   installRequestLog(app, { accessLog: deps.accessLog ?? false });
 
   installErrorHandler(app, { metrics, bodyLimit: deps.bodyLimit });

@@ -35,6 +35,24 @@ export interface CounterResult {
 export interface CountersPort {
   consume(requirements: readonly CounterRequirement[], at: Date): Promise<CounterResult[]>;
   peek(requirements: readonly CounterRequirement[], at: Date): Promise<CounterResult[]>;
+  /**
+   * `policy usage`: every counted key starting with `keyPrefix`, with its window and limit as last
+   * counted, what is used and left in the window `at` falls in, and when that window ends. Keys never
+   * counted are not listed (all of their limit is left). Sorted by key.
+   */
+  usage(keyPrefix: string, at: Date): Promise<CounterUsage[]>;
+  /** The admin reset: forgets every count of every key starting with `keyPrefix` (`''`: all). */
+  reset(keyPrefix: string): Promise<void>;
+}
+
+export interface CounterUsage {
+  key: string;
+  window: CounterWindow;
+  limit: number;
+  used: number;
+  remaining: number;
+  /** When the current window ends (for a sliding one: when its oldest counted use ages out); null for `total`. */
+  resetAt: Date | null;
 }
 
 const dayStart = (year: number, month: number, day: number, timeZone: string): Date => {
@@ -88,31 +106,38 @@ export const windowOf = (window: CounterWindow, at: Date): { bucket: string; res
  * keeps the instants of the requests it counted and lets a request through when fewer than `limit`
  * fall in the last `seconds`; the others keep one count per bucket.
  */
-export const createMemoryCounters = (): CountersPort & { reset(key?: string): void } => {
+export const createMemoryCounters = (): CountersPort => {
   const buckets = new Map<string, { bucket: string; count: number }>();
   const logs = new Map<string, number[]>();
+  // The window and limit each key was last counted against, for `usage`.
+  const counted = new Map<string, { window: CounterWindow; limit: number }>();
 
-  const check = (requirement: CounterRequirement, at: Date): CounterResult => {
+  /** What the key's window holds at `at`, and when it frees up (a sliding one: its oldest use ages out). */
+  const measure = (requirement: CounterRequirement, at: Date): { used: number; resetAt: Date | null } => {
     const { window, key, limit } = requirement;
     if (window.kind === 'sliding') {
       const since = at.getTime() - window.seconds * 1000;
       const log = (logs.get(key) ?? []).filter((instant) => instant > since);
       logs.set(key, log);
-      const used = log.length;
       const oldest = log[0];
       const resetAt = new Date(
-        (used >= limit && oldest !== undefined ? oldest : at.getTime()) + window.seconds * 1000,
+        (log.length >= limit && oldest !== undefined ? oldest : at.getTime()) + window.seconds * 1000,
       );
-      return { allowed: used < limit, remaining: Math.max(0, limit - used - 1), resetAt };
+      return { used: log.length, resetAt };
     }
     const { bucket, resetAt } = windowOf(window, at);
     const current = buckets.get(key);
-    const used = current?.bucket === bucket ? current.count : 0;
-    return { allowed: used < limit, remaining: Math.max(0, limit - used - 1), resetAt };
+    return { used: current?.bucket === bucket ? current.count : 0, resetAt };
+  };
+
+  const check = (requirement: CounterRequirement, at: Date): CounterResult => {
+    const { used, resetAt } = measure(requirement, at);
+    return resultOf(requirement.limit, used, resetAt);
   };
 
   const count = (requirement: CounterRequirement, at: Date) => {
-    const { window, key } = requirement;
+    const { window, key, limit } = requirement;
+    counted.set(key, { window, limit });
     if (window.kind === 'sliding') {
       logs.get(key)?.push(at.getTime());
       return;
@@ -125,7 +150,14 @@ export const createMemoryCounters = (): CountersPort & { reset(key?: string): vo
   return {
     // Synchronous inside the promise, so no other consume interleaves between the check and the count.
     consume(requirements, at) {
-      const results = requirements.map((requirement) => check(requirement, at));
+      // The same key twice in one request: the second sees the first as counted.
+      const seen = new Map<string, number>();
+      const results = requirements.map((requirement) => {
+        const earlier = seen.get(requirement.key) ?? 0;
+        seen.set(requirement.key, earlier + 1);
+        const { used, resetAt } = measure(requirement, at);
+        return resultOf(requirement.limit, used + earlier, resetAt);
+      });
       if (results.every((result) => result.allowed)) {
         for (const requirement of requirements) count(requirement, at);
       }
@@ -134,14 +166,37 @@ export const createMemoryCounters = (): CountersPort & { reset(key?: string): vo
     peek(requirements, at) {
       return Promise.resolve(requirements.map((requirement) => check(requirement, at)));
     },
-    reset(key) {
-      if (key === undefined) {
-        buckets.clear();
-        logs.clear();
-      } else {
-        buckets.delete(key);
-        logs.delete(key);
+    usage(keyPrefix, at) {
+      const keys = [...counted.keys()].filter((key) => key.startsWith(keyPrefix)).sort();
+      return Promise.resolve(
+        keys.map((key) => {
+          const { window, limit } = counted.get(key)!;
+          const { used, resetAt } = measure({ key, window, limit }, at);
+          return usageOf(key, window, limit, used, resetAt);
+        }),
+      );
+    },
+    reset(keyPrefix) {
+      for (const map of [buckets, logs, counted]) {
+        for (const key of [...map.keys()]) if (key.startsWith(keyPrefix)) map.delete(key);
       }
+      return Promise.resolve();
     },
   };
 };
+
+/** The answer for one more request when `used` are counted already: the same in every implementation. */
+export const resultOf = (limit: number, used: number, resetAt: Date | null): CounterResult => ({
+  allowed: used < limit,
+  remaining: Math.max(0, limit - used - 1),
+  resetAt,
+});
+
+/** One `usage` line, the same in every implementation. */
+export const usageOf = (
+  key: string,
+  window: CounterWindow,
+  limit: number,
+  used: number,
+  resetAt: Date | null,
+): CounterUsage => ({ key, window, limit, used, remaining: Math.max(0, limit - used), resetAt });

@@ -35,9 +35,24 @@ export const createCountryLookup = (file: string = bundledCountryDatabase()): Co
       const address = normaliseAddress(text);
       if (address === undefined || nonPublicRanges.matches(address.address)) return undefined;
       // The library types MaxMind's layouts only; read either layout from what it decoded.
-      const record = reader.get(address.address) as CountryRecord | null;
+      let record: CountryRecord | null;
+      try {
+        record = reader.get(address.address) as CountryRecord | null;
+      } catch {
+        // An IPv6 address in an IPv4-only database: the file cannot say, so the country is unknown.
+        return undefined;
+      }
       const code = record?.country_code ?? record?.country?.iso_code;
       return code !== undefined && /^[A-Z]{2}$/.test(code) ? code : undefined;
     },
   };
+};
+
+/**
+ * A lookup that opens its database on the first question, so a vault with no geo rule never reads the
+ * bundled file (5 MB). An operator's file is opened at start instead, so a bad path fails there.
+ */
+export const lazyCountryLookup = (open: () => CountryLookup): CountryLookup => {
+  let lookup: CountryLookup | undefined;
+  return { countryOf: (address) => (lookup ??= open()).countryOf(address) };
 };

@@ -16,8 +16,15 @@ export {
   type CounterResult,
   type CounterWindow,
   type CountersPort,
+  type CounterUsage,
 } from './counters.js';
-export { createCountryLookup, bundledCountryDatabase, type CountryLookup } from './country-lookup.js';
+export { createStoreCounters, type StoreCounters } from './store-counters.js';
+export {
+  createCountryLookup,
+  bundledCountryDatabase,
+  lazyCountryLookup,
+  type CountryLookup,
+} from './country-lookup.js';
 export {
   createPolicyEvaluator,
   type ApprovalQuery,

@@ -35,6 +35,9 @@ const tableNames: Record<keyof Database, true> = {
   policies: true,
   policy_versions: true,
   policy_attachments: true,
+  counter_buckets: true,
+  counter_hits: true,
+  event_outbox: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

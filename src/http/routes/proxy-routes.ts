@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { VaultError } from '../../errors/vault-error.js';
 import type { VaultServices } from '../../services.js';
+import { accessClientOf } from '../client-info.js';
 
 const prefix = '/v1/proxy/';
 const methods: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -51,7 +52,7 @@ export const registerProxyRoutes = (app: FastifyInstance, { proxy }: Pick<VaultS
         endUser: user,
         rawHeaders: request.raw.rawHeaders,
         body: hasBody(request) ? ((request.body as Readable | undefined) ?? request.raw) : undefined,
-        client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+        client: accessClientOf(request),
         requestId: request.id,
       });
       // Set last, over anything the upstream sent: it tells a client (the SDK's `vault.fetch`) that

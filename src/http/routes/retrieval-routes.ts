@@ -8,6 +8,7 @@ import {
   RetrievalQuery,
   toCredentialToken,
 } from '../schemas/grant-schemas.js';
+import { accessClientOf } from '../client-info.js';
 
 /**
  * The seed contract: `GET /v1/agents/{agentId}/credentials/{service}` with the agent's bearer token.
@@ -43,7 +44,7 @@ export const registerRetrievalRoutes = (
         agentRef: request.params.agentId,
         service: request.params.service,
         scope: request.query.scope,
-        client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+        client: accessClientOf(request),
         requestId: request.id,
       });
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { VaultError } from '../../errors/vault-error.js';
 import { toWebRequest, sendWebResponse } from '../../mcp/mcp-fastify-bridge.js';
 import { originAllowed } from '../../mcp/mcp-origin-check.js';
+import { accessClientOf } from '../client-info.js';
 import type { VaultServices } from '../../services.js';
 
 /**
@@ -52,7 +53,7 @@ export const registerVaultMcpRoutes = (
         const response = await vaultMcp.handle(
           {
             principal,
-            client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+            client: accessClientOf(request),
             requestId: request.id,
           },
           toWebRequest(request, reply, vaultMcp.publicUrl),
