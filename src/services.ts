@@ -22,6 +22,9 @@ import { type CredentialService, createCredentialService } from './credentials/c
 import { createGrantService, type GrantService } from './grants/grant-service.js';
 import { createRetrievalService, type RetrievalService } from './grants/retrieval-service.js';
 import { type ProviderCatalog, shippedProviderCatalog } from './oauth/provider-catalog.js';
+import { createOAuthAppResolver, type ResolveOAuthApp } from './oauth/oauth-app-resolver.js';
+import { createOAuthAppService, type OAuthAppService } from './oauth/oauth-app-service.js';
+import { discoverIssuer } from './oauth/oauth-discovery.js';
 import type { Metrics } from './http/metrics.js';
 import type { ReadinessCheck } from './http/routes/ops-routes.js';
 import { createDataKeyService } from './keys/data-key-service.js';
@@ -70,6 +73,10 @@ export interface VaultServices {
   proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
+  /** OAuth apps (client id, encrypted secret, endpoints); `resolve` finds a credential's app for refresh. */
+  oauthApps: OAuthAppService & { resolve: ResolveOAuthApp };
+  /** The vault's public base URL (`TOKENVAULT_PUBLIC_URL`, else the audience): links and redirect URIs. */
+  publicUrl: string;
 }
 
 export interface ServicesDeps {
@@ -166,6 +173,20 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
+  const oauthProviders = shippedProviderCatalog();
+  const publicUrl = (config.publicUrl ?? vaultAudience).replace(/\/+$/, '');
+  const oauthApps = createOAuthAppService({
+    store,
+    dataKeys,
+    clock,
+    audit,
+    catalog: oauthProviders,
+    discover: (issuer) =>
+      discoverIssuer(issuer, { fetch: outbound.fetch as typeof fetch, allowHttp: config.oauthAllowHttp }),
+    publicUrl,
+    allowHttp: config.oauthAllowHttp,
+  });
+
   const services: VaultServices = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -187,7 +208,9 @@ export const createServices = async ({
     grants: createGrantService({ db, clock, audit }),
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
-    oauthProviders: shippedProviderCatalog(),
+    oauthProviders,
+    oauthApps: Object.assign(oauthApps, { resolve: createOAuthAppResolver(oauthApps) }),
+    publicUrl,
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */

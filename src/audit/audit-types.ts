@@ -41,6 +41,11 @@ export const auditActions = [
   'keys.rotate',
   'keys.mode_set',
   'keys.verify',
+  'oauth_app.create',
+  'oauth_app.delete',
+  'connect.start',
+  'connect.complete',
+  'connect.fail',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

@@ -21,6 +21,8 @@ export interface Credential {
   status: CredentialStatus;
   expiresAt: string | null;
   subject: string | null;
+  /** The OAuth app its tokens come from (connect, refresh); null for credentials stored by hand. */
+  oauthAppId: string | null;
   dataKeyId: string;
   version: number;
   secretFields: string[];
@@ -43,6 +45,7 @@ const toCredential = (row: Row): Credential => ({
   status: row.status as CredentialStatus,
   expiresAt: row.expires_at,
   subject: row.subject,
+  oauthAppId: row.oauth_app_id,
   dataKeyId: row.data_key_id,
   version: row.current_version,
   secretFields: Object.keys(JSON.parse(row.ciphertexts) as object).sort(),
@@ -63,6 +66,7 @@ export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => (
   status: c.status,
   expires_at: c.expiresAt,
   subject: c.subject,
+  oauth_app_id: c.oauthAppId,
   data_key_id: c.dataKeyId,
   current_version: c.version,
   created_at: c.createdAt,

@@ -41,6 +41,8 @@ export interface CreateCredentialInput {
   injection?: InjectionInput | undefined;
   expiresAt?: string | null | undefined;
   subject?: string | null | undefined;
+  /** The OAuth app the tokens come from (set by connect, not by the admin API). */
+  oauthAppId?: string | null | undefined;
 }
 
 export interface UpdateCredentialInput {
@@ -271,6 +273,7 @@ export const createCredentialService = ({
               status: 'active',
               expiresAt,
               subject: input.subject ?? null,
+              oauthAppId: input.oauthAppId ?? null,
               dataKeyId: dataKeyRow.id,
               version: 1,
               secretFields: [...fields].sort(),

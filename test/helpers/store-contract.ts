@@ -32,6 +32,8 @@ const tableNames: Record<keyof Database, true> = {
   audit_checkpoints: true,
   access_generation: true,
   access_changes: true,
+  oauth_apps: true,
+  connect_sessions: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 
@@ -46,6 +48,7 @@ export const credentialRow = (overrides: Partial<CredentialTable> = {}): Credent
   scopes: '[]',
   allowed_hosts: '["slack.com"]',
   base_url: null,
+  oauth_app_id: null,
   injection: '{}',
   status: 'active',
   expires_at: null,
