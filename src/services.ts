@@ -25,6 +25,7 @@ import { type ProviderCatalog, shippedProviderCatalog } from './oauth/provider-c
 import { createOAuthAppResolver, type ResolveOAuthApp } from './oauth/oauth-app-resolver.js';
 import { createOAuthAppService, type OAuthAppService } from './oauth/oauth-app-service.js';
 import { discoverIssuer } from './oauth/oauth-discovery.js';
+import { type ConnectService, createConnectService } from './oauth/connect-service.js';
 import type { Metrics } from './http/metrics.js';
 import type { ReadinessCheck } from './http/routes/ops-routes.js';
 import { createDataKeyService } from './keys/data-key-service.js';
@@ -77,6 +78,8 @@ export interface VaultServices {
   oauthApps: OAuthAppService & { resolve: ResolveOAuthApp };
   /** The vault's public base URL (`TOKENVAULT_PUBLIC_URL`, else the audience): links and redirect URIs. */
   publicUrl: string;
+  /** Connect sessions: consent links, the provider callback, device flows. */
+  connect: ConnectService;
 }
 
 export interface ServicesDeps {
@@ -187,6 +190,23 @@ export const createServices = async ({
     allowHttp: config.oauthAllowHttp,
   });
 
+  const grants = createGrantService({ db, clock, audit });
+  const connect = createConnectService({
+    store,
+    clock,
+    audit,
+    apps: oauthApps,
+    dataKeys,
+    credentials,
+    grants,
+    publicUrl,
+    fetch: outbound.fetch as typeof fetch,
+    allowHttp: config.oauthAllowHttp,
+  });
+  // An agent asking for a provider its user has not connected gets a link to show them (docs/oauth.md).
+  const connectFor = async (request: Parameters<ConnectService['linkForAgent']>[0]) =>
+    connect.linkForAgent(request);
+
   const services: VaultServices = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -205,12 +225,13 @@ export const createServices = async ({
     }),
     auditChainKey: chainKey,
     auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
-    grants: createGrantService({ db, clock, audit }),
-    retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
-    proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
+    grants,
+    retrieval: createRetrievalService({ store, access, clock, credentials, audit, connectFor }),
+    proxy: createProxyService({ store, access, clock, credentials, audit, outbound, connectFor }),
     oauthProviders,
     oauthApps: Object.assign(oauthApps, { resolve: createOAuthAppResolver(oauthApps) }),
     publicUrl,
+    connect,
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
@@ -226,6 +247,7 @@ export const createServices = async ({
   const workers: Component[] = [
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
+    { name: 'device-flow polls', stop: async () => connect.stop() },
   ];
 
   return { services, readiness, workers, keyMode: mode };

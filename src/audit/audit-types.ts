@@ -43,9 +43,9 @@ export const auditActions = [
   'keys.verify',
   'oauth_app.create',
   'oauth_app.delete',
-  'connect.start',
+  'connect.create',
+  'connect.authorize',
   'connect.complete',
-  'connect.fail',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

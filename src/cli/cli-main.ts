@@ -10,6 +10,7 @@ import { registerCredentialCommand } from './credential-command.js';
 import { registerGrantCommand } from './grant-command.js';
 import { registerIssuerCommand } from './issuer-command.js';
 import { registerKeysCommand } from './keys-command.js';
+import { registerConnectCommand } from './connect-command.js';
 import { registerOAuthCommand } from './oauth-command.js';
 import { InputError } from './secret-input.js';
 import { registerServeCommand } from './serve-command.js';
@@ -34,6 +35,7 @@ export const buildProgram = (io: CliIo): Command => {
   registerGrantCommand(program, io);
   registerAuditCommand(program, io);
   registerOAuthCommand(program, io);
+  registerConnectCommand(program, io);
   registerWebhookKmsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

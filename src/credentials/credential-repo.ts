@@ -83,16 +83,21 @@ const selectWithCurrentVersion = (db: Db) =>
     .select('v.ciphertexts');
 
 export const credentialRepo = {
-  async findByName(
+  /**
+   * Every credential of that name (one per subject, and perhaps a shared one); the caller picks with
+   * `selectBySubject`.
+   */
+  async findAllByName(
     db: Db,
     namespace: string,
     name: string,
-  ): Promise<(Credential & { ciphertexts: string }) | undefined> {
-    const row = await selectWithCurrentVersion(db)
+  ): Promise<(Credential & { ciphertexts: string })[]> {
+    const rows = await selectWithCurrentVersion(db)
       .where('c.namespace', '=', namespace)
       .where('c.name', '=', name)
-      .executeTakeFirst();
-    return row ? { ...toCredential(row), ciphertexts: row.ciphertexts } : undefined;
+      .limit(1000)
+      .execute();
+    return rows.map((row) => ({ ...toCredential(row), ciphertexts: row.ciphertexts }));
   },
 
   async list(

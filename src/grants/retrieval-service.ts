@@ -15,6 +15,8 @@ export interface RetrievalRequest {
   scope: string | readonly string[] | undefined;
   client: { ip: string | null; userAgent: string | null };
   requestId: string;
+  /** `?user=`: the end user whose connection to use (per-user credentials). */
+  endUser?: string | undefined;
 }
 
 export interface RetrievedCredential extends RevealedToken {

@@ -48,9 +48,9 @@ const concerns: Record<AuditAction, Concerns> = {
   'keys.verify': { none: 'the key hierarchy' },
   'oauth_app.create': { none: 'an OAuth app' },
   'oauth_app.delete': { none: 'an OAuth app (refused while credentials use it)' },
-  'connect.start': { none: 'a connect session (agent, user and app in its details)' },
+  'connect.create': { none: 'a connect session (agent, user and app in its details)' },
+  'connect.authorize': { none: 'a person continuing a connect session to the provider (or refused)' },
   'connect.complete': { none: 'a connect session; the credential and grant it made have their own events' },
-  'connect.fail': { none: 'a connect session that failed, with its stable code' },
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');
