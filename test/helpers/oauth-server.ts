@@ -110,6 +110,7 @@ interface ProviderApi {
 interface KoaContext {
   method: string;
   path: string;
+  status: number;
   body: unknown;
 }
 interface InteractionDetails {
@@ -143,7 +144,8 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
       ...metadata,
     });
   };
-  addClient({ ...client, redirect_uris: options.redirectUris ?? [] });
+  // oidc-provider insists a code-flow client has a redirect URI; one nobody listens on stands in.
+  addClient({ ...client, redirect_uris: options.redirectUris ?? ['http://127.0.0.1:9/unused-callback'] });
 
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -198,7 +200,13 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
   // oidc-provider sends no `interval` with a device code (RFC 8628 then means 5 s); tests want shorter.
   provider.use(async (ctx, next) => {
     await next();
-    if (ctx.method === 'POST' && ctx.path === '/device/auth' && ctx.body && typeof ctx.body === 'object') {
+    if (
+      ctx.method === 'POST' &&
+      ctx.path === '/device/auth' &&
+      ctx.status === 200 &&
+      ctx.body &&
+      typeof ctx.body === 'object'
+    ) {
       (ctx.body as Record<string, unknown>).interval = deviceInterval;
     }
   });
