@@ -166,24 +166,24 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
    * it when this user connected before), then the agent's grant on it.
    */
   const store = async (row: ConnectSessionRow, opened: OpenedOAuthApp, token: TokenSet) => {
-    const secret: Record<string, string> = { access_token: token.accessToken, token_type: token.tokenType };
-    if (token.refreshToken) secret.refresh_token = token.refreshToken;
-    if (token.idToken) secret.id_token = token.idToken;
+    const secret = secretOf(token);
     const requested = JSON.parse(row.scopes) as string[];
     const scopes = validateScopes(token.scopes ?? requested);
     const api = resolveApi(opened.provider, opened.client.settings?.parameters, token);
     const ctx: AuditContext = systemContext;
+    // A client-credentials token is the app's own, no end user's: a shared credential.
+    const subject = row.flow === 'client_credentials' ? undefined : row.subject;
     const existing = await deps.credentials
-      .get(row.namespace, row.credential_name, row.subject)
+      .get(row.namespace, row.credential_name, subject)
       .catch(() => undefined);
     const credential =
-      existing && existing.subject === row.subject
+      existing && existing.subject === (subject ?? null)
         ? await deps.credentials.update(
             row.namespace,
             row.credential_name,
             { secret, scopes, expiresAt: token.expiresAt ?? null, status: 'active' },
             ctx,
-            row.subject,
+            subject,
           )
         : await deps.credentials.create(
             row.namespace,
@@ -191,9 +191,11 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
               name: row.credential_name,
               type: 'oauth2',
               secret,
-              description: `${opened.app.name} for ${row.subject}`,
+              description: subject
+                ? `${opened.app.name} for ${subject}`
+                : `${opened.app.name} (client credentials)`,
               scopes,
-              subject: row.subject,
+              subject: subject ?? null,
               oauthAppId: opened.app.id,
               expiresAt: token.expiresAt ?? null,
               ...(api ? { baseUrl: api.baseUrl, allowedHosts: api.hosts } : {}),
@@ -205,7 +207,7 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
       {
         agent: row.agent_id,
         credential: row.credential_name,
-        user: row.subject,
+        user: subject,
         reveal: Number(row.reveal) === 1,
         ...(row.grant_ttl_seconds === null ? { untilRevoked: true } : { ttl: row.grant_ttl_seconds }),
       },
@@ -295,6 +297,28 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
     details: row ? sessionFacts(row) : {},
   });
 
+  /** One client-credentials token request (RFC 6749 §4.4) for the app itself. */
+  const clientCredentialsToken = async (opened: OpenedOAuthApp, scopes: readonly string[]) => {
+    const as = authorizationServerOf(opened, deps.allowHttp);
+    const parameters: Record<string, string> = {};
+    if (scopes.length > 0) parameters.scope = scopes.join(opened.provider.scopes.separator);
+    if (opened.app.settings.resource) parameters.resource = opened.app.settings.resource;
+    const response = await oauth
+      .clientCredentialsGrantRequest(
+        as,
+        { client_id: opened.client.clientId },
+        clientAuthOf(opened.provider, opened.client),
+        parameters,
+        requestOptions(deps, opened),
+      )
+      .catch((error: unknown) => {
+        throw new VaultError('connect_provider_error', 'The provider’s token endpoint did not answer.', {
+          cause: error,
+        });
+      });
+    return tokensFrom(opened, response);
+  };
+
   const startDevice = async (opened: OpenedOAuthApp, row: ConnectSessionRow, scopes: string[]) => {
     const as = authorizationServerOf(opened, deps.allowHttp);
     if (!as.device_authorization_endpoint) throw new VaultError('connect_device_unsupported');
@@ -333,12 +357,12 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
     return { device, deviceCode: started.device_code, expiresAt };
   };
 
-  const start = (
+  const create = (
     namespace: string,
     input: StartConnectInput,
     ctx: AuditContext,
     options: { reuse?: boolean } = {},
-  ): Promise<ConnectLink> =>
+  ): Promise<ConnectLink & { fetched?: { opened: OpenedOAuthApp; token: TokenSet } }> =>
     auditedChange(
       { db, audit },
       {
@@ -349,7 +373,9 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
         details: { app_name: String(input.app).slice(0, 64), subject: String(input.user).slice(0, 200) },
         prepare: async () => {
           assertNamespace(namespace);
-          if (typeof input.user !== 'string' || input.user.length === 0 || input.user.length > 256) {
+          const clientCredentials = input.flow === 'client_credentials';
+          if (clientCredentials) input = { ...input, user: input.user || '' };
+          else if (typeof input.user !== 'string' || input.user.length === 0 || input.user.length > 256) {
             throw new VaultError('invalid_request', 'The end user (`--user`) is 1 to 256 characters.');
           }
           const opened = await deps.apps.open(namespace, input.app);
@@ -360,7 +386,7 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
           assertCredentialName(credentialName);
           const flow = input.flow ?? 'browser';
           const now = clock.now();
-          if (options.reuse) {
+          if (options.reuse && !clientCredentials) {
             const open = await connectSessionRepo.findOpen(
               db,
               { namespace, agentId: agent.id, subject: input.user, appId: opened.app.id },
@@ -401,13 +427,30 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
             row.expires_at = started.expiresAt;
             secrets.device_code = started.deviceCode;
           }
+          if (clientCredentials) {
+            // No person to wait for: the vault fetches the token now and stores it (item 4).
+            row.status = 'exchanging';
+            const fetched = await clientCredentialsToken(opened, scopes);
+            return { row, link: token, reused: false, fetched: { opened, token: fetched } };
+          }
           row.secrets = await seal(opened, row, secrets);
           return { row, link: token, reused: false };
         },
       },
-      async (trx, record, prepared): Promise<ConnectLink> => {
+      async (
+        trx,
+        record,
+        prepared,
+      ): Promise<ConnectLink & { fetched?: { opened: OpenedOAuthApp; token: TokenSet } }> => {
         const { row, link: token, reused } = prepared;
         if (!reused) await connectSessionRepo.insert(trx, row);
+        if ('fetched' in prepared && prepared.fetched) {
+          await record({
+            target: { type: 'connect_session', id: row.id },
+            details: { ...sessionFacts(row), reused },
+          });
+          return { id: row.id, url: '', expiresAt: row.expires_at, fetched: prepared.fetched };
+        }
         await record({
           target: { type: 'connect_session', id: row.id },
           details: { ...sessionFacts(row), reused },
@@ -423,8 +466,70 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
       },
     );
 
+  /** A connect session; a client-credentials one is completed at once (no person involved). */
+  const start = async (
+    namespace: string,
+    input: StartConnectInput,
+    ctx: AuditContext,
+    options: { reuse?: boolean } = {},
+  ): Promise<ConnectLink> => {
+    const { fetched, ...link } = await create(namespace, input, ctx, options);
+    if (!fetched) return link;
+    const row = await connectSessionRepo.findById(db, namespace, link.id);
+    if (!row) throw new VaultError('connect_session_not_found');
+    const credential = await auditedUse(audit, { ...completeSpec(row), ctx }, async (record) => {
+      try {
+        const stored = await store(row, fetched.opened, fetched.token);
+        await record({ details: { ...sessionFacts(row), credential_id: stored.id } });
+        return stored;
+      } catch (error) {
+        await fail(row, error);
+        throw error;
+      }
+    });
+    return { ...link, url: '', expiresAt: credential.expiresAt ?? link.expiresAt };
+  };
+
+  /**
+   * Client-credentials tokens the vault renews by itself: every credential a client-credentials
+   * session made that expires within `marginSeconds` gets a new token (a new secret version). Two
+   * replicas renewing the same one at once cost one extra token request, nothing more: such tokens
+   * do not rotate anything. Returns how many were renewed.
+   */
+  const renewDue = async (marginSeconds = 60): Promise<number> => {
+    const due = await db
+      .selectFrom('connect_sessions as s')
+      .innerJoin('credentials as c', 'c.id', 's.credential_id')
+      .select(['s.namespace', 's.app_id', 's.scopes', 'c.name', 'c.id'])
+      .where('s.flow', '=', 'client_credentials')
+      .where('s.status', '=', 'completed')
+      .where('c.status', '=', 'active')
+      .where('c.expires_at', '<', new Date(clock.now().getTime() + marginSeconds * 1000).toISOString())
+      .limit(500)
+      .execute();
+    let renewed = 0;
+    for (const row of due) {
+      const opened = await deps.apps.openById(row.namespace, row.app_id);
+      if (!opened) continue;
+      try {
+        const token = await clientCredentialsToken(opened, JSON.parse(row.scopes) as string[]);
+        await deps.credentials.update(
+          row.namespace,
+          row.name,
+          { secret: secretOf(token), expiresAt: token.expiresAt ?? null },
+          systemContext,
+        );
+        renewed += 1;
+      } catch {
+        // The current token stays in use until it expires; the next round tries again.
+      }
+    }
+    return renewed;
+  };
+
   return {
     start,
+    renewDue,
 
     /**
      * For an agent asking for a provider its user has not connected: a link to show the user, when an
@@ -634,6 +739,14 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
     }
     return store(row, opened, await tokensFrom(opened, response));
   }
+};
+
+/** The credential fields of a token set: the tokens only, encrypted by the credential service. */
+const secretOf = (token: TokenSet): Record<string, string> => {
+  const secret: Record<string, string> = { access_token: token.accessToken, token_type: token.tokenType };
+  if (token.refreshToken) secret.refresh_token = token.refreshToken;
+  if (token.idToken) secret.id_token = token.idToken;
+  return secret;
 };
 
 /** The facts every connect event carries (never a token, a code, a verifier or a nonce). */

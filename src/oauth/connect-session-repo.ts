@@ -5,7 +5,7 @@ import type { ConnectSessionTable, Database } from '../store/schema.js';
 type Db = Kysely<Database> | Transaction<Database>;
 
 export type ConnectSessionRow = Selectable<ConnectSessionTable>;
-export type ConnectFlow = 'browser' | 'device';
+export type ConnectFlow = 'browser' | 'device' | 'client_credentials';
 /**
  * `created` (link made) → `started` (the person went on to the provider; a device code is out) →
  * `exchanging` (one callback claimed it) → `completed` or `failed`. Single use: only one caller moves

@@ -23,11 +23,13 @@ const StartConnectBody = Type.Object(
       maxLength: 200,
       description: 'The agent (id or name) the grant is for.',
     }),
-    user: Type.String({
-      minLength: 1,
-      maxLength: 256,
-      description: 'The end user: the credential’s subject.',
-    }),
+    user: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: 'The end user: the credential’s subject.',
+      }),
+    ),
     scopes: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 100 })),
     grant_ttl: Type.Optional(
       Type.String({ maxLength: 16, description: 'The grant’s lifetime; absent: until revoked.' }),
@@ -37,6 +39,11 @@ const StartConnectBody = Type.Object(
       Type.String({ minLength: 1, maxLength: 200, description: 'Default: the app’s name.' }),
     ),
     device: Type.Optional(Type.Boolean({ description: 'Use the device authorization grant (RFC 8628).' })),
+    client_credentials: Type.Optional(
+      Type.Boolean({
+        description: 'No user: the vault fetches a client-credentials token now, and renews it by itself.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -83,12 +90,12 @@ export const registerConnectRoutes = (app: FastifyInstance, { connect }: Pick<Va
         {
           app: b.app,
           agent: b.agent,
-          user: b.user,
+          user: b.user ?? '',
           scopes: b.scopes,
           grantTtl: b.grant_ttl,
           reveal: b.reveal,
           credential: b.credential,
-          flow: b.device ? 'device' : 'browser',
+          flow: b.client_credentials ? 'client_credentials' : b.device ? 'device' : 'browser',
         },
         request.adminContext,
       );
