@@ -23,6 +23,10 @@ import { type CredentialService, createCredentialService } from './credentials/c
 import { createGrantService, type GrantService } from './grants/grant-service.js';
 import { createRetrievalService, type RetrievalService } from './grants/retrieval-service.js';
 import { type ProviderCatalog, shippedProviderCatalog } from './oauth/provider-catalog.js';
+import { createOAuthAppResolver, type ResolveOAuthApp } from './oauth/oauth-app-resolver.js';
+import { createOAuthAppService, type OAuthAppService } from './oauth/oauth-app-service.js';
+import { discoverIssuer } from './oauth/oauth-discovery.js';
+import { type ConnectService, createConnectService } from './oauth/connect-service.js';
 import type { Metrics } from './http/metrics.js';
 import type { ReadinessCheck } from './http/routes/ops-routes.js';
 import { createDataKeyService } from './keys/data-key-service.js';
@@ -96,6 +100,12 @@ export interface VaultServices {
   policyCounters: StoreCounters;
   /** IP to country for geo rules: `TOKENVAULT_GEOIP_DATABASE`, else the bundled database (opened on first use). */
   countries: CountryLookup;
+  /** OAuth apps (client id, encrypted secret, endpoints); `resolve` finds a credential's app for refresh. */
+  oauthApps: OAuthAppService & { resolve: ResolveOAuthApp };
+  /** The vault's public base URL (`TOKENVAULT_PUBLIC_URL`, else the audience): links and redirect URIs. */
+  publicUrl: string;
+  /** Connect sessions: consent links, the provider callback, device flows. */
+  connect: ConnectService;
 }
 
 export interface ServicesDeps {
@@ -109,6 +119,27 @@ export interface ServicesDeps {
   /** Re-wrap job tuning, mostly for tests. */
   keyJob?: { leaseMs?: number; batchSize?: number; pollMs?: number } | undefined;
 }
+
+/**
+ * Renews client-credentials tokens before they expire (connect-service.ts `renewDue`), every 15 s.
+ * TODO(oauth-refresh): fold into the refresh scheduler when it lands, because that one is indexed by
+ * due time and leased across replicas; until then a duplicate renewal costs one token request.
+ */
+const clientCredentialsRenewer = (connect: ConnectService, logger: Logger): Component => {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    name: 'client-credentials renewer',
+    start: async () => {
+      timer = setInterval(() => {
+        connect
+          .renewDue()
+          .catch((error: unknown) => logger.warn({ err: error }, 'client-credentials renewal failed'));
+      }, 15_000);
+      timer.unref();
+    },
+    stop: async () => clearInterval(timer),
+  };
+};
 
 /**
  * Builds the vault's services over an open store and a started audit writer, with what `/readyz` checks
@@ -192,6 +223,37 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
+  const oauthProviders = shippedProviderCatalog();
+  const publicUrl = (config.publicUrl ?? vaultAudience).replace(/\/+$/, '');
+  const oauthApps = createOAuthAppService({
+    store,
+    dataKeys,
+    clock,
+    audit,
+    catalog: oauthProviders,
+    discover: (issuer) =>
+      discoverIssuer(issuer, { fetch: outbound.fetch as typeof fetch, allowHttp: config.oauthAllowHttp }),
+    publicUrl,
+    allowHttp: config.oauthAllowHttp,
+  });
+
+  const grants = createGrantService({ db, clock, audit });
+  const connect = createConnectService({
+    store,
+    clock,
+    audit,
+    apps: oauthApps,
+    dataKeys,
+    credentials,
+    grants,
+    publicUrl,
+    fetch: outbound.fetch as typeof fetch,
+    allowHttp: config.oauthAllowHttp,
+  });
+  // An agent asking for a provider its user has not connected gets a link to show them (docs/oauth.md).
+  const connectFor = async (request: Parameters<ConnectService['linkForAgent']>[0]) =>
+    connect.linkForAgent(request);
+
   // Exact across replicas: one transaction per request's counters (src/policy/store-counters.ts).
   const policyCounters = createStoreCounters({ store });
   const policyApprovals: ApprovalsPort = noApprovals;
@@ -221,8 +283,16 @@ export const createServices = async ({
     }),
     auditChainKey: chainKey,
     auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
-    grants: createGrantService({ db, clock, audit }),
-    retrieval: createRetrievalService({ store, access, clock, credentials, audit, policiesFor }),
+    grants,
+    retrieval: createRetrievalService({
+      store,
+      access,
+      clock,
+      credentials,
+      audit,
+      policiesFor,
+      connectFor,
+    }),
     proxy: createProxyService({
       store,
       access,
@@ -231,9 +301,13 @@ export const createServices = async ({
       audit,
       outbound,
       policiesFor,
+      connectFor,
       timeoutMs: config.proxyTimeoutMs,
     }),
-    oauthProviders: shippedProviderCatalog(),
+    oauthProviders,
+    oauthApps: Object.assign(oauthApps, { resolve: createOAuthAppResolver(oauthApps) }),
+    publicUrl,
+    connect,
     policies: createPolicyService({ db, clock, audit }),
     policyEnforcement,
     policyDryRun: createPolicyDryRun({ store, access, clock, enforcement: policyEnforcement }),
@@ -251,7 +325,7 @@ export const createServices = async ({
       retrieval: domain.retrieval,
       proxy: domain.proxy,
       logger,
-      publicUrl: vaultAudience,
+      publicUrl,
       maxRequestBodySize: config.bodyLimit,
     }),
   };
@@ -269,6 +343,8 @@ export const createServices = async ({
   const workers: Component[] = [
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
+    { name: 'device-flow polls', stop: async () => connect.stop() },
+    clientCredentialsRenewer(connect, logger),
   ];
   workers.push(counterPruning(services.policyCounters, clock, logger));
   if (config.eventsWebhookUrl !== undefined && config.eventsWebhookSecret !== undefined) {

@@ -77,6 +77,22 @@ export interface AgentRequestDeps {
    * path cannot leave its policies out (`VaultServices.policyEnforcement.policiesFor`).
    */
   policiesFor: PoliciesFor;
+  /**
+   * For a request naming an end user who holds no connection of that name: a connect link to show
+   * them, when the operator lets agents connect that provider (oauth/connect-service.ts); undefined
+   * otherwise, and the request is refused as it always was.
+   */
+  connectFor?:
+    | ((request: {
+        namespace: string;
+        agentId: string;
+        service: string;
+        user: string;
+        reveal: boolean;
+      }) => Promise<
+        { url: string; expiresAt: string; device?: { userCode: string; verificationUri: string } } | undefined
+      >)
+    | undefined;
 }
 
 /** What the path asks for the policies of a request the grant allows, as of the request's view. */
@@ -121,6 +137,7 @@ export const createAgentRequests = ({
   credentials,
   audit,
   policiesFor,
+  connectFor,
 }: AgentRequestDeps) => {
   const grantsFor = prepareRetrievalGrants(store, access);
 
@@ -138,11 +155,41 @@ export const createAgentRequests = ({
     facts: AuditDetails,
   ): Promise<AllowedDecision> => {
     const namespace = request.principal.namespace;
-    const { grants, credential } = await grantsFor(view, {
+    const { grants, credential, ambiguous } = await grantsFor(view, {
       namespace,
       agentId: request.principal.agentId,
       name: request.service,
+      endUser: request.endUser,
     });
+    if (request.endUser !== undefined) facts.end_user = request.endUser.slice(0, 200);
+    if (ambiguous) throw new VaultError('end_user_required');
+    if (!credential && request.endUser !== undefined && connectFor) {
+      const link = await connectFor({
+        namespace,
+        agentId: request.principal.agentId,
+        service: request.service,
+        user: request.endUser,
+        reveal: request.channel === 'reveal',
+      });
+      if (link) {
+        facts.connect_url_issued = true;
+        throw new VaultError(
+          'authorization_required',
+          `User "${request.endUser.slice(0, 64)}" has not connected "${request.service.slice(0, 64)}" yet: show them connect_url; once they finish, ask again.`,
+          {
+            details: {
+              action: {
+                connect_url: link.url,
+                expires_at: link.expiresAt,
+                ...(link.device
+                  ? { user_code: link.device.userCode, verification_uri: link.device.verificationUri }
+                  : {}),
+              },
+            },
+          },
+        );
+      }
+    }
     const context = {
       namespace,
       agent: request.principal,

@@ -47,6 +47,11 @@ export const auditActions = [
   'policy.attach',
   'policy.detach',
   'event.undeliverable',
+  'oauth_app.create',
+  'oauth_app.delete',
+  'connect.create',
+  'connect.authorize',
+  'connect.complete',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

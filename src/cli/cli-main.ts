@@ -11,6 +11,7 @@ import { registerGrantCommand } from './grant-command.js';
 import { registerIssuerCommand } from './issuer-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { registerMcpCommand } from './mcp-command.js';
+import { registerConnectCommand } from './connect-command.js';
 import { registerOAuthCommand } from './oauth-command.js';
 import { registerPolicyCommand } from './policy-command.js';
 import { InputError } from './secret-input.js';
@@ -38,6 +39,7 @@ export const buildProgram = (io: CliIo): Command => {
   registerOAuthCommand(program, io);
   registerMcpCommand(program, io);
   registerPolicyCommand(program, io);
+  registerConnectCommand(program, io);
   registerWebhookKmsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

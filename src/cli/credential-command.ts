@@ -135,7 +135,10 @@ const fromTokenResponse = (
   scopes: described.scopes ?? hints.scopes,
 });
 
-const path = (name: string) => `/v1/admin/credentials/${encodeURIComponent(name)}`;
+const path = (name: string, user?: string, suffix = '') =>
+  `/v1/admin/credentials/${encodeURIComponent(name)}${suffix}${user === undefined ? '' : `?user=${encodeURIComponent(user)}`}`;
+const userOption = '--user <user>';
+const userHelp = 'which user’s credential, when several users hold one of this name';
 
 export const registerCredentialCommand = (program: Command, io: CliIo): void => {
   const credential = program.command('credential').description('store and manage credentials');
@@ -195,48 +198,54 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
 
   withClientOptions(credential.command('show <name>'))
     .description('show a credential’s metadata (never its secret)')
-    .action(async (name: string, _flags: unknown, command: Command) => {
+    .option(userOption, userHelp)
+    .action(async (name: string, flags: { user?: string }, command: Command) => {
       const ctx = contextFor(command, io);
-      const found = await ctx.api.get<CredentialView>(path(name));
+      const found = await ctx.api.get<CredentialView>(path(name, flags.user));
       ctx.out.result(found, () => show(found));
     });
 
   secretOptions(withClientOptions(credential.command('update <name>')))
     .description('change metadata, or store a new secret version (the previous one is kept until pruned)')
     .option('--status <status>', 'active | revoked | needs_reauth')
-    .action(async (name: string, flags: SecretFlags & { status?: string }, command: Command) => {
-      const ctx = contextFor(command, io);
-      const current = await ctx.api.get<CredentialView>(path(name));
-      const hints: TokenResponseHints = {};
-      const secret = await buildSecret(current.type, flags, ctx.readStdin, hints);
-      const described = metadata(flags);
-      const body = Object.fromEntries(
-        Object.entries({
-          ...described,
-          ...fromTokenResponse(described, hints),
-          secret,
-          status: flags.status,
-        }).filter(([, v]) => v !== undefined),
-      );
-      if (Object.keys(body).length === 0)
-        throw new InputError('nothing to update: give a secret or a metadata option');
-      const updated = await ctx.api.patch<CredentialView>(path(name), body);
-      ctx.out.result(updated, () => `Updated credential "${updated.name}" (version ${updated.version}).`);
-    });
+    .option(userOption, userHelp)
+    .action(
+      async (name: string, flags: SecretFlags & { status?: string; user?: string }, command: Command) => {
+        const ctx = contextFor(command, io);
+        const current = await ctx.api.get<CredentialView>(path(name, flags.user));
+        const hints: TokenResponseHints = {};
+        const secret = await buildSecret(current.type, flags, ctx.readStdin, hints);
+        const described = metadata(flags);
+        const body = Object.fromEntries(
+          Object.entries({
+            ...described,
+            ...fromTokenResponse(described, hints),
+            secret,
+            status: flags.status,
+          }).filter(([, v]) => v !== undefined),
+        );
+        if (Object.keys(body).length === 0)
+          throw new InputError('nothing to update: give a secret or a metadata option');
+        const updated = await ctx.api.patch<CredentialView>(path(name, flags.user), body);
+        ctx.out.result(updated, () => `Updated credential "${updated.name}" (version ${updated.version}).`);
+      },
+    );
 
   withClientOptions(credential.command('rm <name>'))
     .description('delete a credential, all its versions, its data key and its grants')
-    .action(async (name: string, _flags: unknown, command: Command) => {
+    .option(userOption, userHelp)
+    .action(async (name: string, flags: { user?: string }, command: Command) => {
       const ctx = contextFor(command, io);
-      await ctx.api.delete(path(name));
+      await ctx.api.delete(path(name, flags.user));
       ctx.out.result({ deleted: name }, () => `Deleted credential "${name}".`);
     });
 
   withClientOptions(credential.command('versions <name>'))
     .description('list the stored secret versions')
-    .action(async (name: string, _flags: unknown, command: Command) => {
+    .option(userOption, userHelp)
+    .action(async (name: string, flags: { user?: string }, command: Command) => {
       const ctx = contextFor(command, io);
-      const { items } = await ctx.api.get<VersionList>(`${path(name)}/versions`);
+      const { items } = await ctx.api.get<VersionList>(path(name, flags.user, '/versions'));
       ctx.out.result(items, () =>
         table(
           ['VERSION', 'CREATED', 'CURRENT'],
@@ -248,12 +257,13 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
   withClientOptions(credential.command('prune <name>'))
     .description('delete old secret versions')
     .option('--keep <n>', 'newest versions to keep', '1')
-    .action(async (name: string, flags: { keep: string }, command: Command) => {
+    .option(userOption, userHelp)
+    .action(async (name: string, flags: { keep: string; user?: string }, command: Command) => {
       const ctx = contextFor(command, io);
       const keep = Number(flags.keep);
       if (!Number.isInteger(keep) || keep < 1)
         throw new InputError('--keep must be a whole number of at least 1');
-      const result = await ctx.api.post<PruneResult>(`${path(name)}/prune`, { keep });
+      const result = await ctx.api.post<PruneResult>(path(name, flags.user, '/prune'), { keep });
       ctx.out.result(result, () => `Pruned ${result.pruned} old version(s) of "${name}".`);
     });
 };

@@ -109,15 +109,17 @@ export const registerGrantCommand = (program: Command, io: CliIo): void => {
     .description('grant an agent a credential (replaces its live grant for that credential, if any)')
     .requiredOption('--agent <agent>', 'the agent (id or name)')
     .requiredOption('--credential <name>', 'the credential')
+    .option('--user <user>', 'which user’s credential, when several users hold one of this name')
     .option('--scope <scope>', 'a scope to grant (repeatable; default: all the credential’s scopes)', collect)
     .action(
       async (
-        flags: TermFlags & { agent: string; credential: string; scope?: string[] },
+        flags: TermFlags & { agent: string; credential: string; user?: string; scope?: string[] },
         command: Command,
       ) => {
         const body = {
           agent: flags.agent,
           credential: flags.credential,
+          ...(flags.user ? { user: flags.user } : {}),
           ...(flags.scope ? { scopes: splitScopes(flags.scope) } : {}),
           ...terms(flags),
         };

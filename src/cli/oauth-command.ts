@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatDuration } from '../lib/duration.js';
 import { type CliIo, contextFor, withClientOptions } from './command-context.js';
+import { registerOAuthAppCommand } from './oauth-app-command.js';
 import { table } from './output.js';
 
 interface ProviderView {
@@ -51,4 +52,6 @@ export const registerOAuthCommand = (program: Command, io: CliIo): void => {
         ),
       );
     });
+
+  registerOAuthAppCommand(oauth, io);
 };

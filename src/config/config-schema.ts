@@ -223,6 +223,31 @@ export const settings = {
       return raw;
     },
   },
+  publicUrl: {
+    flag: '--public-url',
+    env: 'TOKENVAULT_PUBLIC_URL',
+    description:
+      'The base URL people’s browsers and OAuth providers reach the vault at: connect links and the OAuth redirect URL (`<public URL>/v1/oauth/callback`) are built from it. Unset: the audience, else `http://<host>:<port>`. See docs/oauth.md.',
+    parse: (raw: string): string => {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new Error('must be a URL such as https://vault.example.com');
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an http(s) URL');
+      if (url.search || url.hash) throw new Error('must have no query or fragment');
+      return raw.replace(/\/+$/, '');
+    },
+  },
+  oauthAllowHttp: {
+    flag: '--oauth-allow-http',
+    env: 'TOKENVAULT_OAUTH_ALLOW_HTTP',
+    description:
+      'Let OAuth apps use http:// issuers and endpoints. For local test providers only: tokens and client secrets would cross the network in the clear.',
+    default: false,
+    parse: parseSwitch,
+  },
   trustedProxies: {
     flag: '--trusted-proxies',
     env: 'TOKENVAULT_TRUSTED_PROXIES',

@@ -29,6 +29,8 @@ export interface Credential {
   status: CredentialStatus;
   expiresAt: string | null;
   subject: string | null;
+  /** The OAuth app its tokens come from (connect, refresh); null for credentials stored by hand. */
+  oauthAppId: string | null;
   dataKeyId: string;
   version: number;
   secretFields: string[];
@@ -54,6 +56,7 @@ const toCredential = (row: Row): Credential => {
     status: row.status as CredentialStatus,
     expiresAt: row.expires_at,
     subject: row.subject,
+    oauthAppId: row.oauth_app_id,
     dataKeyId: row.data_key_id,
     version: row.current_version,
     secretFields: Object.keys(JSON.parse(row.ciphertexts) as object).sort(),
@@ -75,6 +78,7 @@ export const toRow = (c: Omit<Credential, 'secretFields'>): CredentialTable => (
   status: c.status,
   expires_at: c.expiresAt,
   subject: c.subject,
+  oauth_app_id: c.oauthAppId,
   data_key_id: c.dataKeyId,
   current_version: c.version,
   created_at: c.createdAt,
@@ -91,16 +95,21 @@ const selectWithCurrentVersion = (db: Db) =>
     .select('v.ciphertexts');
 
 export const credentialRepo = {
-  async findByName(
+  /**
+   * Every credential of that name (one per subject, and perhaps a shared one); the caller picks with
+   * `selectBySubject`.
+   */
+  async findAllByName(
     db: Db,
     namespace: string,
     name: string,
-  ): Promise<(Credential & { ciphertexts: string }) | undefined> {
-    const row = await selectWithCurrentVersion(db)
+  ): Promise<(Credential & { ciphertexts: string })[]> {
+    const rows = await selectWithCurrentVersion(db)
       .where('c.namespace', '=', namespace)
       .where('c.name', '=', name)
-      .executeTakeFirst();
-    return row ? { ...toCredential(row), ciphertexts: row.ciphertexts } : undefined;
+      .limit(1000)
+      .execute();
+    return rows.map((row) => ({ ...toCredential(row), ciphertexts: row.ciphertexts }));
   },
 
   async list(

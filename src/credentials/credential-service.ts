@@ -11,6 +11,7 @@ import { newId } from '../lib/ids.js';
 import type { Store } from '../store/database.js';
 import { accessScope, type GenerationCache, type GenerationView } from '../store/generation-cache.js';
 import { isUniqueViolation } from '../store/store-errors.js';
+import { selectBySubject } from './subject-selection.js';
 import { type Credential, credentialRepo, type Db, prepareCurrentSecret, toRow } from './credential-repo.js';
 import {
   assertCredentialName,
@@ -47,6 +48,8 @@ export interface CreateCredentialInput {
   injections?: InjectionInput[] | undefined;
   expiresAt?: string | null | undefined;
   subject?: string | null | undefined;
+  /** The OAuth app the tokens come from (set by connect, not by the admin API). */
+  oauthAppId?: string | null | undefined;
 }
 
 export interface UpdateCredentialInput {
@@ -219,16 +222,28 @@ export const createCredentialService = ({
     details: { credential_name: name.slice(0, 200) },
   });
 
-  const find = async (namespace: string, name: string, trx: Db = db) => {
+  /**
+   * The credential an admin means by a name and, for per-user credentials, a user (`--user`): exactly
+   * that user's; without one the shared one or the only one (subject-selection.ts).
+   */
+  const find = async (namespace: string, name: string, trx: Db = db, user?: string) => {
     assertNamespace(namespace);
-    const credential = await credentialRepo.findByName(trx, namespace, name);
-    if (!credential) {
+    const selected = selectBySubject(await credentialRepo.findAllByName(trx, namespace, name), user, {
+      fallbackToShared: false,
+    });
+    if (selected.found) return selected.found;
+    if (selected.ambiguous) {
       throw new VaultError(
-        'credential_not_found',
-        `No credential named "${name.slice(0, 64)}" in namespace "${namespace}".`,
+        'end_user_required',
+        `Several users hold a credential named "${name.slice(0, 64)}": name one (\`--user\`, \`?user=\`).`,
       );
     }
-    return credential;
+    throw new VaultError(
+      'credential_not_found',
+      user === undefined
+        ? `No credential named "${name.slice(0, 64)}" in namespace "${namespace}".`
+        : `No credential named "${name.slice(0, 64)}" for user "${user.slice(0, 64)}" in namespace "${namespace}".`,
+    );
   };
 
   const strip = ({
@@ -241,7 +256,9 @@ export const createCredentialService = ({
       const nameTaken = () =>
         new VaultError(
           'credential_exists',
-          `A credential named "${input.name}" already exists in namespace "${namespace}".`,
+          input.subject
+            ? `A credential named "${input.name}" already exists for user "${input.subject}" in namespace "${namespace}".`
+            : `A credential named "${input.name}" already exists in namespace "${namespace}".`,
         );
       return auditedChange(
         { db, audit },
@@ -259,7 +276,9 @@ export const createCredentialService = ({
             const allowedHosts = validateAllowedHosts(input.allowedHosts ?? []);
             const baseUrl = validateBaseUrl(input.baseUrl ?? null, allowedHosts);
             const expiresAt = parseExpiry(input.expiresAt);
-            if (await credentialRepo.findByName(db, namespace, input.name)) throw nameTaken();
+            // One per (name, subject): several users may each hold a credential of this name.
+            const sameName = await credentialRepo.findAllByName(db, namespace, input.name);
+            if (sameName.some((c) => c.subject === (input.subject ?? null))) throw nameTaken();
 
             const id = newId();
             const { dek, row: dataKeyRow } = await dataKeys.prepare(namespace, id);
@@ -278,6 +297,7 @@ export const createCredentialService = ({
               status: 'active',
               expiresAt,
               subject: input.subject ?? null,
+              oauthAppId: input.oauthAppId ?? null,
               dataKeyId: dataKeyRow.id,
               version: 1,
               secretFields: [...fields].sort(),
@@ -315,20 +335,22 @@ export const createCredentialService = ({
       return { items: page, nextCursor: items.length > limit ? (page.at(-1)?.name ?? null) : null };
     },
 
-    get: async (namespace: string, name: string): Promise<Credential> => strip(await find(namespace, name)),
+    get: async (namespace: string, name: string, user?: string): Promise<Credential> =>
+      strip(await find(namespace, name, db, user)),
 
     update: (
       namespace: string,
       name: string,
       input: UpdateCredentialInput,
       ctx: AuditContext = systemContext,
+      user?: string,
     ) =>
       auditedChange(
         { db, audit },
         {
           ...spec(ctx, namespace, 'credential.update', name),
           prepare: async () => {
-            const current = strip(await find(namespace, name));
+            const current = strip(await find(namespace, name, db, user));
             const secret =
               input.secret === undefined ? undefined : validateSecret(current.type, input.secret);
             const fields = secret ? Object.keys(secret) : current.secretFields;
@@ -401,9 +423,9 @@ export const createCredentialService = ({
         },
       ),
 
-    remove: (namespace: string, name: string, ctx: AuditContext = systemContext) =>
+    remove: (namespace: string, name: string, ctx: AuditContext = systemContext, user?: string) =>
       auditedChange({ db, audit }, spec(ctx, namespace, 'credential.delete', name), async (trx, record) => {
-        const current = await find(namespace, name, trx);
+        const current = await find(namespace, name, trx, user);
         // A grant must not outlive its credential; the grants module removes its own rows.
         const grantsDeleted = await grantRepo.removeForCredential(trx, current.id);
         await credentialRepo.removeAllVersions(trx, current.id);
@@ -412,8 +434,8 @@ export const createCredentialService = ({
         await record({ details: { credential_id: current.id, grants_deleted: grantsDeleted } });
       }),
 
-    async versions(namespace: string, name: string) {
-      const current = await find(namespace, name);
+    async versions(namespace: string, name: string, user?: string) {
+      const current = await find(namespace, name, db, user);
       const rows = await credentialRepo.listVersions(db, current.id);
       return rows.map((row) => ({
         version: row.version,
@@ -423,12 +445,12 @@ export const createCredentialService = ({
     },
 
     /** Deletes all but the newest `keep` secret versions; returns how many went. */
-    prune: (namespace: string, name: string, keep = 1, ctx: AuditContext = systemContext) =>
+    prune: (namespace: string, name: string, keep = 1, ctx: AuditContext = systemContext, user?: string) =>
       auditedChange(
         { db, audit },
         spec(ctx, namespace, 'credential.prune', name),
         async (trx, record): Promise<number> => {
-          const current = await find(namespace, name, trx);
+          const current = await find(namespace, name, trx, user);
           if (!Number.isInteger(keep) || keep < 1)
             throw new VaultError('invalid_request', 'keep must be a whole number of at least 1.');
           const result = await credentialRepo.removeVersionsBelow(
@@ -442,8 +464,8 @@ export const createCredentialService = ({
         },
       ),
     /** The decrypted secret. Only the agent retrieval path and the proxies may call this. */
-    async readSecret(namespace: string, name: string, options: { version?: number } = {}) {
-      const found = await find(namespace, name);
+    async readSecret(namespace: string, name: string, options: { version?: number; user?: string } = {}) {
+      const found = await find(namespace, name, db, options.user);
       const credential = strip(found);
       const version = options.version ?? credential.version;
       const ciphertexts =

@@ -281,6 +281,78 @@ export const errorRegistry = {
       'The policy is still attached; detach it first, or remove it with `--force` to detach it everywhere at once.',
   },
 
+  // OAuth apps and connect (docs/oauth.md)
+  oauth_provider_unknown: {
+    status: 400,
+    message:
+      'No provider has that name in the catalog; `tokenvault oauth providers` lists them (plus oidc and generic).',
+  },
+  oauth_app_exists: {
+    status: 409,
+    message:
+      'An OAuth app with that name already exists in this namespace; pick another `--name` or remove it first.',
+  },
+  oauth_app_not_found: {
+    status: 404,
+    message: 'No OAuth app has that name in this namespace; `tokenvault oauth app list` shows them.',
+  },
+  oauth_app_in_use: {
+    status: 409,
+    message:
+      'Credentials hold tokens of this OAuth app (their refresh needs it); remove those credentials first.',
+  },
+  oauth_discovery_failed: {
+    status: 502,
+    message:
+      'The issuer’s OpenID Connect discovery document could not be fetched or is not valid; check the issuer URL (and TOKENVAULT_OUTBOUND_ALLOW for an issuer on your network).',
+  },
+  connect_session_not_found: {
+    status: 404,
+    message: 'This connect link is not known to the vault; ask for a new one.',
+  },
+  connect_session_expired: {
+    status: 410,
+    message: 'This connect link has expired; ask for a new one.',
+  },
+  connect_session_used: {
+    status: 409,
+    message: 'This connect link has already been used; ask for a new one if you need to connect again.',
+  },
+  connect_state_invalid: {
+    status: 400,
+    message:
+      'The provider’s answer does not belong to a connect session this vault started (unknown, replayed or foreign state); start again from a new link.',
+  },
+  connect_issuer_mismatch: {
+    status: 400,
+    message:
+      'The provider’s answer names another issuer than the app’s (RFC 9207); nothing was stored. Start again from a new link.',
+  },
+  connect_denied: {
+    status: 403,
+    message: 'The person declined the consent at the provider; nothing was stored.',
+  },
+  connect_provider_error: {
+    status: 502,
+    message:
+      'The provider refused or failed the authorization or the token exchange; nothing was stored. The message says what it answered.',
+  },
+  connect_device_unsupported: {
+    status: 400,
+    message:
+      'The provider has no device authorization endpoint; use the browser flow (`tokenvault connect` without `--device`).',
+  },
+  authorization_required: {
+    status: 403,
+    message:
+      'The end user has not connected this provider yet: show them `connect_url`; once they finish, the same request returns the token.',
+  },
+  end_user_required: {
+    status: 400,
+    message:
+      'Several users hold a credential of this name: say which one with `?user=` (or the proxy key’s user).',
+  },
+
   // audit
   audit_unavailable: {
     status: 503,

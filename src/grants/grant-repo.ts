@@ -1,4 +1,6 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
+import { selectBySubject } from '../credentials/subject-selection.js';
+import { VaultError } from '../errors/vault-error.js';
 import type { Store } from '../store/database.js';
 import { accessScope, type GenerationCache } from '../store/generation-cache.js';
 import type { Params } from '../store/prepared.js';
@@ -250,20 +252,37 @@ export const prepareRetrievalGrants = (store: Pick<Store, 'db' | 'prepare'>, acc
       .selectFrom('grants as g')
       .innerJoin('credentials as c', 'c.id', 'g.credential_id')
       .selectAll('g')
-      .select(['c.status as credential_status', 'c.expires_at as credential_expires_at'])
+      .select([
+        'c.status as credential_status',
+        'c.expires_at as credential_expires_at',
+        'c.subject as credential_subject',
+      ])
       .where('g.namespace', '=', p('namespace'))
       .where('g.agent_id', '=', p('agentId'))
       .where('c.namespace', '=', p('namespace'))
       .where('c.name', '=', p('name')),
   );
-  type Key = { namespace: string; agentId: string; name: string };
+  type Key = { namespace: string; agentId: string; name: string; endUser?: string | undefined };
   return access.lookup({
-    key: ({ namespace, agentId, name }: Key) => `${namespace}\u0000${agentId}\u0000${name}`,
-    load: async (params: Key) => {
+    key: ({ namespace, agentId, name, endUser }: Key) =>
+      `${namespace}\u0000${agentId}\u0000${name}\u0000${endUser === undefined ? '' : `u:${endUser}`}`,
+    load: async ({ endUser, ...params }: Key) => {
       const rows = await query.all(params);
-      const first = rows[0];
+      // Per-user credentials: among the credentials of that name this agent holds grants for, the
+      // end user's (never another's, nor the shared one: a user without a connection of their own
+      // is asked to connect); without a user, the shared one or the only one
+      // (subject-selection.ts). Credentials it has no grant for are never looked at, so the answer
+      // says nothing about other users' connections.
+      const candidates = [
+        ...new Map(
+          rows.map((row) => [row.credential_id, { id: row.credential_id, subject: row.credential_subject }]),
+        ).values(),
+      ];
+      const selected = selectBySubject(candidates, endUser, { fallbackToShared: false });
+      const chosen = selected.found ? rows.filter((row) => row.credential_id === selected.found.id) : [];
+      const first = chosen[0];
       return {
-        grants: rows.map(toGrant),
+        grants: chosen.map(toGrant),
         credential: first
           ? {
               id: first.credential_id,
@@ -271,13 +290,15 @@ export const prepareRetrievalGrants = (store: Pick<Store, 'db' | 'prepare'>, acc
               expiresAt: first.credential_expires_at,
             }
           : undefined,
+        /** Several users hold a credential of that name and the request named none. */
+        ambiguous: !selected.found && selected.ambiguous,
       };
     },
     // Every name an agent asks for, granted or not, takes an entry: bounded.
     maxEntries: 50_000,
-    // Grants and which credential the name means are namespace-wide; the credential's status and
-    // expiry are its own, so a disabled credential drops only its grants' entries, and a new
-    // secret version (a token refresh) drops none.
+    // Grants and which credential the name means (its subject included, migration 0008) are
+    // namespace-wide; the credential's status and expiry are its own, so a disabled credential drops
+    // only its grants' entries, and a new secret version (a token refresh) drops none.
     scopes: ({ namespace }, { credential }) =>
       credential
         ? [accessScope.namespace(namespace), accessScope.grantedCredential(credential.id)]
@@ -300,13 +321,23 @@ export const grantTargets = {
     return rows.find((row) => row.id === ref) ?? rows[0];
   },
 
-  async findCredential(db: Db, namespace: string, name: string) {
-    const row = await db
+  /** By name and, for per-user credentials, the user (subject-selection.ts; never the shared one for a user). */
+  async findCredential(db: Db, namespace: string, name: string, user?: string) {
+    const rows = await db
       .selectFrom('credentials')
-      .select(['id', 'name', 'scopes'])
+      .select(['id', 'name', 'scopes', 'subject'])
       .where('namespace', '=', namespace)
       .where('name', '=', name)
-      .executeTakeFirst();
+      .limit(1000)
+      .execute();
+    const selected = selectBySubject(rows, user, { fallbackToShared: false });
+    if (!selected.found && selected.ambiguous) {
+      throw new VaultError(
+        'end_user_required',
+        `Several users hold a credential named "${name.slice(0, 64)}": name one (\`--user\`, \`user\`).`,
+      );
+    }
+    const row = selected.found;
     return row ? { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) as string[] } : undefined;
   },
 };

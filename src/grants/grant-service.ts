@@ -23,6 +23,8 @@ export interface CreateGrantInput extends GrantTerms {
   /** The agent's id or name. */
   agent: string;
   credential: string;
+  /** Which user's credential, when several users hold one of that name (per-user credentials). */
+  user?: string | undefined;
   /** Absent: all the credential's scopes. */
   scopes?: string[] | undefined;
 }
@@ -94,8 +96,8 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
     return agent;
   };
 
-  const credentialOrFail = async (namespace: string, name: string, trx: Db = db) => {
-    const credential = await grantTargets.findCredential(trx, namespace, name);
+  const credentialOrFail = async (namespace: string, name: string, trx: Db = db, user?: string) => {
+    const credential = await grantTargets.findCredential(trx, namespace, name, user);
     if (!credential) {
       throw new VaultError(
         'credential_not_found',
@@ -135,7 +137,7 @@ export const createGrantService = ({ db, clock, audit }: GrantServiceDeps) => {
           assertNamespace(namespace);
           const ttlSeconds = grantLifetime(input);
           const agent = await agentOrFail(namespace, input.agent, trx);
-          const credential = await credentialOrFail(namespace, input.credential, trx);
+          const credential = await credentialOrFail(namespace, input.credential, trx, input.user);
           const scopes = grantScopes(input.scopes, credential);
           const grant = writes.newGrant(namespace, ctx, {
             agentId: agent.id,

@@ -18,6 +18,8 @@ export interface RetrievalRequest {
   requestId: string;
   /** Facts the event carries besides the request's own (the vault's MCP tools: `via: 'mcp'`). */
   details?: AuditDetails | undefined;
+  /** `?user=`: the end user whose connection to use (per-user credentials). */
+  endUser?: string | undefined;
 }
 
 export interface RetrievedCredential extends RevealedToken {

@@ -16,8 +16,16 @@ declare module 'fastify' {
   }
 }
 
+/** Fields an error may carry for the caller to act on (never a secret): `authorization_required`'s link. */
+export interface ErrorActionFields {
+  connect_url?: string;
+  user_code?: string;
+  verification_uri?: string;
+  expires_at?: string;
+}
+
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; request_id: string };
+  error: { code: ErrorCode; message: string; request_id: string } & ErrorActionFields;
 }
 
 /** Fastify's own errors that a client caused, mapped onto our codes. */
@@ -58,10 +66,11 @@ export const installErrorHandler = (
     status: number,
     code: ErrorCode,
     message: string,
+    action?: ErrorActionFields,
   ) => {
     metrics.errors.inc({ code });
     request.errorCode = code;
-    const body: ErrorBody = { error: { code, message, request_id: request.id } };
+    const body: ErrorBody = { error: { code, message, request_id: request.id, ...action } };
     return reply.status(status).type('application/json; charset=utf-8').send(body);
   };
 
@@ -87,7 +96,14 @@ export const installErrorHandler = (
       // registry's message, and the specific one is in the log under the request id.
       const message =
         error.status >= 500 && !request.admin ? errorRegistry[error.code].message : error.message;
-      return send(request, reply, error.status, error.code, message);
+      return send(
+        request,
+        reply,
+        error.status,
+        error.code,
+        message,
+        error.details?.action as ErrorActionFields,
+      );
     }
     const mapped = error.code ? fastifyCodes[error.code] : undefined;
     if (mapped) {

@@ -23,6 +23,8 @@ import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
 import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
+import { registerConnectPageRoutes, registerConnectRoutes } from './routes/connect-routes.js';
+import { registerOAuthAppRoutes } from './routes/oauth-app-routes.js';
 import { registerOAuthRoutes } from './routes/oauth-routes.js';
 import { registerPolicyRoutes } from './routes/policy-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
@@ -64,6 +66,8 @@ const adminRouteModules: RouteModule[] = [
   registerIssuerRoutes,
   registerOAuthRoutes,
   registerPolicyRoutes,
+  registerOAuthAppRoutes,
+  registerConnectRoutes,
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
@@ -179,5 +183,12 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
   });
   for (const register of agentRouteModules) register(app, services);
   registerOpsRoutes(app, { metrics, readiness: deps.readiness, clock: deps.clock });
+  // The connect pages take a browser's form post (an empty urlencoded body), in their own scope.
+  await app.register(async (pages) => {
+    pages.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_r, _b, done) =>
+      done(null, {}),
+    );
+    registerConnectPageRoutes(pages, services);
+  });
   return app;
 };

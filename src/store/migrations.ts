@@ -305,6 +305,106 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('credentials').addColumn('base_url', 'text').execute();
     },
   },
+  '0008_oauth_apps': {
+    async up(db: Kysely<unknown>) {
+      const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+      await db.schema
+        .createTable('oauth_apps')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('client_id', 'text', (c) => c.notNull())
+        .addColumn('client_secret', 'text')
+        .addColumn('data_key_id', 'text', (c) => c.notNull())
+        .addColumn('issuer', 'text')
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('settings', 'text', (c) => c.notNull())
+        .addColumn('agent_connect', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('oauth_apps_namespace_name', ['namespace', 'name'])
+        .execute();
+
+      await db.schema
+        .createTable('connect_sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('app_id', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('credential_name', 'text', (c) => c.notNull())
+        .addColumn('grant_ttl_seconds', 'integer')
+        .addColumn('reveal', 'integer', (c) => c.notNull())
+        .addColumn('flow', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('state_hash', 'text')
+        .addColumn('secrets', 'text')
+        .addColumn('device', 'text')
+        .addColumn('error_code', 'text')
+        .addColumn('credential_id', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('connect_sessions_state')
+        .on('connect_sessions')
+        .column('state_hash')
+        .execute();
+      await db.schema
+        .createIndex('connect_sessions_pending')
+        .on('connect_sessions')
+        .columns(['namespace', 'agent_id', 'subject', 'app_id'])
+        .execute();
+
+      // Per-user credentials: one name may be held by several end users (`subject`), and once with no
+      // subject (the shared one). SQLite cannot drop a table constraint, so it rebuilds the table
+      // (no foreign key points at it; dropping it drops its triggers, made again below).
+      if (sqlite) {
+        await sql
+          .raw(
+            'create table credentials_0008 (id text primary key, namespace text not null, name text not null, ' +
+              'type text not null, description text not null, scopes text not null, allowed_hosts text not null, ' +
+              'injection text not null, status text not null, expires_at text, subject text, ' +
+              'data_key_id text not null, current_version integer not null, created_at text not null, ' +
+              'updated_at text not null, base_url text, oauth_app_id text)',
+          )
+          .execute(db);
+        await sql
+          .raw(
+            'insert into credentials_0008 select id, namespace, name, type, description, scopes, allowed_hosts, ' +
+              'injection, status, expires_at, subject, data_key_id, current_version, created_at, updated_at, ' +
+              'base_url, null from credentials',
+          )
+          .execute(db);
+        await sql.raw('drop table credentials').execute(db);
+        await sql.raw('alter table credentials_0008 rename to credentials').execute(db);
+        for (const rule of accessChangeRules0004.filter((r) => r.table === 'credentials')) {
+          for (const statement of sqliteAccessTriggers(rule)) await sql.raw(statement).execute(db);
+        }
+      } else {
+        await db.schema.alterTable('credentials').addColumn('oauth_app_id', 'text').execute();
+        await sql.raw('alter table credentials drop constraint credentials_namespace_name').execute(db);
+      }
+      await sql
+        .raw(
+          "create unique index credentials_namespace_name_subject on credentials (namespace, name, coalesce(subject, ''))",
+        )
+        .execute(db);
+      await db.schema.createIndex('credentials_oauth_app').on('credentials').column('oauth_app_id').execute();
+      // Which credential a name means now depends on its subject too: a change of subject moves the
+      // namespace scope, as a change of name does (0004's `ns` rule covers insert and delete).
+      for (const statement of sqlite
+        ? sqliteAccessTriggers(subjectRule0008)
+        : postgresAccessTriggers(subjectRule0008)) {
+        await sql.raw(statement).execute(db);
+      }
+    },
+  },
   '0010_policies': {
     async up(db: Kysely<unknown>) {
       // Named, versioned policies and what they are attached to (src/policy/policy-repo.ts). The
@@ -608,4 +708,13 @@ export const migrateToLatest = async <DB>(db: Kysely<DB>): Promise<string[]> => 
 /** Used by tests and `readyz`: a round trip that proves the database answers. */
 export const pingDatabase = async <DB>(db: Kysely<DB>): Promise<void> => {
   await sql`select 1`.execute(db);
+};
+
+/** Migration 0008: a credential's subject is part of which credential a name means (per-user credentials). */
+const subjectRule0008: AccessChangeRule = {
+  name: 'subject',
+  table: 'credentials',
+  events: ['update'],
+  changed: ['subject'],
+  scopes: (r) => [`'n:' || ${r}.namespace`],
 };

@@ -29,6 +29,8 @@ export interface Database {
   counter_buckets: CounterBucketTable;
   counter_hits: CounterHitTable;
   event_outbox: EventOutboxTable;
+  oauth_apps: OAuthAppTable;
+  connect_sessions: ConnectSessionTable;
 }
 
 /** One row (id = 1): moved by triggers on every change to the tables access depends on (0003, 0004). */
@@ -86,6 +88,8 @@ export interface CredentialTable {
   updated_at: string;
   /** Migration 0007: the API base URL the HTTP proxy forwards to; null when not set. */
   base_url: string | null;
+  /** Migration 0008: the OAuth app whose tokens these are (connect, refresh); null for others. */
+  oauth_app_id: string | null;
 }
 
 /** Secret versions: `ciphertexts` is a JSON object field → envelope ciphertext. */
@@ -282,4 +286,55 @@ export interface EventOutboxTable {
   lease_until: string | null;
   /** The last failure, as a status code or an error code: never a response body. */
   last_error: string | null;
+}
+
+/**
+ * An OAuth client registered with a provider (migration 0008). `client_secret` is an envelope
+ * ciphertext under the app's own data key (null for public clients); `settings` is JSON: catalog
+ * parameters and, for `oidc`/`generic` apps, the endpoints. `agent_connect` = 1: agents may ask a
+ * user to connect through it (`authorization_required`).
+ */
+export interface OAuthAppTable {
+  id: string;
+  namespace: string;
+  name: string;
+  provider: string;
+  client_id: string;
+  client_secret: string | null;
+  data_key_id: string;
+  issuer: string | null;
+  scopes: string;
+  settings: string;
+  agent_connect: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * A short-lived, single-use consent session (migration 0008). The link's token and the OAuth `state`
+ * are stored as SHA-256 only; the PKCE verifier, the nonce and a device code are envelope ciphertexts
+ * (JSON in `secrets`) under the app's data key. Sessions decide no access: no trigger.
+ */
+export interface ConnectSessionTable {
+  id: string;
+  token_hash: string;
+  namespace: string;
+  app_id: string;
+  agent_id: string;
+  subject: string;
+  scopes: string;
+  credential_name: string;
+  grant_ttl_seconds: number | null;
+  reveal: number;
+  flow: string;
+  status: string;
+  state_hash: string | null;
+  secrets: string | null;
+  device: string | null;
+  error_code: string | null;
+  credential_id: string | null;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+  expires_at: string;
 }

@@ -52,6 +52,11 @@ const concerns: Record<AuditAction, Concerns> = {
   'policy.attach': { none: 'a policy and the entity it is attached to, named by kind and id' },
   'policy.detach': { none: 'a policy and the entity it is detached from, named by kind and id' },
   'event.undeliverable': { none: 'an outbound event (its own data names what it announced)' },
+  'oauth_app.create': { none: 'an OAuth app' },
+  'oauth_app.delete': { none: 'an OAuth app (refused while credentials use it)' },
+  'connect.create': { none: 'a connect session (agent, user and app in its details)' },
+  'connect.authorize': { none: 'a person continuing a connect session to the provider (or refused)' },
+  'connect.complete': { none: 'a connect session; the credential and grant it made have their own events' },
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');

@@ -38,6 +38,8 @@ const tableNames: Record<keyof Database, true> = {
   counter_buckets: true,
   counter_hits: true,
   event_outbox: true,
+  oauth_apps: true,
+  connect_sessions: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 
@@ -52,6 +54,7 @@ export const credentialRow = (overrides: Partial<CredentialTable> = {}): Credent
   scopes: '[]',
   allowed_hosts: '["slack.com"]',
   base_url: null,
+  oauth_app_id: null,
   injection: '{}',
   status: 'active',
   expires_at: null,

@@ -13,6 +13,7 @@ import {
   PruneResult,
   toCredentialView,
   UpdateCredentialBody,
+  UserQuery,
   VersionList,
 } from '../schemas/credential-schemas.js';
 
@@ -100,10 +101,12 @@ export const registerCredentialRoutes = (
         summary: 'Show one credential (metadata only)',
         headers: NamespaceHeader,
         params: NameParams,
+        querystring: UserQuery,
         response: withErrors({ 200: CredentialView }, 404),
       },
     },
-    async (request) => toCredentialView(await credentials.get(request.namespace, request.params.name)),
+    async (request) =>
+      toCredentialView(await credentials.get(request.namespace, request.params.name, request.query.user)),
   );
 
   r.patch(
@@ -116,6 +119,7 @@ export const registerCredentialRoutes = (
         summary: 'Update metadata and/or the secret (a new secret becomes a new version)',
         headers: NamespaceHeader,
         params: NameParams,
+        querystring: UserQuery,
         body: UpdateCredentialBody,
         response: withErrors({ 200: CredentialView }, 404, 413, 415, 503),
       },
@@ -138,6 +142,7 @@ export const registerCredentialRoutes = (
           status: b.status,
         },
         request.adminContext,
+        request.query.user,
       );
       return toCredentialView(credential);
     },
@@ -153,11 +158,17 @@ export const registerCredentialRoutes = (
         summary: 'Delete a credential, all its versions, its data key and its grants',
         headers: NamespaceHeader,
         params: NameParams,
+        querystring: UserQuery,
         response: withErrors({ 204: Type.Null() }, 404),
       },
     },
     async (request, reply) => {
-      await credentials.remove(request.namespace, request.params.name, request.adminContext);
+      await credentials.remove(
+        request.namespace,
+        request.params.name,
+        request.adminContext,
+        request.query.user,
+      );
       return reply.status(204).send(null);
     },
   );
@@ -175,11 +186,12 @@ export const registerCredentialRoutes = (
         summary: 'List the stored secret versions of a credential',
         headers: NamespaceHeader,
         params: NameParams,
+        querystring: UserQuery,
         response: withErrors({ 200: VersionList }, 404),
       },
     },
     async (request) => {
-      const versions = await credentials.versions(request.namespace, request.params.name);
+      const versions = await credentials.versions(request.namespace, request.params.name, request.query.user);
       return {
         items: versions.map((v) => ({ version: v.version, created_at: v.createdAt, current: v.current })),
       };
@@ -196,6 +208,7 @@ export const registerCredentialRoutes = (
         summary: 'Delete old secret versions, keeping the newest `keep`',
         headers: NamespaceHeader,
         params: NameParams,
+        querystring: UserQuery,
         body: PruneBody,
         response: withErrors({ 200: PruneResult }, 404),
       },
@@ -206,6 +219,7 @@ export const registerCredentialRoutes = (
         request.params.name,
         request.body.keep ?? 1,
         request.adminContext,
+        request.query.user,
       ),
     }),
   );

@@ -50,6 +50,7 @@ export const registerGrantRoutes = (app: FastifyInstance, { grants }: Pick<Vault
         {
           agent: b.agent,
           credential: b.credential,
+          user: b.user,
           scopes: b.scopes,
           ttl: b.ttl,
           untilRevoked: b.until_revoked,

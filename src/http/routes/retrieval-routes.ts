@@ -46,6 +46,7 @@ export const registerRetrievalRoutes = (
         scope: request.query.scope,
         client: accessClientOf(request),
         requestId: request.id,
+        endUser: request.query.user,
       });
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
       return toCredentialToken(credential);

@@ -6,6 +6,12 @@ export const ErrorResponse = Type.Object(
       code: Type.String({ description: 'Stable snake_case code; see docs/errors.md.' }),
       message: Type.String(),
       request_id: Type.String(),
+      connect_url: Type.Optional(
+        Type.String({ description: '`authorization_required`: the link to show the end user.' }),
+      ),
+      user_code: Type.Optional(Type.String({ description: 'Device flow: the code the user enters.' })),
+      verification_uri: Type.Optional(Type.String({ description: 'Device flow: where the user enters it.' })),
+      expires_at: Type.Optional(Type.String({ description: 'When the link or the code stops working.' })),
     }),
   },
   { description: 'Every error has this shape.' },

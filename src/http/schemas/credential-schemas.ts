@@ -121,6 +121,12 @@ export const CredentialList = Type.Object({
 
 export const NameParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
 
+/** `?user=`: which user's credential, when several users hold one of this name (per-user credentials). */
+export const UserQuery = Type.Object(
+  { user: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) },
+  { additionalProperties: false },
+);
+
 export const ListQuery = Type.Object(
   {
     limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$', description: 'Page size, 1 to 500.' })),

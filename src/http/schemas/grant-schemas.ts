@@ -18,6 +18,13 @@ export const CreateGrantBody = Type.Object(
   {
     agent: Type.String({ minLength: 1, maxLength: 200, description: 'The agent’s id or name.' }),
     credential: Type.String({ minLength: 1, maxLength: 200, description: 'The credential’s name.' }),
+    user: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: 'Which user’s credential (per-user credentials).',
+      }),
+    ),
     scopes: Type.Optional(
       Type.Array(Type.String({ maxLength: 256 }), {
         maxItems: 200,
@@ -170,6 +177,14 @@ export const RetrievalParams = Type.Object({
 });
 
 export const RetrievalQuery = Type.Object({
+  user: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 256,
+      description:
+        'The end user whose connection to use (per-user credentials); absent: the only one, or the shared one.',
+    }),
+  ),
   scope: Type.Optional(
     Type.Union(
       [Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 100 })],
