@@ -5,6 +5,7 @@ import { isVaultError } from '../../errors/vault-error.js';
 import type { AuditContext } from '../../audit/audit-context.js';
 import { callbackPath } from '../../oauth/oauth-app-service.js';
 import type { VaultServices } from '../../services.js';
+import { clientIpOf } from '../client-info.js';
 import { consentPage, failurePage, pageHeaders, successPage } from '../connect-pages.js';
 import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 
@@ -141,7 +142,7 @@ export const registerConnectRoutes = (app: FastifyInstance, { connect }: Pick<Va
 
 const personOf = (request: FastifyRequest): AuditContext => ({
   actor: { type: 'anonymous', id: null },
-  client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+  client: { ip: clientIpOf(request), userAgent: request.headers['user-agent'] ?? null },
   requestId: request.id,
 });
 
