@@ -15,6 +15,7 @@ import {
   deriveCheckpointKey,
 } from './audit/audit-checkpoints.js';
 import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
+import { createProxyAdminService, type ProxyAdminService } from './mcp-proxy/proxy-admin-service.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
 import { type Config, defaultAudience } from './config/config-schema.js';
@@ -70,6 +71,8 @@ export interface VaultServices {
   proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
+  /** MCP proxies and their keys, admin side (src/mcp-proxy/). */
+  mcpProxies: ProxyAdminService;
 }
 
 export interface ServicesDeps {
@@ -188,6 +191,7 @@ export const createServices = async ({
     retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
     oauthProviders: shippedProviderCatalog(),
+    mcpProxies: createProxyAdminService({ db, clock, audit }),
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */

@@ -41,6 +41,11 @@ export const auditActions = [
   'keys.rotate',
   'keys.mode_set',
   'keys.verify',
+  'mcp_proxy.create',
+  'mcp_proxy.update',
+  'mcp_proxy.delete',
+  'mcp_proxy.key.create',
+  'mcp_proxy.key.revoke',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

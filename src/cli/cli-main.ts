@@ -11,6 +11,7 @@ import { registerGrantCommand } from './grant-command.js';
 import { registerIssuerCommand } from './issuer-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { registerOAuthCommand } from './oauth-command.js';
+import { registerProxyCommand } from './proxy-command.js';
 import { InputError } from './secret-input.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerWebhookKmsCommand } from './webhook-kms-command.js';
@@ -34,6 +35,7 @@ export const buildProgram = (io: CliIo): Command => {
   registerGrantCommand(program, io);
   registerAuditCommand(program, io);
   registerOAuthCommand(program, io);
+  registerProxyCommand(program, io);
   registerWebhookKmsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

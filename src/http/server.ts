@@ -22,6 +22,7 @@ import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
 import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
+import { registerMcpProxyRoutes } from './routes/mcp-proxy-routes.js';
 import { registerOAuthRoutes } from './routes/oauth-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerProxyRoutes } from './routes/proxy-routes.js';
@@ -59,6 +60,7 @@ const adminRouteModules: RouteModule[] = [
   registerAgentRoutes,
   registerIssuerRoutes,
   registerOAuthRoutes,
+  registerMcpProxyRoutes,
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */

@@ -46,6 +46,11 @@ const concerns: Record<AuditAction, Concerns> = {
   'keys.rotate': { none: 'the key hierarchy' },
   'keys.mode_set': { none: 'the key hierarchy' },
   'keys.verify': { none: 'the key hierarchy' },
+  'mcp_proxy.create': { none: 'about an MCP proxy' },
+  'mcp_proxy.update': { none: 'about an MCP proxy' },
+  'mcp_proxy.delete': { none: 'about an MCP proxy' },
+  'mcp_proxy.key.create': 'agent',
+  'mcp_proxy.key.revoke': 'agent',
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');
@@ -125,6 +130,16 @@ describe('audit filters find every event about an agent or a credential', () => 
     await ok('POST', '/v1/admin/grants/revoke', { agent: 'agent-42' });
     await ok('POST', '/v1/admin/grants', { agent: 'agent-42', credential: 'slack', ttl: '1h' });
     await ok('POST', '/v1/admin/grants/revoke', { credential: 'slack' });
+
+    // An MCP proxy key belongs to the agent: its creation and revocation are events about it.
+    await ok('POST', '/v1/admin/mcp-proxies', {
+      name: 'slack-mcp',
+      url: 'http://127.0.0.1:9/mcp',
+      credential: 'slack',
+      injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
+    });
+    const proxyKey = await ok('POST', '/v1/admin/mcp-proxies/slack-mcp/keys', { agent: 'agent-42' });
+    await ok('DELETE', `/v1/admin/mcp-proxies/slack-mcp/keys/${proxyKey.id as string}`);
 
     await ok('DELETE', `/v1/admin/agents/agent-42/keys/${key.id as string}`);
     // A refused authentication that names the agent (its key is revoked).

@@ -32,6 +32,10 @@ const tableNames: Record<keyof Database, true> = {
   audit_checkpoints: true,
   access_generation: true,
   access_changes: true,
+  mcp_proxies: true,
+  mcp_proxy_keys: true,
+  mcp_proxy_tools: true,
+  mcp_sessions: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

@@ -5,6 +5,7 @@ import type * as Audit from './audit-schemas.js';
 import type * as Credentials from './credential-schemas.js';
 import type * as Grants from './grant-schemas.js';
 import type * as Keys from './key-schemas.js';
+import type * as McpProxies from './mcp-proxy-schemas.js';
 
 /**
  * The admin and agent API's response bodies, derived from the routes' response schemas, so the CLI,
@@ -51,3 +52,9 @@ export type KeysVerifyResult = Static<typeof Keys.KeysVerifyResult>;
 export interface Items<T> {
   items: T[];
 }
+
+export type McpProxyView = Static<typeof McpProxies.ProxyView>;
+export type McpProxyList = Static<typeof McpProxies.ProxyList>;
+export type McpProxyKeyView = Static<typeof McpProxies.ProxyKeyView>;
+export type McpProxyKeyList = Static<typeof McpProxies.ProxyKeyList>;
+export type CreatedMcpProxyKey = Static<typeof McpProxies.CreatedProxyKey>;
