@@ -16,6 +16,7 @@ import {
 } from './audit/audit-checkpoints.js';
 import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
 import { createProxyAdminService, type ProxyAdminService } from './mcp-proxy/proxy-admin-service.js';
+import { createMcpProxyService, type McpProxyService } from './mcp-proxy/mcp-proxy-service.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
 import { type Config, defaultAudience } from './config/config-schema.js';
@@ -73,6 +74,8 @@ export interface VaultServices {
   oauthProviders: ProviderCatalog;
   /** MCP proxies and their keys, admin side (src/mcp-proxy/). */
   mcpProxies: ProxyAdminService;
+  /** The endpoint `/mcp/{proxy}`: agent sessions through MCP proxies (src/mcp-proxy/). */
+  mcpEndpoint: McpProxyService;
 }
 
 export interface ServicesDeps {
@@ -192,6 +195,15 @@ export const createServices = async ({
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
     oauthProviders: shippedProviderCatalog(),
     mcpProxies: createProxyAdminService({ db, clock, audit }),
+    mcpEndpoint: createMcpProxyService({
+      store,
+      access,
+      clock,
+      credentials,
+      audit,
+      fetch: outbound.fetch,
+      log: (message, details) => logger.warn(details, message),
+    }),
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
@@ -207,6 +219,11 @@ export const createServices = async ({
   const workers: Component[] = [
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
+    {
+      name: 'mcp proxy sessions',
+      start: () => services.mcpEndpoint.start(),
+      stop: () => services.mcpEndpoint.stop(),
+    },
   ];
 
   return { services, readiness, workers, keyMode: mode };

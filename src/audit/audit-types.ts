@@ -46,6 +46,10 @@ export const auditActions = [
   'mcp_proxy.delete',
   'mcp_proxy.key.create',
   'mcp_proxy.key.revoke',
+  'mcp_proxy.connect',
+  'mcp_proxy.call',
+  'mcp_proxy.redact',
+  'mcp_proxy.session.end',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

@@ -23,6 +23,7 @@ import { registerGrantRoutes } from './routes/grant-routes.js';
 import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
 import { registerMcpProxyRoutes } from './routes/mcp-proxy-routes.js';
+import { registerMcpProxyEndpointRoutes } from './routes/mcp-proxy-endpoint-routes.js';
 import { registerOAuthRoutes } from './routes/oauth-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerProxyRoutes } from './routes/proxy-routes.js';
@@ -64,7 +65,11 @@ const adminRouteModules: RouteModule[] = [
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
-const agentRouteModules: RouteModule[] = [registerRetrievalRoutes, registerProxyRoutes];
+const agentRouteModules: RouteModule[] = [
+  registerRetrievalRoutes,
+  registerProxyRoutes,
+  registerMcpProxyEndpointRoutes,
+];
 
 /**
  * A caller's request id is kept when it is 1 to 128 visible ASCII characters (no space, no control
