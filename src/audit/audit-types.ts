@@ -46,6 +46,7 @@ export const auditActions = [
   'mcp_proxy.delete',
   'mcp_proxy.key.create',
   'mcp_proxy.key.revoke',
+  'mcp_proxy.authenticate',
   'mcp_proxy.connect',
   'mcp_proxy.call',
   'mcp_proxy.redact',

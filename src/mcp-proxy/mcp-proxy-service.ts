@@ -6,6 +6,7 @@ import {
 } from '@modelcontextprotocol/server';
 import type { AccessClient } from '../access/access-types.js';
 import { type AgentRequestDeps, createAgentRequests } from '../access/agent-request.js';
+import type { AuditDetails } from '../audit/audit-types.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { GuardedFetch } from '../net/outbound-guard.js';
 import { openProxySession, type ProxySession } from './proxy-session.js';
@@ -106,6 +107,44 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     return { transport, session };
   };
 
+  /**
+   * The request's proxy key, or the refusal, recorded (`mcp_proxy.authenticate`, naming the key and
+   * its agent when the key was found) before it is answered.
+   */
+  const authenticated = async (input: McpHttpRequest) => {
+    const facts: AuditDetails = {};
+    try {
+      return await authenticateProxyKey(
+        deps.store.db,
+        clock,
+        presentedProxyKey(Object.fromEntries(input.request.headers)),
+        input.proxyName,
+        facts,
+      );
+    } catch (error) {
+      if (!isVaultError(error)) throw error;
+      const namespace = await deps.store.db
+        .selectFrom('agents')
+        .select('namespace')
+        .where('id', '=', String(facts.agent_id ?? ''))
+        .executeTakeFirst();
+      await deps.audit.record({
+        namespace: namespace?.namespace ?? 'default',
+        actor: facts.agent_id
+          ? { type: 'agent', id: String(facts.agent_id) }
+          : { type: 'anonymous', id: null },
+        action: 'mcp_proxy.authenticate',
+        target: { type: 'mcp_proxy', id: input.proxyName.slice(0, 200) },
+        decision: 'deny',
+        reason: error.code,
+        client: { ip: input.client.ip, userAgent: input.client.userAgent },
+        requestId: input.requestId,
+        details: facts,
+      });
+      throw error;
+    }
+  };
+
   return {
     async handle(input: McpHttpRequest): Promise<Response> {
       const { request, requestId } = input;
@@ -113,12 +152,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
         if (!originAllowed(request.headers.get('origin'), request.headers.get('host'))) {
           throw new VaultError('origin_refused');
         }
-        const caller = await authenticateProxyKey(
-          deps.store.db,
-          clock,
-          presentedProxyKey(Object.fromEntries(request.headers)),
-          input.proxyName,
-        );
+        const caller = await authenticated(input);
         const sessionId = request.headers.get('mcp-session-id');
         if (sessionId === null) {
           if (request.method !== 'POST' || !isInitializeRequest(input.body)) {

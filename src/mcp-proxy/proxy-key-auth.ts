@@ -1,4 +1,5 @@
 import type { AgentPrincipal } from '../agents/agent-types.js';
+import type { AuditDetails } from '../audit/audit-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import { constantTimeEqual, hashToken } from '../lib/token-hash.js';
@@ -41,24 +42,30 @@ export const authenticateProxyKey = async (
   clock: Clock,
   token: string | undefined,
   proxyName: string,
+  /** What is learnt on the way (the key, its agent), for the refusal's audit event. */
+  facts: AuditDetails = {},
 ): Promise<ProxyCaller> => {
+  facts.proxy_name = proxyName.slice(0, 200);
   if (token === undefined || token === '') throw new VaultError('proxy_key_required');
   if (!keyPattern.test(token)) throw new VaultError('proxy_key_invalid');
   const row = await proxyKeyRepo.findByHash(db, hashToken(token));
   if (!row || !constantTimeEqual(row.key_hash, hashToken(token))) throw new VaultError('proxy_key_invalid');
+  facts.proxy_key_id = row.id;
+  facts.agent_id = row.agent_id;
   const proxy = await proxyRepo.findById(db, row.proxy_id);
   if (!proxy || proxy.name !== proxyName) throw new VaultError('proxy_key_invalid');
-  const now = clock.now();
-  if (row.revoked_at !== null) throw new VaultError('proxy_key_revoked');
-  if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) {
-    throw new VaultError('proxy_key_expired');
-  }
   const agent = await db
     .selectFrom('agents')
     .select(['id', 'name', 'namespace', 'status'])
     .where('id', '=', row.agent_id)
     .executeTakeFirst();
   if (!agent || agent.namespace !== row.namespace) throw new VaultError('proxy_key_invalid');
+  facts.agent_name = agent.name;
+  const now = clock.now();
+  if (row.revoked_at !== null) throw new VaultError('proxy_key_revoked');
+  if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) {
+    throw new VaultError('proxy_key_expired');
+  }
   if (agent.status !== 'active') throw new VaultError('agent_disabled');
   // Bookkeeping, at most once a minute per key; no trigger listens to `last_used_at`.
   await proxyKeyRepo.touch(

@@ -54,6 +54,7 @@ const concerns: Record<AuditAction, Concerns> = {
   'mcp_proxy.delete': { none: 'about an MCP proxy' },
   'mcp_proxy.key.create': 'agent',
   'mcp_proxy.key.revoke': 'agent',
+  'mcp_proxy.authenticate': 'agent',
   'mcp_proxy.connect': 'both',
   'mcp_proxy.call': 'both',
   'mcp_proxy.redact': 'agent',
@@ -153,6 +154,13 @@ describe('audit filters find every event about an agent or a credential', () => 
     await client.getPrompt({ name: 'args-prompt', arguments: { city: 'xoxb-subjects' } });
     await transport.terminateSession();
     await client.close();
+    // The key revoked, the next request is refused, naming the key's agent.
+    await ok('DELETE', `/v1/admin/mcp-proxies/slack-stdio/keys/${stdioKey.id as string}`);
+    const refusedMcp = await t.request('POST', '/mcp/slack-stdio', {
+      token: stdioKey.key as string,
+      body: { jsonrpc: '2.0', id: 1, method: 'ping' },
+    });
+    expect(refusedMcp.status).toBe(401);
     await ok('DELETE', `/v1/admin/grants/${grant.id as string}`);
     await ok('POST', '/v1/admin/grants', { agent: 'agent-42', credential: 'slack', ttl: '1h' });
     await ok('POST', '/v1/admin/grants/revoke', { agent: 'agent-42' });
