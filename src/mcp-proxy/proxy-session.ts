@@ -77,7 +77,8 @@ export interface SessionStart {
 }
 
 interface Pending {
-  resolve: (message: JSONRPCMessage) => void;
+  /** The upstream's answer, or why there will be none (the upstream ended). */
+  resolve: (answer: JSONRPCMessage | VaultError) => void;
 }
 
 export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
@@ -214,7 +215,7 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
   const endWith = (error: VaultError) => {
     if (ended) return;
     ended = error;
-    for (const [id, pending] of pendingCalls) pending.resolve(refusalMessage(id, error, lastRequestId));
+    for (const pending of pendingCalls.values()) pending.resolve(error);
     pendingCalls.clear();
     for (const id of inFlight) void start.toAgent(refusalMessage(id, error, lastRequestId), id);
     inFlight.clear();
@@ -275,15 +276,15 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
         if (ended) throw ended;
         const token = params._meta?.progressToken;
         if (token !== undefined) progressOf.set(token, message.id);
-        const response = await new Promise<JSONRPCMessage>((resolve) => {
+        const response = await new Promise<JSONRPCMessage | VaultError>((resolve) => {
           pendingCalls.set(message.id, { resolve });
           (upstream as Transport)
             .send(message)
-            .catch(() =>
-              resolve(refusalMessage(message.id, new VaultError('mcp_upstream_unavailable'), lastRequestId)),
-            );
+            .catch(() => resolve(new VaultError('mcp_upstream_unavailable')));
         });
         if (token !== undefined) progressOf.delete(token);
+        // The upstream ended before it answered: the call is refused with why (its own code).
+        if (response instanceof VaultError) throw response;
         const { _redactions: redactions = 0, ...clean } = response as JSONRPCMessage & {
           _redactions?: number;
         };

@@ -2,9 +2,13 @@ import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { auditEvents, canary, ok, setUpStdioProxy } from './mcp-proxy-fixtures.js';
+
+const exitingUpstream = fileURLToPath(new URL('./exiting-upstream.mjs', import.meta.url));
 
 /**
  * Issue 16 items 2, 3, 5 and 6 end to end with real parts: the official SDK clients (v1 and v2) →
@@ -108,7 +112,12 @@ describe('MCP proxy to a stdio upstream (server-everything)', () => {
     const simple = prompts.find((p) => (p.arguments ?? []).every((a) => !a.required)) ?? prompts[0]!;
     const prompt = await client.getPrompt({ name: simple.name, arguments: {} });
     expect(prompt.messages.length).toBeGreaterThan(0);
-    seen.push(JSON.stringify([resources, read, prompts, prompt]));
+    const completed = await client.complete({
+      ref: { type: 'ref/prompt', name: 'completable-prompt' },
+      argument: { name: 'department', value: 'E' },
+    });
+    expect(completed.completion.values.length).toBeGreaterThan(0);
+    seen.push(JSON.stringify([resources, read, prompts, prompt, completed]));
     await client.close();
   }, 30_000);
 
@@ -122,6 +131,72 @@ describe('MCP proxy to a stdio upstream (server-everything)', () => {
     );
     seen.push(JSON.stringify(result));
     expect(progress.length).toBe(3);
+    await client.close();
+  }, 30_000);
+
+  it('forwards the server’s sampling and elicitation requests to a client that declared them', async () => {
+    const { client } = await connectV1();
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      role: 'assistant',
+      model: 'test-model',
+      content: { type: 'text', text: 'sampled by the agent' },
+    }));
+    client.setRequestHandler(ElicitRequestSchema, async () => ({
+      action: 'accept',
+      content: { name: 'Ada', check: true, color: 'red' },
+    }));
+    const sampled = await client.callTool({
+      name: 'trigger-sampling-request',
+      arguments: { prompt: 'hello', maxTokens: 10 },
+    });
+    expect(JSON.stringify(sampled)).toContain('sampled by the agent');
+    const elicited = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+    expect(JSON.stringify(elicited)).toContain('Ada');
+    seen.push(JSON.stringify([sampled, elicited]));
+    await client.close();
+  }, 30_000);
+
+  it('forwards a cancellation: the call ends, the session goes on', async () => {
+    const { client } = await connectV1();
+    const controller = new AbortController();
+    const pending = client
+      .callTool({ name: 'trigger-long-running-operation', arguments: { duration: 5, steps: 5 } }, undefined, {
+        signal: controller.signal,
+      })
+      .catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    controller.abort('changed my mind');
+    expect(String(await pending)).toMatch(/abort|cancel|changed my mind/i);
+    const after = await client.callTool({ name: 'echo', arguments: { message: 'still here' } });
+    expect(JSON.stringify(after)).toContain('still here');
+    await client.close();
+  }, 30_000);
+
+  it('answers a call whose stdio upstream exits mid-session with its own code, audited', async () => {
+    await ok(t, 'POST', '/v1/admin/mcp-proxies', {
+      name: 'exiting',
+      command: process.execPath,
+      args: [exitingUpstream],
+      credential: 'everything-token',
+      injections: [{ in: 'env', name: 'UPSTREAM_API_TOKEN', template: '{{api_key}}' }],
+    });
+    const created = await ok(t, 'POST', '/v1/admin/mcp-proxies/exiting/keys', { agent: 'everything-agent' });
+    const client = new ClientV1({ name: 'v1-agent', version: '1.0.0' });
+    await client.connect(
+      new TransportV1(new URL(`${addr}/mcp/exiting`), {
+        requestInit: { headers: { Authorization: `Bearer ${created.key as string}` } },
+      }),
+    );
+    const refused = await client.callTool({ name: 'exit', arguments: {} }).catch((e: unknown) => e);
+    expect(String(refused)).toMatch(/exited/);
+    const again = await client.listTools().catch((e: unknown) => e);
+    expect(String(again)).toMatch(/exited/);
+    const calls = (await auditEvents(t, 'mcp_proxy.call')).filter((e) => e.details.proxy_name === 'exiting');
+    expect(calls.map((e) => e.reason)).toEqual(['mcp_upstream_exited']);
+    const ends = (await auditEvents(t, 'mcp_proxy.session.end')).filter(
+      (e) => e.details.proxy_name === 'exiting',
+    );
+    expect(ends.map((e) => e.reason)).toEqual(['mcp_upstream_exited']);
     await client.close();
   }, 30_000);
 
