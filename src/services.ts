@@ -17,6 +17,7 @@ import {
 import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
 import { createProxyAdminService, type ProxyAdminService } from './mcp-proxy/proxy-admin-service.js';
 import { createMcpProxyService, type McpProxyService } from './mcp-proxy/mcp-proxy-service.js';
+import { createToolPins, type ToolPins } from './mcp-proxy/tool-pins.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
 import { type Config, defaultAudience } from './config/config-schema.js';
@@ -76,6 +77,8 @@ export interface VaultServices {
   mcpProxies: ProxyAdminService;
   /** The endpoint `/mcp/{proxy}`: agent sessions through MCP proxies (src/mcp-proxy/). */
   mcpEndpoint: McpProxyService;
+  /** Pinned tool definitions of the MCP proxies. */
+  mcpToolPins: ToolPins;
 }
 
 export interface ServicesDeps {
@@ -172,6 +175,7 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
+  const mcpToolPins = createToolPins({ db, clock, audit });
   const services: VaultServices = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -202,8 +206,10 @@ export const createServices = async ({
       credentials,
       audit,
       fetch: outbound.fetch,
+      pins: mcpToolPins,
       log: (message, details) => logger.warn(details, message),
     }),
+    mcpToolPins,
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */

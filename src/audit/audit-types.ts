@@ -51,6 +51,9 @@ export const auditActions = [
   'mcp_proxy.call',
   'mcp_proxy.redact',
   'mcp_proxy.session.end',
+  'mcp_proxy.tools.pin',
+  'mcp_proxy.tools.change',
+  'mcp_proxy.tools.accept',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

@@ -14,6 +14,35 @@ import { keyValues, table } from './output.js';
 import { InputError } from './secret-input.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+interface ToolPin {
+  tool: string;
+  status: string;
+  accepted: unknown;
+  observed: unknown;
+  observed_at: string | null;
+}
+
+/** The pinned tools, and for each waiting change the lines that differ (accepted `-`, upstream `+`). */
+const toolsText = (proxy: string, items: ToolPin[]): string => {
+  if (items.length === 0) return `No tools pinned yet: they are pinned the first time an agent lists them.`;
+  const lines = [
+    table(
+      ['TOOL', 'STATUS'],
+      items.map((p) => [p.tool, p.status === 'accepted' ? 'accepted' : `${p.status} (withheld)`]),
+    ),
+  ];
+  for (const pin of items.filter((p) => p.status !== 'accepted')) {
+    const before = pin.accepted === null ? [] : JSON.stringify(pin.accepted, null, 2).split('\n');
+    const after = JSON.stringify(pin.observed, null, 2).split('\n');
+    lines.push('', `${pin.tool} (${pin.status}, seen ${pin.observed_at ?? '?'}):`);
+    for (const line of before) if (!after.includes(line)) lines.push(`- ${line}`);
+    for (const line of after) if (!before.includes(line)) lines.push(`+ ${line}`);
+  }
+  if (items.some((p) => p.status !== 'accepted'))
+    lines.push('', `Accept with: tokenvault proxy tools accept ${proxy}`);
+  return lines.join('\n');
+};
 const path = (name: string, rest = '') => `/v1/admin/mcp-proxies/${encodeURIComponent(name)}${rest}`;
 
 const upstreamOf = (p: McpProxyView) =>
@@ -215,6 +244,31 @@ export const registerProxyCommand = (program: Command, io: CliIo): void => {
           { client: flags.client, url, where: config.where, config: config.text },
           () => `# ${config.where}\n${config.text}`,
         );
+      },
+    );
+
+  withClientOptions(proxy.command('tools <name> [proxy]'))
+    .description(
+      'show the pinned tool definitions and what changed upstream (`proxy tools NAME`); accept the changes (`proxy tools accept NAME`)',
+    )
+    .option('--tool <tool>', 'with accept: only this tool (repeatable)', collect)
+    .action(
+      async (first: string, second: string | undefined, flags: { tool?: string[] }, command: Command) => {
+        const ctx = contextFor(command, io);
+        if (first === 'accept' && second !== undefined) {
+          const result = await ctx.api.post<{ accepted: string[] }>(path(second, '/tools/accept'), {
+            ...(flags.tool ? { tools: flags.tool } : {}),
+          });
+          ctx.out.result(result, () =>
+            result.accepted.length === 0
+              ? 'Nothing was waiting to be accepted.'
+              : `Accepted: ${result.accepted.join(', ')}. Agents see them from now on.`,
+          );
+          return;
+        }
+        if (second !== undefined) throw new InputError('use `proxy tools NAME` or `proxy tools accept NAME`');
+        const { items } = await ctx.api.get<{ items: ToolPin[] }>(path(first, '/tools'));
+        ctx.out.result(items, () => toolsText(first, items));
       },
     );
 

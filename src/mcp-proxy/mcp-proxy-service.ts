@@ -10,6 +10,7 @@ import type { AuditDetails } from '../audit/audit-types.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { GuardedFetch } from '../net/outbound-guard.js';
 import { openProxySession, type ProxySession } from './proxy-session.js';
+import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
 
 /**
@@ -21,6 +22,7 @@ import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
 
 export interface McpProxyServiceDeps extends AgentRequestDeps {
   fetch: GuardedFetch;
+  pins: ToolPins;
   log: (message: string, details: Record<string, unknown>) => void;
   /** A session unused this long is closed, its upstream with it (default 30 min). */
   idleMs?: number | undefined;
@@ -86,7 +88,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const open = (caller: Awaited<ReturnType<typeof authenticateProxyKey>>, input: McpHttpRequest) => {
     // `transport` is only used once a message flows, after both exist.
     const session = openProxySession(
-      { requests, audit: deps.audit, clock, fetch: deps.fetch, log: deps.log },
+      { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
       {
         caller,
         client: input.client,

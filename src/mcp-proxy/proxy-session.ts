@@ -18,6 +18,7 @@ import type { Clock } from '../lib/clock.js';
 import { createTextRedactor, redactMessage, type TextRedactor } from './message-redaction.js';
 import type { ProxyCaller } from './proxy-key-auth.js';
 import { toolPermitted } from './proxy-rules.js';
+import type { ToolPins } from './tool-pins.js';
 import { type RenderedSecret, renderSecret, upstreamTransport, type UpstreamOptions } from './upstream.js';
 
 /**
@@ -64,6 +65,7 @@ export interface SessionDeps {
   audit: Pick<AuditRecorder, 'record'>;
   clock: Clock;
   fetch: UpstreamOptions['fetch'];
+  pins: Pick<ToolPins, 'observe' | 'callable'>;
   /** Called with redacted stderr text of a stdio upstream. */
   log: (message: string, details: Record<string, unknown>) => void;
 }
@@ -168,9 +170,14 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
       await recordRedactions(count, 'response');
       inFlight.delete(id);
       if (listRequests.delete(id) && isJSONRPCResultResponse(message)) {
-        const result = message.result as { tools?: { name: string }[] };
-        if (Array.isArray(result.tools))
-          result.tools = result.tools.filter((t) => toolPermitted(proxy, t.name));
+        // Agents see a tool when the lists allow it and its definition is the pinned one.
+        const result = message.result as { tools?: Record<string, unknown>[] };
+        if (Array.isArray(result.tools)) {
+          const pinned = await deps.pins.observe(proxy, result.tools);
+          result.tools = result.tools.filter(
+            (t) => toolPermitted(proxy, String(t.name)) && pinned.has(String(t.name)),
+          );
+        }
       }
       await start.toAgent(message, id);
       return;
@@ -272,6 +279,12 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
         Object.assign(facts, proxyFacts(), { tool, arguments_sha256: argumentsHash(params.arguments) });
         if (!toolPermitted(proxy, tool))
           throw new VaultError('mcp_tool_denied', `The proxy's tool lists do not let agents call "${tool}".`);
+        if (!(await deps.pins.callable(proxy, tool))) {
+          throw new VaultError(
+            'mcp_tool_withheld',
+            `The definition of "${tool}" is not the accepted one (changed or new upstream, or not listed yet): list the tools, and ask an admin to accept it (\`tokenvault proxy tools accept ${proxy.name}\`).`,
+          );
+        }
         adopt(use.read.credential.type, use.read.secret);
         if (ended) throw ended;
         const token = params._meta?.progressToken;

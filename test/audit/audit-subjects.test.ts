@@ -59,6 +59,9 @@ const concerns: Record<AuditAction, Concerns> = {
   'mcp_proxy.call': 'both',
   'mcp_proxy.redact': 'agent',
   'mcp_proxy.session.end': 'agent',
+  'mcp_proxy.tools.pin': { none: 'about an MCP proxy’s upstream tools' },
+  'mcp_proxy.tools.change': { none: 'about an MCP proxy’s upstream tools' },
+  'mcp_proxy.tools.accept': { none: 'about an MCP proxy’s upstream tools' },
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');
@@ -149,6 +152,7 @@ describe('audit filters find every event about an agent or a credential', () => 
       requestInit: { headers: { Authorization: `Bearer ${stdioKey.key as string}` } },
     });
     await client.connect(transport);
+    await client.listTools();
     await client.callTool({ name: 'get-env', arguments: {} });
     // An answer that is not a call's, echoing the secret: redacted, and recorded on its own.
     await client.getPrompt({ name: 'args-prompt', arguments: { city: 'xoxb-subjects' } });

@@ -187,6 +187,7 @@ describe('MCP proxy to a stdio upstream (server-everything)', () => {
         requestInit: { headers: { Authorization: `Bearer ${created.key as string}` } },
       }),
     );
+    await client.listTools();
     const refused = await client.callTool({ name: 'exit', arguments: {} }).catch((e: unknown) => e);
     expect(String(refused)).toMatch(/exited/);
     const again = await client.listTools().catch((e: unknown) => e);

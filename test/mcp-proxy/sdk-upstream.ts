@@ -13,24 +13,23 @@ export interface SdkUpstream {
   url: string;
   requests: IncomingHttpHeaders[];
   initializeCount(): number;
+  /** The description `whoami` has in sessions opened from now on (a tool changing under the agent). */
+  setDescription(text: string): void;
   stop(): Promise<void>;
 }
 
 export const startSdkUpstream = async (): Promise<SdkUpstream> => {
   const requests: IncomingHttpHeaders[] = [];
   let initializes = 0;
+  let description = 'Answers with the Authorization header it received.';
   const transports = new Map<string, WebStandardStreamableHTTPServerTransport>();
 
   const newSession = async () => {
     const server = new McpServer({ name: 'sdk-upstream', version: '1.0.0' });
     let authorization = '';
-    server.registerTool(
-      'whoami',
-      { description: 'Answers with the Authorization header it received.' },
-      async () => ({
-        content: [{ type: 'text', text: `authorization=${authorization}` }],
-      }),
-    );
+    server.registerTool('whoami', { description }, async () => ({
+      content: [{ type: 'text', text: `authorization=${authorization}` }],
+    }));
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       onsessioninitialized: (id) => void transports.set(id, transport),
@@ -82,6 +81,9 @@ export const startSdkUpstream = async (): Promise<SdkUpstream> => {
     url: `http://127.0.0.1:${port}/mcp`,
     requests,
     initializeCount: () => initializes,
+    setDescription: (text) => {
+      description = text;
+    },
     async stop() {
       for (const transport of transports.values()) await transport.close().catch(() => undefined);
       http.closeAllConnections();

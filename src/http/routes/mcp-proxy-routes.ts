@@ -4,6 +4,7 @@ import { VaultError } from '../../errors/vault-error.js';
 import { parseDuration } from '../../lib/duration.js';
 import type { UpdateProxyInput } from '../../mcp-proxy/proxy-admin-service.js';
 import type { VaultServices } from '../../services.js';
+import { Type } from '@sinclair/typebox';
 import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import {
   CreatedProxyKey,
@@ -58,7 +59,7 @@ const configInput = (b: Partial<typeof CreateProxyBody.static>): UpdateProxyInpu
  */
 export const registerMcpProxyRoutes = (
   app: FastifyInstance,
-  { mcpProxies }: Pick<VaultServices, 'mcpProxies'>,
+  { mcpProxies, mcpToolPins }: Pick<VaultServices, 'mcpProxies' | 'mcpToolPins'>,
 ) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -226,5 +227,64 @@ export const registerMcpProxyRoutes = (
           request.adminContext,
         ),
       ),
+  );
+
+  const PinView = Type.Object({
+    tool: Type.String(),
+    status: Type.String({ description: '`accepted`, `changed` (withheld) or `new` (withheld)' }),
+    accepted: Type.Unknown({ description: 'The definition agents see (null: none yet).' }),
+    observed: Type.Unknown({ description: 'The upstream’s differing definition, waiting for an admin.' }),
+    observed_at: Type.Union([Type.String(), Type.Null()]),
+  });
+
+  r.get(
+    '/v1/admin/mcp-proxies/:name/tools',
+    {
+      config: { audit: metadataRead, role: readers },
+      schema: {
+        tags,
+        security,
+        summary: 'The proxy’s pinned tool definitions, with every change waiting to be accepted',
+        headers: NamespaceHeader,
+        params: ProxyParams,
+        response: withErrors({ 200: Type.Object({ items: Type.Array(PinView) }) }, 404),
+      },
+    },
+    async (request) => ({
+      items: (await mcpToolPins.list(request.namespace, request.params.name)).map((p) => ({
+        tool: p.tool,
+        status: p.status,
+        accepted: p.accepted,
+        observed: p.observed,
+        observed_at: p.observedAt,
+      })),
+    }),
+  );
+
+  r.post(
+    '/v1/admin/mcp-proxies/:name/tools/accept',
+    {
+      config: { audit: { event: 'mcp_proxy.tools.accept', recordedBy: 'service' }, role: 'operator' },
+      schema: {
+        tags,
+        security,
+        summary: 'Accept the waiting tool definitions (all, or the ones named): agents see them from now on',
+        headers: NamespaceHeader,
+        params: ProxyParams,
+        body: Type.Object(
+          { tools: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 256 })) },
+          { additionalProperties: false },
+        ),
+        response: withErrors({ 200: Type.Object({ accepted: Type.Array(Type.String()) }) }, 404, 503),
+      },
+    },
+    async (request) => ({
+      accepted: await mcpToolPins.accept(
+        request.namespace,
+        request.params.name,
+        request.body.tools,
+        request.adminContext,
+      ),
+    }),
   );
 };
