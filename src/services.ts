@@ -16,6 +16,9 @@ import {
 } from './audit/audit-checkpoints.js';
 import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
 import { createVaultMcp, type VaultMcp } from './mcp/vault-server/vault-mcp-handler.js';
+import { createProxyAdminService, type ProxyAdminService } from './mcp-proxy/proxy-admin-service.js';
+import { createMcpProxyService, type McpProxyService } from './mcp-proxy/mcp-proxy-service.js';
+import { createToolPins, type ToolPins } from './mcp-proxy/tool-pins.js';
 import { type AuditService, createAuditService } from './audit/audit-service.js';
 import type { AuditWriter } from './audit/audit-writer.js';
 import { type Config, defaultAudience } from './config/config-schema.js';
@@ -106,6 +109,12 @@ export interface VaultServices {
   publicUrl: string;
   /** Connect sessions: consent links, the provider callback, device flows. */
   connect: ConnectService;
+  /** MCP proxies and their keys, admin side (src/mcp-proxy/). */
+  mcpProxies: ProxyAdminService;
+  /** The endpoint `/mcp/{proxy}`: agent sessions through MCP proxies (src/mcp-proxy/). */
+  mcpEndpoint: McpProxyService;
+  /** Pinned tool definitions of the MCP proxies. */
+  mcpToolPins: ToolPins;
 }
 
 export interface ServicesDeps {
@@ -265,6 +274,7 @@ export const createServices = async ({
   });
   const policiesFor = policyEnforcement.policiesFor;
 
+  const mcpToolPins = createToolPins({ db, clock, audit });
   const domain: Omit<VaultServices, 'vaultMcp'> = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -315,6 +325,19 @@ export const createServices = async ({
     policyApprovals,
     events: createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined }),
     countries: countryLookupFor(config),
+    mcpProxies: createProxyAdminService({ db, clock, audit }),
+    mcpEndpoint: createMcpProxyService({
+      store,
+      access,
+      clock,
+      credentials,
+      audit,
+      policiesFor,
+      fetch: outbound.fetch,
+      pins: mcpToolPins,
+      log: (message, details) => logger.warn(details, message),
+    }),
+    mcpToolPins,
   };
 
   // Over the services above: the MCP tools take the very paths REST takes (the decision, the audit).
@@ -345,6 +368,11 @@ export const createServices = async ({
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
     { name: 'device-flow polls', stop: async () => connect.stop() },
     clientCredentialsRenewer(connect, logger),
+    {
+      name: 'mcp proxy sessions',
+      start: () => services.mcpEndpoint.start(),
+      stop: () => services.mcpEndpoint.stop(),
+    },
   ];
   workers.push(counterPruning(services.policyCounters, clock, logger));
   if (config.eventsWebhookUrl !== undefined && config.eventsWebhookSecret !== undefined) {

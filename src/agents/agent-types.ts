@@ -1,7 +1,7 @@
 import type { GenerationView } from '../store/generation-cache.js';
 
 export type AgentStatus = 'active' | 'disabled';
-export type AgentAuthMethod = 'api_key' | 'jwt' | 'oidc';
+export type AgentAuthMethod = 'api_key' | 'jwt' | 'oidc' | 'proxy_key';
 
 export interface Agent {
   id: string;

@@ -52,6 +52,19 @@ export const auditActions = [
   'connect.create',
   'connect.authorize',
   'connect.complete',
+  'mcp_proxy.create',
+  'mcp_proxy.update',
+  'mcp_proxy.delete',
+  'mcp_proxy.key.create',
+  'mcp_proxy.key.revoke',
+  'mcp_proxy.authenticate',
+  'mcp_proxy.connect',
+  'mcp_proxy.call',
+  'mcp_proxy.redact',
+  'mcp_proxy.session.end',
+  'mcp_proxy.tools.pin',
+  'mcp_proxy.tools.change',
+  'mcp_proxy.tools.accept',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

@@ -14,6 +14,7 @@ import { registerMcpCommand } from './mcp-command.js';
 import { registerConnectCommand } from './connect-command.js';
 import { registerOAuthCommand } from './oauth-command.js';
 import { registerPolicyCommand } from './policy-command.js';
+import { registerProxyCommand } from './proxy-command.js';
 import { InputError } from './secret-input.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerWebhookKmsCommand } from './webhook-kms-command.js';
@@ -40,6 +41,7 @@ export const buildProgram = (io: CliIo): Command => {
   registerMcpCommand(program, io);
   registerPolicyCommand(program, io);
   registerConnectCommand(program, io);
+  registerProxyCommand(program, io);
   registerWebhookKmsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -252,6 +252,71 @@ export const errorRegistry = {
     message:
       'The request’s Origin is neither the vault’s public URL nor a loopback address (DNS rebinding protection); MCP clients send no Origin.',
   },
+  // MCP proxies (docs/mcp-proxy.md)
+  invalid_mcp_proxy: {
+    status: 400,
+    message:
+      "The MCP proxy's configuration is not valid: give either an upstream URL or a stdio command, and the message names what to fix.",
+  },
+  mcp_proxy_not_found: {
+    status: 404,
+    message: 'No MCP proxy has that name in this namespace (see `tokenvault proxy list`).',
+  },
+  mcp_proxy_exists: {
+    status: 409,
+    message: 'An MCP proxy with that name already exists in this namespace; pick another name or update it.',
+  },
+  proxy_key_not_found: {
+    status: 404,
+    message: 'The MCP proxy has no key with that id (see `tokenvault proxy key list`).',
+  },
+  proxy_key_required: {
+    status: 401,
+    message: 'Send a proxy key as `Authorization: Bearer tv_proxy_…` (see `tokenvault proxy config`).',
+  },
+  proxy_key_invalid: {
+    status: 401,
+    message: 'The proxy key is not valid for this MCP proxy.',
+  },
+  proxy_key_expired: {
+    status: 401,
+    message: 'The proxy key has expired; ask an admin for a new one (`tokenvault proxy key create`).',
+  },
+  proxy_key_revoked: {
+    status: 401,
+    message: 'The proxy key has been revoked; ask an admin for a new one (`tokenvault proxy key create`).',
+  },
+  mcp_tool_denied: {
+    status: 403,
+    message: "The MCP proxy's tool lists do not let agents call this tool.",
+  },
+  mcp_tool_withheld: {
+    status: 403,
+    message:
+      "This tool's definition changed upstream (or is new) and is withheld until an admin accepts it (`tokenvault proxy tools accept`).",
+  },
+  mcp_session_not_found: {
+    status: 404,
+    message: 'The MCP session is unknown or has ended; initialize a new session.',
+  },
+  mcp_upstream_unavailable: {
+    status: 502,
+    message: 'The upstream MCP server could not be reached or did not answer; try again.',
+  },
+  mcp_upstream_exited: {
+    status: 502,
+    message:
+      'The upstream MCP server (a stdio command) exited; the session has ended, so initialize a new one.',
+  },
+  origin_refused: {
+    status: 403,
+    message:
+      'The request came from a web page whose Origin the vault does not accept (DNS rebinding protection).',
+  },
+  mcp_header_mismatch: {
+    status: 400,
+    message: 'The Mcp-Method or Mcp-Name header does not match the request body; send matching values.',
+  },
 
   // policies
   invalid_policy: {

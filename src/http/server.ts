@@ -25,6 +25,8 @@ import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
 import { registerConnectPageRoutes, registerConnectRoutes } from './routes/connect-routes.js';
 import { registerOAuthAppRoutes } from './routes/oauth-app-routes.js';
+import { registerMcpProxyRoutes } from './routes/mcp-proxy-routes.js';
+import { registerMcpProxyEndpointRoutes } from './routes/mcp-proxy-endpoint-routes.js';
 import { registerOAuthRoutes } from './routes/oauth-routes.js';
 import { registerPolicyRoutes } from './routes/policy-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
@@ -68,6 +70,7 @@ const adminRouteModules: RouteModule[] = [
   registerPolicyRoutes,
   registerOAuthAppRoutes,
   registerConnectRoutes,
+  registerMcpProxyRoutes,
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
@@ -75,6 +78,7 @@ const agentRouteModules: RouteModule[] = [
   registerRetrievalRoutes,
   registerProxyRoutes,
   registerVaultMcpRoutes,
+  registerMcpProxyEndpointRoutes,
 ];
 
 /**

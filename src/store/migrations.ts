@@ -511,6 +511,87 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0013_mcp_proxies': {
+    async up(db: Kysely<unknown>) {
+      // MCP proxies (src/mcp-proxy/): an upstream MCP server bound to a credential, reached by agents
+      // with proxy keys. Proxies, their keys and the accepted tool definitions decide access, so
+      // their changes move the access generation (accessChangeRules0013); sessions are bookkeeping
+      // and move nothing.
+      await db.schema
+        .createTable('mcp_proxies')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('transport', 'text', (c) => c.notNull())
+        .addColumn('url', 'text')
+        .addColumn('command', 'text')
+        .addColumn('args', 'text', (c) => c.notNull())
+        .addColumn('cwd', 'text')
+        .addColumn('credential_name', 'text', (c) => c.notNull())
+        .addColumn('per_user', 'integer', (c) => c.notNull())
+        .addColumn('injections', 'text', (c) => c.notNull())
+        .addColumn('allow_tools', 'text', (c) => c.notNull())
+        .addColumn('deny_tools', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('mcp_proxies_namespace_name', ['namespace', 'name'])
+        .execute();
+
+      await db.schema
+        .createTable('mcp_proxy_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('proxy_id', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('end_user', 'text')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .addColumn('last_used_at', 'text')
+        .execute();
+      await db.schema.createIndex('mcp_proxy_keys_proxy').on('mcp_proxy_keys').column('proxy_id').execute();
+      await db.schema.createIndex('mcp_proxy_keys_agent').on('mcp_proxy_keys').column('agent_id').execute();
+
+      // Pinned tool definitions: `accepted` is what agents see; `observed` is what the upstream last
+      // announced when it differs (withheld until an admin accepts it). Only `accepted` decides.
+      await db.schema
+        .createTable('mcp_proxy_tools')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('proxy_id', 'text', (c) => c.notNull())
+        .addColumn('tool', 'text', (c) => c.notNull())
+        .addColumn('accepted', 'text')
+        .addColumn('observed', 'text')
+        .addColumn('observed_at', 'text')
+        .addColumn('accepted_at', 'text')
+        .addUniqueConstraint('mcp_proxy_tools_proxy_tool', ['proxy_id', 'tool'])
+        .execute();
+
+      // Agent sessions (older MCP revisions' `Mcp-Session-Id`), so any replica can continue one. The
+      // id is stored hashed: it is a handle, never authentication, but it is not shown either.
+      await db.schema
+        .createTable('mcp_sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('proxy_id', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_seen_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('mcp_sessions_seen').on('mcp_sessions').column('last_seen_at').execute();
+
+      const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+      for (const rule of accessChangeRules0013) {
+        for (const statement of sqlite ? sqliteAccessTriggers(rule) : postgresAccessTriggers(rule)) {
+          await sql.raw(statement).execute(db);
+        }
+      }
+    },
+  },
 };
 
 /**
@@ -686,6 +767,43 @@ export const accessTables: [string, string[] | undefined][] = [
   ['credentials', undefined],
   ['credential_versions', undefined],
   ['data_keys', undefined],
+];
+
+/**
+ * What a change to an MCP proxy table invalidates (migration 0013; frozen with it). A proxy, its keys
+ * (all but `last_used_at`) and its accepted tool definitions are read when a proxy key authenticates
+ * and on every `tools/call`: each is namespace-wide, like an agent key (`n:<namespace>`), so a revoked
+ * proxy key, a removed proxy or a changed allow list holds on the next request on every replica.
+ * An upstream's announced definitions (`observed`) and sessions move nothing.
+ */
+export const accessChangeRules0013: readonly AccessChangeRule[] = [
+  { name: 'ns', table: 'mcp_proxies', events: allEvents, scopes: (r) => [`'n:' || ${r}.namespace`] },
+  {
+    name: 'ns',
+    table: 'mcp_proxy_keys',
+    events: allEvents,
+    columns: [
+      'id',
+      'namespace',
+      'proxy_id',
+      'agent_id',
+      'end_user',
+      'name',
+      'key_hash',
+      'created_at',
+      'expires_at',
+      'revoked_at',
+    ],
+    scopes: (r) => [`'n:' || ${r}.namespace`],
+  },
+  {
+    name: 'ns',
+    table: 'mcp_proxy_tools',
+    events: allEvents,
+    columns: ['id', 'namespace', 'proxy_id', 'tool', 'accepted'],
+    changed: ['id', 'namespace', 'proxy_id', 'tool', 'accepted'],
+    scopes: (r) => [`'n:' || ${r}.namespace`],
+  },
 ];
 
 class InCodeMigrationProvider implements MigrationProvider {

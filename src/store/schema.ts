@@ -31,6 +31,10 @@ export interface Database {
   event_outbox: EventOutboxTable;
   oauth_apps: OAuthAppTable;
   connect_sessions: ConnectSessionTable;
+  mcp_proxies: McpProxyTable;
+  mcp_proxy_keys: McpProxyKeyTable;
+  mcp_proxy_tools: McpProxyToolTable;
+  mcp_sessions: McpSessionTable;
 }
 
 /** One row (id = 1): moved by triggers on every change to the tables access depends on (0003, 0004). */
@@ -337,4 +341,62 @@ export interface ConnectSessionTable {
   created_at: string;
   updated_at: string;
   expires_at: string;
+}
+
+/** An MCP proxy (migration 0013, src/mcp-proxy/): JSON columns are text; no secret is stored here. */
+export interface McpProxyTable {
+  id: string;
+  namespace: string;
+  name: string;
+  description: string;
+  transport: string;
+  url: string | null;
+  command: string | null;
+  args: string;
+  cwd: string | null;
+  credential_name: string;
+  per_user: number;
+  injections: string;
+  allow_tools: string;
+  deny_tools: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A `tv_proxy_…` key: only its hash is stored. */
+export interface McpProxyKeyTable {
+  id: string;
+  namespace: string;
+  proxy_id: string;
+  agent_id: string;
+  end_user: string | null;
+  name: string;
+  key_hash: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+/** A pinned tool definition (canonical JSON): `accepted` is served; a differing `observed` is withheld. */
+export interface McpProxyToolTable {
+  id: string;
+  namespace: string;
+  proxy_id: string;
+  tool: string;
+  accepted: string | null;
+  observed: string | null;
+  observed_at: string | null;
+  accepted_at: string | null;
+}
+
+/** An agent's MCP session (older revisions), by the hash of its `Mcp-Session-Id`. */
+export interface McpSessionTable {
+  id_hash: string;
+  namespace: string;
+  proxy_id: string;
+  key_id: string;
+  state: string;
+  created_at: string;
+  last_seen_at: string;
 }

@@ -1,7 +1,10 @@
 import * as jose from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditAction, type AuditEvent, auditActions } from '../../src/audit/audit-types.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startOidcIssuer, type TestIssuer } from '../agents/oidc-issuer.js';
+import { everythingBin } from '../mcp-proxy/mcp-proxy-fixtures.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 
 /**
@@ -57,6 +60,19 @@ const concerns: Record<AuditAction, Concerns> = {
   'connect.create': { none: 'a connect session (agent, user and app in its details)' },
   'connect.authorize': { none: 'a person continuing a connect session to the provider (or refused)' },
   'connect.complete': { none: 'a connect session; the credential and grant it made have their own events' },
+  'mcp_proxy.create': { none: 'about an MCP proxy' },
+  'mcp_proxy.update': { none: 'about an MCP proxy' },
+  'mcp_proxy.delete': { none: 'about an MCP proxy' },
+  'mcp_proxy.key.create': 'agent',
+  'mcp_proxy.key.revoke': 'agent',
+  'mcp_proxy.authenticate': 'agent',
+  'mcp_proxy.connect': 'both',
+  'mcp_proxy.call': 'both',
+  'mcp_proxy.redact': 'agent',
+  'mcp_proxy.session.end': 'agent',
+  'mcp_proxy.tools.pin': { none: 'about an MCP proxy’s upstream tools' },
+  'mcp_proxy.tools.change': { none: 'about an MCP proxy’s upstream tools' },
+  'mcp_proxy.tools.accept': { none: 'about an MCP proxy’s upstream tools' },
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');
@@ -131,11 +147,50 @@ describe('audit filters find every event about an agent or a credential', () => 
       token: key.api_key as string,
     });
     expect(proxied.status, proxied.text).toBe(409);
+    // A session through an MCP proxy on slack: connect, a call whose answer holds the secret
+    // (redacted), and the session's end.
+    await ok('POST', '/v1/admin/mcp-proxies', {
+      name: 'slack-stdio',
+      command: process.execPath,
+      args: [everythingBin, 'stdio'],
+      credential: 'slack',
+      injections: [{ in: 'env', name: 'SLACK_TOKEN', template: '{{api_key}}' }],
+    });
+    const stdioKey = await ok('POST', '/v1/admin/mcp-proxies/slack-stdio/keys', { agent: 'agent-42' });
+    const addr = await t.vault.listen();
+    const client = new Client({ name: 'subjects', version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${addr}/mcp/slack-stdio`), {
+      requestInit: { headers: { Authorization: `Bearer ${stdioKey.key as string}` } },
+    });
+    await client.connect(transport);
+    await client.listTools();
+    await client.callTool({ name: 'get-env', arguments: {} });
+    // An answer that is not a call's, echoing the secret: redacted, and recorded on its own.
+    await client.getPrompt({ name: 'args-prompt', arguments: { city: 'xoxb-subjects' } });
+    await transport.terminateSession();
+    await client.close();
+    // The key revoked, the next request is refused, naming the key's agent.
+    await ok('DELETE', `/v1/admin/mcp-proxies/slack-stdio/keys/${stdioKey.id as string}`);
+    const refusedMcp = await t.request('POST', '/mcp/slack-stdio', {
+      token: stdioKey.key as string,
+      body: { jsonrpc: '2.0', id: 1, method: 'ping' },
+    });
+    expect(refusedMcp.status).toBe(401);
     await ok('DELETE', `/v1/admin/grants/${grant.id as string}`);
     await ok('POST', '/v1/admin/grants', { agent: 'agent-42', credential: 'slack', ttl: '1h' });
     await ok('POST', '/v1/admin/grants/revoke', { agent: 'agent-42' });
     await ok('POST', '/v1/admin/grants', { agent: 'agent-42', credential: 'slack', ttl: '1h' });
     await ok('POST', '/v1/admin/grants/revoke', { credential: 'slack' });
+
+    // An MCP proxy key belongs to the agent: its creation and revocation are events about it.
+    await ok('POST', '/v1/admin/mcp-proxies', {
+      name: 'slack-mcp',
+      url: 'http://127.0.0.1:9/mcp',
+      credential: 'slack',
+      injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
+    });
+    const proxyKey = await ok('POST', '/v1/admin/mcp-proxies/slack-mcp/keys', { agent: 'agent-42' });
+    await ok('DELETE', `/v1/admin/mcp-proxies/slack-mcp/keys/${proxyKey.id as string}`);
 
     await ok('DELETE', `/v1/admin/agents/agent-42/keys/${key.id as string}`);
     // A refused authentication that names the agent (its key is revoked).

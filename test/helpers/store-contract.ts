@@ -40,6 +40,10 @@ const tableNames: Record<keyof Database, true> = {
   event_outbox: true,
   oauth_apps: true,
   connect_sessions: true,
+  mcp_proxies: true,
+  mcp_proxy_keys: true,
+  mcp_proxy_tools: true,
+  mcp_sessions: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

@@ -6,6 +6,7 @@ import type * as Credentials from './credential-schemas.js';
 import type * as Grants from './grant-schemas.js';
 import type * as Keys from './key-schemas.js';
 import type * as Policies from './policy-schemas.js';
+import type * as McpProxies from './mcp-proxy-schemas.js';
 
 /**
  * The admin and agent API's response bodies, derived from the routes' response schemas, so the CLI,
@@ -59,3 +60,8 @@ export type PolicyVersionList = Static<typeof Policies.PolicyVersionList>;
 export type PolicyAttachResult = Static<typeof Policies.AttachResult>;
 export type PolicyDetachResult = Static<typeof Policies.DetachResult>;
 export type PolicyDryRunView = Static<typeof Policies.DryRunView>;
+export type McpProxyView = Static<typeof McpProxies.ProxyView>;
+export type McpProxyList = Static<typeof McpProxies.ProxyList>;
+export type McpProxyKeyView = Static<typeof McpProxies.ProxyKeyView>;
+export type McpProxyKeyList = Static<typeof McpProxies.ProxyKeyList>;
+export type CreatedMcpProxyKey = Static<typeof McpProxies.CreatedProxyKey>;

@@ -1,0 +1,71 @@
+/**
+ * What each common MCP client needs to reach a proxy: its URL and the key header. Pure; the CLI
+ * prints it (`tokenvault proxy config NAME --client …`) and docs/mcp-proxy.md shows each.
+ */
+
+export const mcpClients = ['claude', 'cursor', 'vscode', 'generic'] as const;
+export type McpClient = (typeof mcpClients)[number];
+
+/** Stands for the key in a printed configuration when none is given: the key is shown only once. */
+export const keyPlaceholder = 'tv_proxy_…';
+
+export interface ClientConfig {
+  /** Where the text goes (a file, or a command to run). */
+  where: string;
+  /** The configuration itself: JSON, or a shell command. */
+  text: string;
+}
+
+/** The proxy's URL: the vault's address and `/mcp/{proxy}`. */
+export const proxyUrl = (vaultAddr: string, proxy: string): string =>
+  `${vaultAddr.replace(/\/+$/, '')}/mcp/${encodeURIComponent(proxy)}`;
+
+const json = (value: unknown) => JSON.stringify(value, null, 2);
+
+/** The configuration of `client` for the proxy named `proxy` at `url`, with `key` (or the placeholder). */
+export const clientConfig = (
+  client: McpClient,
+  proxy: string,
+  url: string,
+  key = keyPlaceholder,
+): ClientConfig => {
+  const name = `tokenvault-${proxy}`;
+  const headers = { Authorization: `Bearer ${key}` };
+  switch (client) {
+    case 'claude':
+      return {
+        where: 'run in a shell (Claude Code), or add under "mcpServers" in .mcp.json',
+        text:
+          `claude mcp add --transport http ${name} ${url} --header "Authorization: Bearer ${key}"\n\n` +
+          json({ mcpServers: { [name]: { type: 'http', url, headers } } }),
+      };
+    case 'cursor':
+      return {
+        where: '~/.cursor/mcp.json (or .cursor/mcp.json in a project)',
+        text: json({ mcpServers: { [name]: { url, headers } } }),
+      };
+    case 'vscode': {
+      // VS Code asks for the key once and keeps it in its secret storage, so the file holds none.
+      const input = `${name}-key`;
+      return {
+        where: '.vscode/mcp.json',
+        text: json({
+          inputs: [
+            {
+              type: 'promptString',
+              id: input,
+              description: `Token Vault proxy key for ${proxy}`,
+              password: true,
+            },
+          ],
+          servers: { [name]: { type: 'http', url, headers: { Authorization: `Bearer \${input:${input}}` } } },
+        }),
+      };
+    }
+    case 'generic':
+      return {
+        where: 'any Streamable HTTP MCP client',
+        text: json({ url, transport: 'streamable-http', headers }),
+      };
+  }
+};

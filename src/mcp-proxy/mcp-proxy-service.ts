@@ -1,0 +1,203 @@
+import { randomBytes } from 'node:crypto';
+import {
+  isInitializeRequest,
+  type JSONRPCMessage,
+  WebStandardStreamableHTTPServerTransport,
+} from '@modelcontextprotocol/server';
+import type { AccessClient } from '../access/access-types.js';
+import { type AgentRequestDeps, createAgentRequests } from '../access/agent-request.js';
+import type { AuditDetails } from '../audit/audit-types.js';
+import { isVaultError, VaultError } from '../errors/vault-error.js';
+import type { GuardedFetch } from '../net/outbound-guard.js';
+import { openProxySession, type ProxySession } from './proxy-session.js';
+import type { ToolPins } from './tool-pins.js';
+import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
+
+/**
+ * The endpoint `/mcp/{proxy}` (transport-free: a web `Request` in, a `Response` out), for the MCP
+ * revisions with sessions (`initialize`, `Mcp-Session-Id`). Each request is authenticated afresh by
+ * its proxy key (a session id is a handle, never authentication: it is honoured only with the key
+ * that opened it), its `Origin` checked, and handed to the session's transport (the SDK's).
+ */
+
+export interface McpProxyServiceDeps extends AgentRequestDeps {
+  fetch: GuardedFetch;
+  pins: ToolPins;
+  log: (message: string, details: Record<string, unknown>) => void;
+  /** A session unused this long is closed, its upstream with it (default 30 min). */
+  idleMs?: number | undefined;
+  /** How often idle sessions are looked for (default 60 s). */
+  sweepMs?: number | undefined;
+}
+
+export interface McpHttpRequest {
+  proxyName: string;
+  request: Request;
+  /** The body, parsed (POST). */
+  body: unknown;
+  client: AccessClient;
+  requestId: string;
+}
+
+interface Held {
+  session: ProxySession;
+  transport: WebStandardStreamableHTTPServerTransport;
+  lastSeen: number;
+}
+
+const errorResponse = (error: VaultError, requestId: string, headers: Record<string, string> = {}) =>
+  Response.json(
+    { error: { code: error.code, message: error.message, request_id: requestId } },
+    { status: error.status, headers },
+  );
+
+/**
+ * A browser page on another site must not reach the proxy through a user's machine (DNS rebinding):
+ * a request that carries an `Origin` is served only when that origin is the vault's own host.
+ * Clients that are not browsers send none.
+ */
+export const originAllowed = (origin: string | null, host: string | null): boolean => {
+  if (origin === null) return true;
+  try {
+    return host !== null && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+};
+
+export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
+  const requests = createAgentRequests(deps);
+  const { clock, idleMs = 30 * 60_000, sweepMs = 60_000 } = deps;
+  const sessions = new Map<string, Held>();
+  let sweeper: NodeJS.Timeout | undefined;
+
+  const closeSession = async (id: string) => {
+    const held = sessions.get(id);
+    if (!held) return;
+    sessions.delete(id);
+    await held.session.close();
+    await held.transport.close().catch(() => undefined);
+  };
+
+  const sweep = async () => {
+    const oldest = clock.now().getTime() - idleMs;
+    for (const [id, held] of sessions) if (held.lastSeen < oldest) await closeSession(id);
+  };
+
+  /** A new session: its transport, its session id once `initialize` is answered. */
+  const open = (caller: Awaited<ReturnType<typeof authenticateProxyKey>>, input: McpHttpRequest) => {
+    // `transport` is only used once a message flows, after both exist.
+    const session = openProxySession(
+      { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
+      {
+        caller,
+        client: input.client,
+        requestId: input.requestId,
+        toAgent: (message: JSONRPCMessage, related) =>
+          transport.send(message, related === undefined ? undefined : { relatedRequestId: related }),
+      },
+    );
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomBytes(24).toString('base64url'),
+      onsessioninitialized: (id) => {
+        sessions.set(id, { session, transport, lastSeen: clock.now().getTime() });
+      },
+      onsessionclosed: (id) => closeSession(id),
+    });
+    transport.onmessage = (message) =>
+      void session.fromAgent(message, input.requestId).catch(() => undefined);
+    return { transport, session };
+  };
+
+  /**
+   * The request's proxy key, or the refusal, recorded (`mcp_proxy.authenticate`, naming the key and
+   * its agent when the key was found) before it is answered.
+   */
+  const authenticated = async (input: McpHttpRequest) => {
+    const facts: AuditDetails = {};
+    try {
+      return await authenticateProxyKey(
+        deps.store.db,
+        clock,
+        presentedProxyKey(Object.fromEntries(input.request.headers)),
+        input.proxyName,
+        facts,
+      );
+    } catch (error) {
+      if (!isVaultError(error)) throw error;
+      const namespace = await deps.store.db
+        .selectFrom('agents')
+        .select('namespace')
+        .where('id', '=', String(facts.agent_id ?? ''))
+        .executeTakeFirst();
+      await deps.audit.record({
+        namespace: namespace?.namespace ?? 'default',
+        actor: facts.agent_id
+          ? { type: 'agent', id: String(facts.agent_id) }
+          : { type: 'anonymous', id: null },
+        action: 'mcp_proxy.authenticate',
+        target: { type: 'mcp_proxy', id: input.proxyName.slice(0, 200) },
+        decision: 'deny',
+        reason: error.code,
+        client: { ip: input.client.ip, userAgent: input.client.userAgent },
+        requestId: input.requestId,
+        details: facts,
+      });
+      throw error;
+    }
+  };
+
+  return {
+    async handle(input: McpHttpRequest): Promise<Response> {
+      const { request, requestId } = input;
+      try {
+        if (!originAllowed(request.headers.get('origin'), request.headers.get('host'))) {
+          throw new VaultError('origin_refused');
+        }
+        const caller = await authenticated(input);
+        const sessionId = request.headers.get('mcp-session-id');
+        if (sessionId === null) {
+          if (request.method !== 'POST' || !isInitializeRequest(input.body)) {
+            throw new VaultError(
+              'mcp_session_not_found',
+              'Start a session with `initialize` (this endpoint serves the MCP revisions with sessions).',
+            );
+          }
+          const { transport } = open(caller, input);
+          return await transport.handleRequest(request, { parsedBody: input.body });
+        }
+        const held = sessions.get(sessionId);
+        // A session is a handle, never authentication: only the key that opened it may use it.
+        if (!held || held.session.caller.keyId !== caller.keyId)
+          throw new VaultError('mcp_session_not_found');
+        held.lastSeen = clock.now().getTime();
+        held.transport.onmessage = (message) =>
+          void held.session.fromAgent(message, requestId).catch(() => undefined);
+        return await held.transport.handleRequest(request, { parsedBody: input.body });
+      } catch (error) {
+        const vault = isVaultError(error)
+          ? error
+          : new VaultError('internal_error', undefined, { cause: error });
+        if (!isVaultError(error))
+          deps.log('mcp proxy request failed', { error: String(error), request_id: requestId });
+        return errorResponse(vault, requestId, vault.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+      }
+    },
+
+    /** The number of open sessions (metrics, tests). */
+    sessionCount: () => sessions.size,
+
+    start() {
+      sweeper = setInterval(() => void sweep().catch(() => undefined), sweepMs);
+      sweeper.unref();
+    },
+
+    /** Closes every session (their upstreams and stdio children with them). */
+    async stop() {
+      if (sweeper) clearInterval(sweeper);
+      for (const id of [...sessions.keys()]) await closeSession(id);
+    },
+  };
+};
+
+export type McpProxyService = ReturnType<typeof createMcpProxyService>;

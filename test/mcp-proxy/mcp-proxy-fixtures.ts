@@ -1,0 +1,60 @@
+import { createRequire } from 'node:module';
+import type { TestVault } from '../helpers/vault.js';
+
+const require = createRequire(import.meta.url);
+
+/** server-everything's entry point, run with this node as a stdio upstream (no npx, no network). */
+export const everythingBin = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
+
+/** A value no upstream answer may ever carry to the agent. */
+export const canary = 'tvcanary-mcp-7f3a9c1e5b2d4068';
+
+export const ok = async (
+  t: TestVault,
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  url: string,
+  body?: unknown,
+) => {
+  const answer = await t.request(method, url, body === undefined ? {} : { body });
+  if (answer.status >= 300) throw new Error(`${method} ${url}: ${answer.status} ${answer.text}`);
+  return answer.body as Record<string, unknown>;
+};
+
+export interface AuditItem {
+  action: string;
+  decision: string;
+  reason: string;
+  details: Record<string, unknown>;
+}
+
+export const auditEvents = async (t: TestVault, action: string): Promise<AuditItem[]> =>
+  (
+    (await t.request('GET', `/v1/admin/audit/events?limit=1000&action=${action}`)).body as {
+      items: AuditItem[];
+    }
+  ).items;
+
+/** A credential, an agent granted it (proxy-only), a stdio proxy to server-everything, and a key. */
+export const setUpStdioProxy = async (t: TestVault, name = 'everything') => {
+  await ok(t, 'POST', '/v1/admin/credentials', {
+    name: `${name}-token`,
+    type: 'api_key',
+    secret: { api_key: canary },
+  });
+  const agent = await ok(t, 'POST', '/v1/admin/agents', { name: `${name}-agent` });
+  const grant = await ok(t, 'POST', '/v1/admin/grants', {
+    agent: `${name}-agent`,
+    credential: `${name}-token`,
+    until_revoked: true,
+  });
+  await ok(t, 'POST', '/v1/admin/mcp-proxies', {
+    name,
+    command: process.execPath,
+    args: [everythingBin, 'stdio'],
+    credential: `${name}-token`,
+    injections: [{ in: 'env', name: 'UPSTREAM_API_TOKEN', template: '{{api_key}}' }],
+    deny_tools: ['get-tiny-image'],
+  });
+  const key = await ok(t, 'POST', `/v1/admin/mcp-proxies/${name}/keys`, { agent: `${name}-agent` });
+  return { agent, grant, key: key.key as string, keyId: key.id as string };
+};
