@@ -22,6 +22,11 @@ import { type CredentialService, createCredentialService } from './credentials/c
 import { createGrantService, type GrantService } from './grants/grant-service.js';
 import { createRetrievalService, type RetrievalService } from './grants/retrieval-service.js';
 import { type ProviderCatalog, shippedProviderCatalog } from './oauth/provider-catalog.js';
+import {
+  createOAuthRefresh,
+  type OAuthRefresh,
+  type OAuthRefreshWiring,
+} from './oauth/refresh/oauth-refresh.js';
 import type { Metrics } from './http/metrics.js';
 import type { ReadinessCheck } from './http/routes/ops-routes.js';
 import { createDataKeyService } from './keys/data-key-service.js';
@@ -70,6 +75,8 @@ export interface VaultServices {
   proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
+  /** OAuth token refresh: the refresher, its scheduler (one of `workers`), `credential refresh`. */
+  oauthRefresh: OAuthRefresh;
 }
 
 export interface ServicesDeps {
@@ -82,6 +89,8 @@ export interface ServicesDeps {
   metrics: Metrics;
   /** Re-wrap job tuning, mostly for tests. */
   keyJob?: { leaseMs?: number; batchSize?: number; pollMs?: number } | undefined;
+  /** OAuth refresh's collaborators (the OAuth app resolver, the events publisher) and test tuning. */
+  oauthRefresh?: OAuthRefreshWiring | undefined;
 }
 
 /**
@@ -98,6 +107,7 @@ export const createServices = async ({
   logger,
   metrics,
   keyJob,
+  oauthRefresh: oauthRefreshWiring,
 }: ServicesDeps): Promise<{
   services: VaultServices;
   readiness: ReadinessCheck[];
@@ -166,6 +176,17 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
+  const oauthRefresh = createOAuthRefresh({
+    config,
+    store,
+    credentials,
+    audit,
+    clock,
+    logger,
+    fetch: outbound.fetch as typeof fetch,
+    wiring: oauthRefreshWiring,
+  });
+
   const services: VaultServices = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -185,9 +206,26 @@ export const createServices = async ({
     auditChainKey: chainKey,
     auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
     grants: createGrantService({ db, clock, audit }),
-    retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
-    proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
+    retrieval: createRetrievalService({
+      store,
+      access,
+      clock,
+      credentials,
+      audit,
+      freshen: oauthRefresh.freshen,
+    }),
+    proxy: createProxyService({
+      store,
+      access,
+      clock,
+      credentials,
+      audit,
+      outbound,
+      freshen: oauthRefresh.freshen,
+      onUnauthorized: oauthRefresh.onUnauthorized,
+    }),
     oauthProviders: shippedProviderCatalog(),
+    oauthRefresh,
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
@@ -203,6 +241,7 @@ export const createServices = async ({
   const workers: Component[] = [
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
+    oauthRefresh.worker(),
   ];
 
   return { services, readiness, workers, keyMode: mode };

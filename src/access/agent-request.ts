@@ -73,6 +73,11 @@ export interface AgentRequestDeps {
    * rests on the grant, the credential and the channel alone.
    */
   policiesFor?: ((context: Omit<AccessContext, 'policies'>) => readonly PolicyCheck[]) | undefined;
+  /**
+   * Step after reading the secret: an OAuth token expired or about to expire is refreshed first
+   * (src/oauth/refresh/token-freshness.ts). Absent: the secret is used as read.
+   */
+  freshen?: ((use: CredentialUse, channel: Channel) => Promise<CredentialUse>) | undefined;
 }
 
 const noPolicies = (): readonly PolicyCheck[] => [];
@@ -112,6 +117,7 @@ export const createAgentRequests = ({
   credentials,
   audit,
   policiesFor = noPolicies,
+  freshen,
 }: AgentRequestDeps) => {
   const grantsFor = prepareRetrievalGrants(store, access);
 
@@ -178,8 +184,9 @@ export const createAgentRequests = ({
   ): Promise<CredentialUse> => {
     try {
       const read = await credentials.readCurrentSecret(allowed, view);
-      facts.version = read.version;
-      return { allowed, read };
+      const use = freshen ? await freshen({ allowed, read }, allowed.channel) : { allowed, read };
+      facts.version = use.read.version;
+      return use;
     } catch (error) {
       if (isVaultError(error) && error.code === 'credential_not_found') {
         throw new VaultError('credential_not_granted');

@@ -23,6 +23,7 @@ export interface Database {
   audit_checkpoints: AuditCheckpointTable;
   access_generation: AccessGenerationTable;
   access_changes: AccessChangeTable;
+  oauth_refresh_state: OAuthRefreshStateTable;
 }
 
 /** One row (id = 1): moved by triggers on every change to the tables access depends on (0003, 0004). */
@@ -205,4 +206,28 @@ export interface AuditCheckpointTable {
   time: string;
   key_id: string;
   signature: string;
+}
+
+/**
+ * Migration 0009: an OAuth credential's refresh schedule and lease (src/oauth/refresh/). Not watched
+ * by any access rule. `status`: `active`, `failing` (retryable failures, backing off),
+ * `needs_reauth`, `unmanaged` (no OAuth app links it, so the vault cannot refresh it).
+ */
+export interface OAuthRefreshStateTable {
+  credential_id: string;
+  namespace: string;
+  status: string;
+  /** The secret version the expiry below describes. */
+  secret_version: number;
+  access_expires_at: string | null;
+  expiry_assumed: number;
+  next_refresh_at: string | null;
+  last_refresh_at: string | null;
+  failures: number;
+  /** A code only (`invalid_grant`, `http_503`), never a provider's text. */
+  last_error: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  fence: number;
+  updated_at: string;
 }

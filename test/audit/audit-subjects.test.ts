@@ -20,6 +20,7 @@ const concerns: Record<AuditAction, Concerns> = {
   'credential.update': 'credential',
   'credential.delete': 'credential',
   'credential.prune': 'credential',
+  'credential.refresh': 'credential',
   'agent.authenticate': 'agent',
   'agent.create': 'agent',
   'agent.update': 'agent',

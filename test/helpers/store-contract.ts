@@ -32,6 +32,7 @@ const tableNames: Record<keyof Database, true> = {
   audit_checkpoints: true,
   access_generation: true,
   access_changes: true,
+  oauth_refresh_state: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Channel } from '../../access/access-types.js';
+import type { CredentialUse } from '../../access/agent-request.js';
+import type { AuditRecorder } from '../../audit/audit-types.js';
+import type { Config } from '../../config/config-schema.js';
+import type { CredentialService } from '../../credentials/credential-service.js';
+import { VaultError } from '../../errors/vault-error.js';
+import type { EventPublisher } from '../../events/event-types.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Component } from '../../lib/components.js';
+import type { Store } from '../../store/database.js';
+import { createTokenClient, type TokenClientDeps } from '../token-client.js';
+import { createRefreshScheduler, type SchedulerOptions } from './refresh-scheduler.js';
+import { refreshStateRepo, toRefreshStatus } from './refresh-state-repo.js';
+import {
+  refreshDefaults,
+  type RefreshSettings,
+  type RefreshStatus,
+  type ResolveOAuthApp,
+} from './refresh-types.js';
+import { createRefresher, type RefreshTrigger } from './refresher.js';
+import { createTokenFreshness } from './token-freshness.js';
+
+/**
+ * The OAuth refresh capability as the vault is built with it: the refresher (lease and all), the
+ * on-demand step of the agent request path, the scheduler worker, and what the admin API and CLI ask
+ * (`credential refresh`, `credential show`).
+ */
+
+/** What the composition root (and tests) may hand in. */
+export interface OAuthRefreshWiring {
+  /** Which OAuth app a credential was connected through (the connect flow's resolver). */
+  resolveApp?: ResolveOAuthApp | undefined;
+  /** Where `credential.needs_reauth` / `credential.reauthorized` go (the events outbox). */
+  events?: EventPublisher | undefined;
+  /** Token endpoint calls: the guarded fetch by default; tests allow http to local servers. */
+  tokenClient?: Omit<TokenClientDeps, 'clock'> | undefined;
+  settings?: Partial<RefreshSettings> | undefined;
+  scheduler?: Partial<SchedulerOptions> | undefined;
+  random?: (() => number) | undefined;
+}
+
+export interface OAuthRefreshDeps {
+  config: Pick<
+    Config,
+    'oauthRefreshMargin' | 'oauthRefreshJitter' | 'oauthIdleRefreshDays' | 'oauthRefreshPollMs'
+  >;
+  store: Pick<Store, 'db'>;
+  credentials: Pick<CredentialService, 'openForRefresh' | 'readCurrentSecret' | 'get'>;
+  audit: Pick<AuditRecorder, 'recordInTransaction'>;
+  clock: Clock;
+  logger: Logger;
+  fetch: typeof fetch;
+  wiring?: OAuthRefreshWiring | undefined;
+}
+
+/** Until an OAuth app can be linked to a credential, no credential has one: nothing is refreshable. */
+const noOAuthApps: ResolveOAuthApp = async () => undefined;
+
+/**
+ * Until the events outbox is wired in, events go to the log (never a secret: ids, names, codes), so
+ * an operator still sees them.
+ */
+export const loggedEvents = (logger: Pick<Logger, 'info'>): EventPublisher => ({
+  publish: async (event) =>
+    logger.info({ event: event.type, namespace: event.namespace, data: event.data }, 'vault event'),
+});
+
+export const createOAuthRefresh = ({
+  config,
+  store,
+  credentials,
+  audit,
+  clock,
+  logger,
+  fetch,
+  wiring = {},
+}: OAuthRefreshDeps) => {
+  const settings: RefreshSettings = {
+    ...refreshDefaults,
+    marginMs: config.oauthRefreshMargin * 1000,
+    jitterMs: config.oauthRefreshJitter * 1000,
+    idleRefreshMs: config.oauthIdleRefreshDays * 86_400_000,
+    ...wiring.settings,
+  };
+  const events = wiring.events ?? loggedEvents(logger);
+  const log = logger.child({ component: 'oauth-refresh' });
+  const refresher = createRefresher({
+    store,
+    credentials,
+    tokens: createTokenClient({
+      clock,
+      fetch,
+      ...wiring.tokenClient,
+      timeoutMs: wiring.tokenClient?.timeoutMs ?? Math.min(15_000, settings.leaseMs / 2),
+    }),
+    resolveApp: wiring.resolveApp ?? noOAuthApps,
+    audit,
+    events,
+    clock,
+    settings,
+    owner: `${process.pid}-${randomUUID()}`,
+    logger: log,
+    ...(wiring.random ? { random: wiring.random } : {}),
+  });
+  const freshness = createTokenFreshness({ store, refresher, credentials, clock, settings });
+  const scheduler = createRefreshScheduler({
+    store,
+    refresher,
+    events,
+    clock,
+    logger: log,
+    options: { pollMs: config.oauthRefreshPollMs, ...wiring.scheduler },
+  });
+
+  const triggerOf = (channel: Channel): RefreshTrigger => (channel === 'proxy' ? 'proxy' : 'retrieval');
+
+  return {
+    refresher,
+    scheduler,
+    settings,
+    /** The agent request path's freshen step. */
+    freshen: (use: CredentialUse, channel: Channel) => freshness.ensureFresh(use, triggerOf(channel)),
+
+    /** The HTTP proxy's answer to an upstream 401: refresh once, and retry when there is a newer token. */
+    onUnauthorized: async (context: { namespace: string; credentialId: string; version: number }) => {
+      const result = await refresher.refresh(context.namespace, context.credentialId, {
+        trigger: 'proxy',
+        ifVersion: context.version,
+        respectBackoff: true,
+      });
+      return result.outcome === 'refreshed' || result.outcome === 'refreshed_elsewhere'
+        ? ('retry' as const)
+        : ('pass' as const);
+    },
+
+    /** `tokenvault credential refresh NAME`: one refresh now (or the one in flight). */
+    async refreshNow(namespace: string, name: string) {
+      const credential = await credentials.get(namespace, name);
+      if (credential.type !== 'oauth2') throw new VaultError('credential_not_refreshable');
+      const result = await refresher.refresh(namespace, credential.id, { trigger: 'admin' });
+      if (result.outcome === 'not_refreshable') {
+        if (result.reason === 'needs_reauth') throw new VaultError('credential_needs_reauth');
+        throw new VaultError(
+          'credential_not_refreshable',
+          result.reason === 'no_app'
+            ? `No OAuth app links credential "${name}", so the vault cannot refresh it; connect it through an OAuth app (tokenvault connect).`
+            : `Credential "${name}" has no refresh token; connect it again with offline access.`,
+        );
+      }
+      return { result, refresh: await this.status(namespace, credential.id) };
+    },
+
+    /** What `credential show` reports; null for a credential the refresher has not seen. */
+    async status(_namespace: string, credentialId: string): Promise<RefreshStatus | null> {
+      const row = await refreshStateRepo.get(store.db, credentialId);
+      return row ? toRefreshStatus(row) : null;
+    },
+
+    worker: (): Component => ({
+      name: 'oauth refresh scheduler',
+      start: () => scheduler.start(),
+      stop: () => scheduler.stop(),
+    }),
+  };
+};
+
+export type OAuthRefresh = ReturnType<typeof createOAuthRefresh>;
