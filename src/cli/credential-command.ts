@@ -36,6 +36,39 @@ const show = (c: CredentialView) =>
     ['updated at', c.updated_at],
   ]);
 
+interface RefreshView {
+  status: string;
+  access_expires_at: string | null;
+  expiry_assumed: boolean;
+  last_refresh_at: string | null;
+  next_refresh_at: string | null;
+  failures: number;
+  last_error: string | null;
+}
+
+const showRefresh = (r: RefreshView | null) =>
+  r === null
+    ? keyValues([['refresh', 'not yet seen by the refresher']])
+    : keyValues([
+        ['refresh status', r.status],
+        [
+          'token expires at',
+          r.access_expires_at && `${r.access_expires_at}${r.expiry_assumed ? ' (assumed)' : ''}`,
+        ],
+        ['last refresh', r.last_refresh_at],
+        ['next refresh', r.next_refresh_at],
+        ['refresh failures', r.failures],
+        ['last refresh error', r.last_error],
+      ]);
+
+const refreshOutcome = (name: string, outcome: string, code: string | undefined) =>
+  ({
+    refreshed: `Refreshed "${name}".`,
+    refreshed_elsewhere: `"${name}" was refreshed by another request or replica meanwhile.`,
+    retry_later: `The provider did not refresh "${name}" (${code ?? 'error'}); the vault tries again with backoff.`,
+    needs_reauth: `The provider refused the grant of "${name}" (${code ?? 'invalid_grant'}): reconnect it.`,
+  })[outcome] ?? outcome;
+
 const secretOptions = (command: Command) =>
   command
     .option('--secret-stdin', 'read the secret from standard input (keeps it out of shell history)')
@@ -188,7 +221,24 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .action(async (name: string, _flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
       const found = await ctx.api.get<CredentialView>(path(name));
-      ctx.out.result(found, () => show(found));
+      if (found.type !== 'oauth2') return ctx.out.result(found, () => show(found));
+      // An OAuth credential also shows its refresh: last and next, failures, status.
+      const { refresh } = await ctx.api.get<{ refresh: RefreshView | null }>(`${path(name)}/refresh`);
+      ctx.out.result({ ...found, refresh }, () => `${show(found)}\n${showRefresh(refresh)}`);
+    });
+
+  withClientOptions(credential.command('refresh <name>'))
+    .description('refresh an OAuth credential now (or wait for the refresh already in flight)')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      const ctx = contextFor(command, io);
+      const result = await ctx.api.post<{ outcome: string; code?: string; refresh: RefreshView | null }>(
+        `${path(name)}/refresh`,
+        {},
+      );
+      ctx.out.result(
+        result,
+        () => `${refreshOutcome(name, result.outcome, result.code)}\n${showRefresh(result.refresh)}`,
+      );
     });
 
   secretOptions(withClientOptions(credential.command('update <name>')))

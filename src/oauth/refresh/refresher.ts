@@ -174,11 +174,21 @@ export const createRefresher = (deps: RefresherDeps) => {
     }
 
     const startedAt = now();
-    const answer = await tokens.refresh({
-      provider: resolved.provider,
-      app: resolved.app,
-      refreshToken: secret.refresh_token,
-    });
+    let answer: Awaited<ReturnType<typeof tokens.refresh>>;
+    try {
+      answer = await tokens.refresh({
+        provider: resolved.provider,
+        app: resolved.app,
+        refreshToken: secret.refresh_token,
+      });
+    } catch (error) {
+      // The app's settings are wrong (an endpoint, a missing secret): an operator must act.
+      logger.warn(
+        { credentialId, err: (error as Error).message },
+        'oauth refresh: the OAuth app is misconfigured',
+      );
+      answer = { ok: false, failure: { kind: 'fatal', code: 'app_misconfigured', status: 0 } };
+    }
     if (answer.ok) {
       const merged = mergeRefreshed(secretToTokenSet(secret), answer.token);
       const at = now();
