@@ -77,7 +77,9 @@ export interface AgentRequestDeps {
    * Step after reading the secret: an OAuth token expired or about to expire is refreshed first
    * (src/oauth/refresh/token-freshness.ts). Absent: the secret is used as read.
    */
-  freshen?: ((use: CredentialUse, channel: Channel) => Promise<CredentialUse>) | undefined;
+  freshen?:
+    | ((use: CredentialUse, channel: Channel, requestedScopes: readonly string[]) => Promise<CredentialUse>)
+    | undefined;
 }
 
 const noPolicies = (): readonly PolicyCheck[] => [];
@@ -181,10 +183,11 @@ export const createAgentRequests = ({
     allowed: AllowedDecision,
     view: GenerationView,
     facts: AuditDetails,
+    scopes: readonly string[] = [],
   ): Promise<CredentialUse> => {
     try {
       const read = await credentials.readCurrentSecret(allowed, view);
-      const use = freshen ? await freshen({ allowed, read }, allowed.channel) : { allowed, read };
+      const use = freshen ? await freshen({ allowed, read }, allowed.channel, scopes) : { allowed, read };
       facts.version = use.read.version;
       return use;
     } catch (error) {
@@ -226,7 +229,7 @@ export const createAgentRequests = ({
         const scopes = requestedScopes(request, facts);
         const view = await takeAccessView();
         const allowed = await decideUse(view, request, scopes, facts);
-        const use = await readSecret(allowed, view, facts);
+        const use = await readSecret(allowed, view, facts, scopes);
         const { result, details } = await act(use, facts);
         await record({ details });
         return result;

@@ -69,6 +69,15 @@ const refreshOutcome = (name: string, outcome: string, code: string | undefined)
     needs_reauth: `The provider refused the grant of "${name}" (${code ?? 'invalid_grant'}): reconnect it.`,
   })[outcome] ?? outcome;
 
+const revocationNote = ({ status, code }: { status: string; code?: string }) =>
+  ({
+    revoked: 'Its tokens were revoked at the provider.',
+    no_endpoint:
+      'The provider has no revocation endpoint: revoke the vault’s access in its settings by hand.',
+    no_app:
+      'No OAuth app links it, so its tokens were not revoked at the provider: revoke them there by hand.',
+  })[status] ?? `Revoking its tokens at the provider failed (${code ?? 'error'}): revoke them there by hand.`;
+
 const secretOptions = (command: Command) =>
   command
     .option('--secret-stdin', 'read the secret from standard input (keeps it out of shell history)')
@@ -268,8 +277,15 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .description('delete a credential, all its versions, its data key and its grants')
     .action(async (name: string, _flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
-      await ctx.api.delete(path(name));
-      ctx.out.result({ deleted: name }, () => `Deleted credential "${name}".`);
+      const removed = await ctx.api.delete<{ revocation: { status: string; code?: string } } | undefined>(
+        path(name),
+      );
+      const revocation = removed?.revocation;
+      ctx.out.result(revocation ? { deleted: name, revocation } : { deleted: name }, () =>
+        [`Deleted credential "${name}".`, revocation && revocationNote(revocation)]
+          .filter(Boolean)
+          .join('\n'),
+      );
     });
 
   withClientOptions(credential.command('versions <name>'))

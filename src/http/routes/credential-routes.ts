@@ -17,11 +17,26 @@ import {
 } from '../schemas/credential-schemas.js';
 
 const tags = ['credentials'];
+
+const RemovedOAuthCredential = Type.Object({
+  deleted: Type.String(),
+  revocation: Type.Object(
+    {
+      status: Type.String({
+        description:
+          '`revoked` (RFC 7009), `no_endpoint` (the provider has none: revoke access there by hand), `no_app`, or `failed`.',
+      }),
+      tokens: Type.Optional(Type.Integer()),
+      code: Type.Optional(Type.String()),
+    },
+    { description: 'What the provider was told.' },
+  ),
+});
 const security = [{ adminToken: [] }];
 
 export const registerCredentialRoutes = (
   app: FastifyInstance,
-  { credentials }: Pick<VaultServices, 'credentials'>,
+  { credentials, oauthRefresh }: Pick<VaultServices, 'credentials' | 'oauthRefresh'>,
 ) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -151,11 +166,17 @@ export const registerCredentialRoutes = (
         summary: 'Delete a credential, all its versions, its data key and its grants',
         headers: NamespaceHeader,
         params: NameParams,
-        response: withErrors({ 204: Type.Null() }, 404),
+        response: withErrors({ 200: RemovedOAuthCredential, 204: Type.Null() }, 404),
       },
     },
     async (request, reply) => {
-      await credentials.remove(request.namespace, request.params.name, request.adminContext);
+      // An OAuth credential's tokens are revoked at the provider too; the answer says how that went.
+      const revocation = await oauthRefresh.removeCredential(
+        request.namespace,
+        request.params.name,
+        request.adminContext,
+      );
+      if (revocation) return reply.status(200).send({ deleted: request.params.name, revocation });
       return reply.status(204).send(null);
     },
   );

@@ -8,6 +8,7 @@ import type { CredentialService } from '../../credentials/credential-service.js'
 import { VaultError } from '../../errors/vault-error.js';
 import type { EventPublisher } from '../../events/event-types.js';
 import type { Clock } from '../../lib/clock.js';
+import type { AuditContext } from '../../audit/audit-context.js';
 import type { Component } from '../../lib/components.js';
 import type { Store } from '../../store/database.js';
 import { createTokenClient, type TokenClientDeps } from '../token-client.js';
@@ -20,6 +21,8 @@ import {
   type ResolveOAuthApp,
 } from './refresh-types.js';
 import { createRefresher, type RefreshTrigger } from './refresher.js';
+import { createDownscoper } from './downscope.js';
+import { revokeAtProvider, type RevocationOutcome } from './revocation.js';
 import { createTokenFreshness } from './token-freshness.js';
 
 /**
@@ -47,7 +50,7 @@ export interface OAuthRefreshDeps {
     'oauthRefreshMargin' | 'oauthRefreshJitter' | 'oauthIdleRefreshDays' | 'oauthRefreshPollMs'
   >;
   store: Pick<Store, 'db'>;
-  credentials: Pick<CredentialService, 'openForRefresh' | 'readCurrentSecret' | 'get'>;
+  credentials: Pick<CredentialService, 'openForRefresh' | 'readCurrentSecret' | 'get' | 'remove'>;
   audit: Pick<AuditRecorder, 'recordInTransaction'>;
   clock: Clock;
   logger: Logger;
@@ -85,6 +88,7 @@ export const createOAuthRefresh = ({
     ...wiring.settings,
   };
   const events = wiring.events ?? loggedEvents(logger);
+  const resolveApp = wiring.resolveApp ?? noOAuthApps;
   const log = logger.child({ component: 'oauth-refresh' });
   const refresher = createRefresher({
     store,
@@ -95,7 +99,7 @@ export const createOAuthRefresh = ({
       ...wiring.tokenClient,
       timeoutMs: wiring.tokenClient?.timeoutMs ?? Math.min(15_000, settings.leaseMs / 2),
     }),
-    resolveApp: wiring.resolveApp ?? noOAuthApps,
+    resolveApp,
     audit,
     events,
     clock,
@@ -105,6 +109,7 @@ export const createOAuthRefresh = ({
     ...(wiring.random ? { random: wiring.random } : {}),
   });
   const freshness = createTokenFreshness({ store, refresher, credentials, clock, settings });
+  const downscoper = createDownscoper({ store, refresher, resolveApp, clock, settings });
   const scheduler = createRefreshScheduler({
     store,
     refresher,
@@ -120,8 +125,16 @@ export const createOAuthRefresh = ({
     refresher,
     scheduler,
     settings,
-    /** The agent request path's freshen step. */
-    freshen: (use: CredentialUse, channel: Channel) => freshness.ensureFresh(use, triggerOf(channel)),
+    /**
+     * The agent request path's freshen step: a token about to expire is refreshed first, and a
+     * retrieval asking for fewer scopes than the credential has gets a downscoped token.
+     */
+    freshen: async (use: CredentialUse, channel: Channel, requestedScopes: readonly string[]) => {
+      const current = await freshness.ensureFresh(use, triggerOf(channel));
+      return channel === 'reveal' && requestedScopes.length > 0
+        ? downscoper.narrow(current, requestedScopes)
+        : current;
+    },
 
     /** The HTTP proxy's answer to an upstream 401: refresh once, and retry when there is a newer token. */
     onUnauthorized: async (context: { namespace: string; credentialId: string; version: number }) => {
@@ -150,6 +163,36 @@ export const createOAuthRefresh = ({
         );
       }
       return { result, refresh: await this.status(namespace, credential.id) };
+    },
+
+    /**
+     * Removes a credential; an OAuth one's tokens are then revoked at its provider (RFC 7009). The
+     * secret and the app are read first (the removal takes the link to the app with it); the
+     * revocation comes after the commit, so a provider that is down cannot keep a credential in the
+     * vault, and its outcome is reported (undefined: not an OAuth credential).
+     */
+    async removeCredential(
+      namespace: string,
+      name: string,
+      ctx?: AuditContext,
+    ): Promise<RevocationOutcome | undefined> {
+      const credential = await credentials.get(namespace, name);
+      if (credential.type !== 'oauth2') {
+        await credentials.remove(namespace, name, ctx);
+        return undefined;
+      }
+      const opened = await credentials.openForRefresh(namespace, credential.id);
+      const resolved = await resolveApp(namespace, credential.id);
+      await credentials.remove(namespace, name, ctx);
+      await refreshStateRepo.remove(store.db, credential.id);
+      const outcome = opened
+        ? await revokeAtProvider(resolved, opened.secret, {
+            fetch,
+            ...(wiring.tokenClient?.allowHttp ? { allowHttp: true } : {}),
+          })
+        : ({ status: 'failed', code: 'secret_unreadable' } as const);
+      log.info({ credentialId: credential.id, revocation: outcome }, 'oauth credential removed');
+      return outcome;
     },
 
     /** What `credential show` reports; null for a credential the refresher has not seen. */

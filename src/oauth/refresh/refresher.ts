@@ -6,7 +6,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Store } from '../../store/database.js';
 import type { Database } from '../../store/schema.js';
 import type { TokenClient } from '../token-client.js';
-import { mergeRefreshed, type TokenFailure } from '../token-set.js';
+import { mergeRefreshed, type TokenFailure, type TokenSet } from '../token-set.js';
 import { backoffMs, nextRefreshAt } from './refresh-plan.js';
 import { refreshStateRepo, type RefreshStateRow, type StatePatch } from './refresh-state-repo.js';
 import type { RefreshResult, RefreshSettings, ResolveOAuthApp } from './refresh-types.js';
@@ -35,6 +35,22 @@ export interface RefreshOptions {
   ifVersion?: number | undefined;
   /** Do not call the provider while backing off after failures (retrievals), only report it. */
   respectBackoff?: boolean | undefined;
+  /**
+   * Ask for an access token with only these scopes (RFC 6749 §6). Its token is handed to `onNarrowed`
+   * and not stored as the credential's; a refresh token the answer rotates is stored, with the
+   * credential's own access token kept as it was.
+   */
+  narrowTo?:
+    | {
+        scopes: readonly string[];
+        onNarrowed: (token: {
+          accessToken: string;
+          tokenType: string;
+          expiresAt: number | null;
+          version: number;
+        }) => void;
+      }
+    | undefined;
 }
 
 export interface RefresherLogger {
@@ -180,6 +196,7 @@ export const createRefresher = (deps: RefresherDeps) => {
         provider: resolved.provider,
         app: resolved.app,
         refreshToken: secret.refresh_token,
+        ...(options.narrowTo ? { scopes: [...options.narrowTo.scopes] } : {}),
       });
     } catch (error) {
       // The app's settings are wrong (an endpoint, a missing secret): an operator must act.
@@ -188,6 +205,14 @@ export const createRefresher = (deps: RefresherDeps) => {
         'oauth refresh: the OAuth app is misconfigured',
       );
       answer = { ok: false, failure: { kind: 'fatal', code: 'app_misconfigured', status: 0 } };
+    }
+    if (answer.ok && options.narrowTo) {
+      return narrowed(namespace, credentialId, credential.name, fence, secret, answer.token, write, options);
+    }
+    if (!answer.ok && options.narrowTo && answer.failure.kind !== 'reauth_required') {
+      // A refusal of the narrower scope says nothing about the credential's own refresh.
+      await finish({});
+      return { outcome: 'retry_later', code: answer.failure.code, nextRefreshAt: iso(now()) };
     }
     if (answer.ok) {
       const merged = mergeRefreshed(secretToTokenSet(secret), answer.token);
@@ -258,6 +283,55 @@ export const createRefresher = (deps: RefresherDeps) => {
       return { outcome: 'refreshed', version: written };
     }
     return failed(namespace, credentialId, credential.name, version, fence, answer.failure, options);
+  };
+
+  /** A narrower token: handed to the caller; only a rotated refresh token is stored. */
+  const narrowed = async (
+    namespace: string,
+    credentialId: string,
+    name: string,
+    fence: number,
+    secret: Record<string, string>,
+    token: TokenSet,
+    write: (trx: Transaction<Database>, next: Record<string, string>, now: string) => Promise<number>,
+    options: RefreshOptions,
+  ): Promise<RefreshResult> => {
+    const at = now();
+    const rotated = token.refreshToken !== undefined && token.refreshToken !== secret.refresh_token;
+    const version = await db.transaction().execute(async (trx) => {
+      const held = await refreshStateRepo.finish(trx, credentialId, fence, {}, iso(at));
+      if (!held) return undefined;
+      const current = await trx
+        .selectFrom('credentials')
+        .select('current_version')
+        .where('id', '=', credentialId)
+        .executeTakeFirstOrThrow();
+      if (!rotated) return Number(current.current_version);
+      const next = await write(trx, { ...secret, refresh_token: token.refreshToken as string }, iso(at));
+      // Same access token, same expiry: the state describes the new version as it did the old.
+      await trx
+        .updateTable('oauth_refresh_state')
+        .set({ secret_version: next })
+        .where('credential_id', '=', credentialId)
+        .execute();
+      await recordRefresh(
+        trx,
+        namespace,
+        name,
+        { ok: true },
+        { credential_id: credentialId, version: next, trigger: options.trigger, rotated, narrowed: true },
+      );
+      return next;
+    });
+    if (version === undefined)
+      return { outcome: 'retry_later', code: 'lease_lost', nextRefreshAt: iso(now()) };
+    options.narrowTo?.onNarrowed({
+      accessToken: token.accessToken,
+      tokenType: token.tokenType,
+      expiresAt: token.expiresAt ? Date.parse(token.expiresAt) : null,
+      version,
+    });
+    return { outcome: 'refreshed', version };
   };
 
   const failed = async (
@@ -401,6 +475,8 @@ export const createRefresher = (deps: RefresherDeps) => {
      * in this process share one promise per credential.
      */
     refresh(namespace: string, credentialId: string, options: RefreshOptions): Promise<RefreshResult> {
+      // A narrower token is its caller's own; it still takes the lease (the refresh token may rotate).
+      if (options.narrowTo) return run(namespace, credentialId, options);
       const pending = inFlight.get(credentialId);
       if (pending) return pending;
       const started = run(namespace, credentialId, options).finally(() => inFlight.delete(credentialId));
