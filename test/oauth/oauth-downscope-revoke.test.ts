@@ -6,6 +6,7 @@ import { loadProviderCatalog } from '../../src/oauth/provider-catalog.js';
 import type { ResolvedOAuthApp } from '../../src/oauth/refresh/refresh-types.js';
 import { startOAuthServer, type TestOAuthServer } from '../helpers/oauth-server.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
+import { sqliteFiles } from '../contracts/canary-contract.js';
 import {
   admin,
   connect,
@@ -44,8 +45,14 @@ describe('downscoped tokens, revocation on removal, and the proxy 401', () => {
   };
   const refreshes = () => op.tokenRequests('refresh_token');
   const idOf = async (name: string) => (await t.vault.services.credentials.get('default', name)).id;
-  const stored = async (name: string) =>
-    (await t.vault.services.credentials.readSecret('default', name)).secret;
+  /** Every token the vault has held or handed out, for the canary check at the end. */
+  const seen = new Set<string>();
+  const errorBodies: string[] = [];
+  const stored = async (name: string) => {
+    const { secret } = await t.vault.services.credentials.readSecret('default', name);
+    for (const value of [secret.access_token, secret.refresh_token]) if (value) seen.add(value);
+    return secret;
+  };
 
   beforeAll(async () => {
     callback = await startCallbackServer();
@@ -93,7 +100,11 @@ describe('downscoped tokens, revocation on removal, and the proxy 401', () => {
         token: apiKey,
       },
     );
-  const tokenOf = (answer: { body: unknown }) => (answer.body as { access_token: string }).access_token;
+  const tokenOf = (answer: { body: unknown }) => {
+    const token = (answer.body as { access_token: string }).access_token;
+    seen.add(token);
+    return token;
+  };
 
   it('a narrower ?scope= returns a token the provider reports with only those scopes, cached per scope set', async () => {
     const before = refreshes();
@@ -119,6 +130,7 @@ describe('downscoped tokens, revocation on removal, and the proxy 401', () => {
     await oauthCredential(t, 'wiki', await connect(op, callback.url, 'erin'));
     slackLike.add(await idOf('wiki'));
     const answer = await retrieve('wiki', 'api:read');
+    errorBodies.push(answer.text);
     expect(answer.status).toBe(409);
     expect((answer.body as { error: { code: string } }).error.code).toBe('scope_narrowing_unsupported');
     expect((await retrieve('wiki')).status).toBe(200);
@@ -163,5 +175,37 @@ describe('downscoped tokens, revocation on removal, and the proxy 401', () => {
       secret: { api_key: 'k-1' },
     });
     expect((await t.request('DELETE', '/v1/admin/credentials/plain')).status).toBe(204);
+  });
+
+  it('no token, refresh token or client secret reaches the logs, the audit log, an error body or the database', async () => {
+    await oauthCredential(t, 'chat', await connect(op, callback.url, 'gina'));
+    await t.vault.services.oauthRefresh.scheduler.adopt();
+    await t.vault.services.oauthRefresh.scheduler.tick();
+    await stored('chat');
+    // A refusal at the provider, so its error path is covered too.
+    op.failTokenRequests({
+      grantType: 'refresh_token',
+      status: 400,
+      times: 1,
+      body: { error: 'invalid_grant' },
+    });
+    clock.advance(301_000);
+    const refused = await retrieve('chat');
+    errorBodies.push(refused.text);
+    expect(refused.status).toBe(409);
+    const audit = await t.request('GET', '/v1/admin/audit/events?limit=1000');
+    const database = sqliteFiles(t).toString('latin1');
+    const secrets = [...seen, op.client.client_secret];
+    expect(seen.size).toBeGreaterThan(8);
+    for (const secret of secrets) {
+      for (const [where, text] of [
+        ['logs', t.logs()],
+        ['audit', audit.text],
+        ['errors', errorBodies.join('\n')],
+        ['database', database],
+      ] as const) {
+        expect(text.includes(secret), `${where} contains a secret (${secret.slice(0, 6)}…)`).toBe(false);
+      }
+    }
   });
 });
