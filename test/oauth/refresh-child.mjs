@@ -22,6 +22,7 @@ const vault = await createVault(config, {
   oauthRefresh: {
     resolveApp: async () => app,
     tokenClient: { allowHttp: true },
+    settings: env.REFRESH_LEASE_MS ? { leaseMs: Number(env.REFRESH_LEASE_MS) } : {},
     scheduler: {
       pollMs: Number(env.REFRESH_POLL_MS ?? 1000),
       adoptEveryMs: Number(env.REFRESH_ADOPT_MS ?? 60000),

@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cleanEnv } from '../helpers/cli.js';
@@ -10,6 +8,7 @@ import { startOAuthServer, type TestOAuthServer } from '../helpers/oauth-server.
 import { createTestDatabase, describePostgres, type TestDatabase } from '../helpers/postgres.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import { connect, startCallbackServer } from './refresh-fixture.js';
+import { type RefreshReplica as Replica, startRefreshReplica } from './refresh-replica.js';
 
 /**
  * Issue 13: at most one refresh per credential in flight across processes. Two vault processes on one
@@ -17,45 +16,6 @@ import { connect, startCallbackServer } from './refresh-fixture.js';
  * refresh, and all 50 answers carry the same new token. Only the database lease can do that (each
  * process's in-memory single-flight knows nothing of the other).
  */
-
-const child = fileURLToPath(new URL('./refresh-child.mjs', import.meta.url));
-
-interface Replica {
-  url: string;
-  stop(): Promise<void>;
-}
-
-export const startRefreshReplica = (
-  env: NodeJS.ProcessEnv,
-): Promise<Replica & { pid: number; kill(): Promise<void> }> =>
-  new Promise((resolve, reject) => {
-    const process_ = spawn(process.execPath, [child], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const exited = new Promise<void>((done) => process_.on('exit', () => done()));
-    const timer = setTimeout(() => reject(new Error(`replica did not start: ${output}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-20_000);
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve({
-          url: match[1]!,
-          pid: process_.pid!,
-          async stop() {
-            if (process_.exitCode === null && process_.signalCode === null) process_.kill('SIGTERM');
-            await exited;
-          },
-          async kill() {
-            if (process_.exitCode === null && process_.signalCode === null) process_.kill('SIGKILL');
-            await exited;
-          },
-        });
-      }
-    };
-    process_.stdout.on('data', onData);
-    process_.stderr.on('data', onData);
-    process_.on('exit', (code) => reject(new Error(`replica exited with ${code}: ${output}`)));
-  });
 
 describePostgres('refresh across two vault processes', () => {
   let database: TestDatabase;

@@ -115,10 +115,16 @@ export const createRefresher = (deps: RefresherDeps) => {
   };
 
   /** What another holder's finished lease left: its result, as this caller's. */
-  const outcomeOf = (row: RefreshStateRow, seenVersion: number | undefined): RefreshResult | undefined => {
+  const outcomeOf = (
+    row: RefreshStateRow,
+    seenVersion: number | undefined,
+    currentVersion?: number,
+  ): RefreshResult | undefined => {
     if (seenVersion !== undefined && Number(row.secret_version) > seenVersion) {
       return { outcome: 'refreshed_elsewhere', version: Number(row.secret_version) };
     }
+    // These states describe the secret they saw: a newer one (reconnected, replaced) is tried afresh.
+    if (currentVersion !== undefined && currentVersion > Number(row.secret_version)) return undefined;
     if (row.status === 'needs_reauth')
       return { outcome: 'needs_reauth', code: row.last_error ?? 'invalid_grant' };
     if (row.status === 'unmanaged') return { outcome: 'not_refreshable', reason: 'no_app' };
@@ -424,7 +430,7 @@ export const createRefresher = (deps: RefresherDeps) => {
     const seen = options.ifVersion ?? opened.version;
     for (let attempt = 0; attempt < 5; attempt += 1) {
       const row = await stateOf(namespace, credentialId, opened.version);
-      const known = outcomeOf(row, options.ifVersion);
+      const known = outcomeOf(row, options.ifVersion, opened.version);
       if (known) return known;
       if (options.respectBackoff && Number(row.failures) > 0 && (row.next_refresh_at ?? '') > iso(now())) {
         return {
