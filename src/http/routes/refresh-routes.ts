@@ -61,18 +61,24 @@ export const registerRefreshRoutes = (
         response: withErrors({ 200: RefreshResultView }, 404, 409),
       },
     },
-    (request) =>
+    (request) => {
+      // Grows as the request learns (the credential's id), and is read when an outcome is recorded.
+      const details: Record<string, string> = {
+        credential_name: request.params.name.slice(0, 200),
+        trigger: 'admin',
+      };
       // A refused request is recorded here; a refresh records itself (in its transaction).
-      auditedUse(
+      return auditedUse(
         audit,
         {
           ctx: request.adminContext,
           namespace: request.namespace,
           action: 'credential.refresh',
           target: { type: 'credential', id: request.params.name.slice(0, 200) },
-          details: { credential_name: request.params.name.slice(0, 200), trigger: 'admin' },
+          details,
         },
         async (record) => {
+          details.credential_id = (await credentials.get(request.namespace, request.params.name)).id;
           const { result, refresh } = await oauthRefresh.refreshNow(request.namespace, request.params.name);
           // Nothing refreshed (backing off, refreshed elsewhere): the admin's request is the event.
           if (result.outcome !== 'refreshed') {
@@ -86,7 +92,8 @@ export const registerRefreshRoutes = (
             refresh: toView(refresh),
           };
         },
-      ),
+      );
+    },
   );
 
   r.get(
