@@ -176,8 +176,9 @@ export const createOAuthRefresh = ({
       name: string,
       ctx?: AuditContext,
     ): Promise<RevocationOutcome | undefined> {
-      const credential = await credentials.get(namespace, name);
-      if (credential.type !== 'oauth2') {
+      // Not found (or not OAuth): the removal itself refuses, or removes, and records it as always.
+      const credential = await credentials.get(namespace, name).catch(() => undefined);
+      if (credential?.type !== 'oauth2') {
         await credentials.remove(namespace, name, ctx);
         return undefined;
       }
