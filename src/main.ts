@@ -25,6 +25,8 @@ export interface VaultOptions {
   logDestination?: DestinationStream;
   /** Re-wrap job tuning, mostly for tests. */
   keyJob?: ServicesDeps['keyJob'];
+  /** OAuth refresh's collaborators and tuning (tests, the connect flow's resolver). */
+  oauthRefresh?: ServicesDeps['oauthRefresh'];
 }
 
 export interface Vault {
@@ -86,6 +88,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
         logger,
         metrics,
         keyJob: options.keyJob,
+        oauthRefresh: options.oauthRefresh,
       });
       const adminTokenPath = await bootstrapRootToken({
         db: store.db,

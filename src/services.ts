@@ -30,6 +30,11 @@ import { createOAuthAppResolver, type ResolveOAuthApp } from './oauth/oauth-app-
 import { createOAuthAppService, type OAuthAppService } from './oauth/oauth-app-service.js';
 import { discoverIssuer } from './oauth/oauth-discovery.js';
 import { type ConnectService, createConnectService } from './oauth/connect-service.js';
+import {
+  createOAuthRefresh,
+  type OAuthRefresh,
+  type OAuthRefreshWiring,
+} from './oauth/refresh/oauth-refresh.js';
 import type { Metrics } from './http/metrics.js';
 import type { ReadinessCheck } from './http/routes/ops-routes.js';
 import { createDataKeyService } from './keys/data-key-service.js';
@@ -115,6 +120,8 @@ export interface VaultServices {
   mcpEndpoint: McpProxyService;
   /** Pinned tool definitions of the MCP proxies. */
   mcpToolPins: ToolPins;
+  /** OAuth token refresh: the refresher, its scheduler (one of `workers`), `credential refresh`. */
+  oauthRefresh: OAuthRefresh;
 }
 
 export interface ServicesDeps {
@@ -127,6 +134,8 @@ export interface ServicesDeps {
   metrics: Metrics;
   /** Re-wrap job tuning, mostly for tests. */
   keyJob?: { leaseMs?: number; batchSize?: number; pollMs?: number } | undefined;
+  /** OAuth refresh's collaborators (the OAuth app resolver, the events publisher) and test tuning. */
+  oauthRefresh?: OAuthRefreshWiring | undefined;
 }
 
 /**
@@ -164,6 +173,7 @@ export const createServices = async ({
   logger,
   metrics,
   keyJob,
+  oauthRefresh: oauthRefreshWiring,
 }: ServicesDeps): Promise<{
   services: VaultServices;
   readiness: ReadinessCheck[];
@@ -275,6 +285,24 @@ export const createServices = async ({
   const policiesFor = policyEnforcement.policiesFor;
 
   const mcpToolPins = createToolPins({ db, clock, audit });
+  const events = createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined });
+  const resolveOAuthApp = createOAuthAppResolver(oauthApps);
+  // Refreshes every OAuth credential connected through an app, publishing needs_reauth/reauthorized.
+  const oauthRefresh = createOAuthRefresh({
+    config,
+    store,
+    credentials,
+    audit,
+    clock,
+    logger,
+    fetch: outbound.fetch as typeof fetch,
+    wiring: {
+      resolveApp: resolveOAuthApp,
+      events,
+      ...(config.oauthAllowHttp ? { tokenClient: { allowHttp: true } } : {}),
+      ...oauthRefreshWiring,
+    },
+  });
   const domain: Omit<VaultServices, 'vaultMcp'> = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -302,6 +330,7 @@ export const createServices = async ({
       audit,
       policiesFor,
       connectFor,
+      freshen: oauthRefresh.freshen,
     }),
     proxy: createProxyService({
       store,
@@ -312,10 +341,13 @@ export const createServices = async ({
       outbound,
       policiesFor,
       connectFor,
+      freshen: oauthRefresh.freshen,
+      onUnauthorized: oauthRefresh.onUnauthorized,
       timeoutMs: config.proxyTimeoutMs,
     }),
     oauthProviders,
-    oauthApps: Object.assign(oauthApps, { resolve: createOAuthAppResolver(oauthApps) }),
+    oauthApps: Object.assign(oauthApps, { resolve: resolveOAuthApp }),
+    oauthRefresh,
     publicUrl,
     connect,
     policies: createPolicyService({ db, clock, audit }),
@@ -323,7 +355,7 @@ export const createServices = async ({
     policyDryRun: createPolicyDryRun({ store, access, clock, enforcement: policyEnforcement }),
     policyCounters,
     policyApprovals,
-    events: createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined }),
+    events,
     countries: countryLookupFor(config),
     mcpProxies: createProxyAdminService({ db, clock, audit }),
     mcpEndpoint: createMcpProxyService({
@@ -333,6 +365,7 @@ export const createServices = async ({
       credentials,
       audit,
       policiesFor,
+      freshen: oauthRefresh.freshen,
       fetch: outbound.fetch,
       pins: mcpToolPins,
       log: (message, details) => logger.warn(details, message),
@@ -373,6 +406,7 @@ export const createServices = async ({
       start: () => services.mcpEndpoint.start(),
       stop: () => services.mcpEndpoint.stop(),
     },
+    oauthRefresh.worker(),
   ];
   workers.push(counterPruning(services.policyCounters, clock, logger));
   if (config.eventsWebhookUrl !== undefined && config.eventsWebhookSecret !== undefined) {

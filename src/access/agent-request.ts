@@ -82,16 +82,21 @@ export interface AgentRequestDeps {
    * them, when the operator lets agents connect that provider (oauth/connect-service.ts); undefined
    * otherwise, and the request is refused as it always was.
    */
-  connectFor?:
-    | ((request: {
-        namespace: string;
-        agentId: string;
-        service: string;
-        user: string;
-        reveal: boolean;
-      }) => Promise<
-        { url: string; expiresAt: string; device?: { userCode: string; verificationUri: string } } | undefined
-      >)
+  connectFor?: (request: {
+    namespace: string;
+    agentId: string;
+    service: string;
+    user: string;
+    reveal: boolean;
+  }) => Promise<
+    { url: string; expiresAt: string; device?: { userCode: string; verificationUri: string } } | undefined
+  >;
+  /**
+   * Step after reading the secret: an OAuth token expired or about to expire is refreshed first
+   * (src/oauth/refresh/token-freshness.ts). Absent: the secret is used as read.
+   */
+  freshen?:
+    | ((use: CredentialUse, channel: Channel, requestedScopes: readonly string[]) => Promise<CredentialUse>)
     | undefined;
 }
 
@@ -138,6 +143,7 @@ export const createAgentRequests = ({
   audit,
   policiesFor,
   connectFor,
+  freshen,
 }: AgentRequestDeps) => {
   const grantsFor = prepareRetrievalGrants(store, access);
 
@@ -245,11 +251,13 @@ export const createAgentRequests = ({
     allowed: AllowedDecision,
     view: GenerationView,
     facts: AuditDetails,
+    scopes: readonly string[] = [],
   ): Promise<CredentialUse> => {
     try {
       const read = await credentials.readCurrentSecret(allowed, view);
-      facts.version = read.version;
-      return { allowed, read };
+      const use = freshen ? await freshen({ allowed, read }, allowed.channel, scopes) : { allowed, read };
+      facts.version = use.read.version;
+      return use;
     } catch (error) {
       if (isVaultError(error) && error.code === 'credential_not_found') {
         throw new VaultError('credential_not_granted');
@@ -289,7 +297,7 @@ export const createAgentRequests = ({
         const scopes = requestedScopes(request, facts);
         const view = await takeAccessView();
         const allowed = await decideUse(view, request, scopes, facts);
-        const use = await readSecret(allowed, view, facts);
+        const use = await readSecret(allowed, view, facts, scopes);
         const { result, details } = await act(use, facts);
         await record({ details });
         return result;

@@ -15,6 +15,7 @@ export const auditActions = [
   'credential.update',
   'credential.delete',
   'credential.prune',
+  'credential.refresh',
   'agent.authenticate',
   'agent.create',
   'agent.update',

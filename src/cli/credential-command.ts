@@ -39,6 +39,48 @@ const show = (c: CredentialView) =>
     ['updated at', c.updated_at],
   ]);
 
+interface RefreshView {
+  status: string;
+  access_expires_at: string | null;
+  expiry_assumed: boolean;
+  last_refresh_at: string | null;
+  next_refresh_at: string | null;
+  failures: number;
+  last_error: string | null;
+}
+
+const showRefresh = (r: RefreshView | null) =>
+  r === null
+    ? keyValues([['refresh', 'not yet seen by the refresher']])
+    : keyValues([
+        ['refresh status', r.status],
+        [
+          'token expires at',
+          r.access_expires_at && `${r.access_expires_at}${r.expiry_assumed ? ' (assumed)' : ''}`,
+        ],
+        ['last refresh', r.last_refresh_at],
+        ['next refresh', r.next_refresh_at],
+        ['refresh failures', r.failures],
+        ['last refresh error', r.last_error],
+      ]);
+
+const refreshOutcome = (name: string, outcome: string, code: string | undefined) =>
+  ({
+    refreshed: `Refreshed "${name}".`,
+    refreshed_elsewhere: `"${name}" was refreshed by another request or replica meanwhile.`,
+    retry_later: `The provider did not refresh "${name}" (${code ?? 'error'}); the vault tries again with backoff.`,
+    needs_reauth: `The provider refused the grant of "${name}" (${code ?? 'invalid_grant'}): reconnect it.`,
+  })[outcome] ?? outcome;
+
+const revocationNote = ({ status, code }: { status: string; code?: string }) =>
+  ({
+    revoked: 'Its tokens were revoked at the provider.',
+    no_endpoint:
+      'The provider has no revocation endpoint: revoke the vault’s access in its settings by hand.',
+    no_app:
+      'No OAuth app links it, so its tokens were not revoked at the provider: revoke them there by hand.',
+  })[status] ?? `Revoking its tokens at the provider failed (${code ?? 'error'}): revoke them there by hand.`;
+
 const secretOptions = (command: Command) =>
   command
     .option('--secret-stdin', 'read the secret from standard input (keeps it out of shell history)')
@@ -202,7 +244,27 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .action(async (name: string, flags: { user?: string }, command: Command) => {
       const ctx = contextFor(command, io);
       const found = await ctx.api.get<CredentialView>(path(name, flags.user));
-      ctx.out.result(found, () => show(found));
+      if (found.type !== 'oauth2') return ctx.out.result(found, () => show(found));
+      // An OAuth credential also shows its refresh: last and next, failures, status.
+      const { refresh } = await ctx.api.get<{ refresh: RefreshView | null }>(
+        path(name, flags.user, '/refresh'),
+      );
+      ctx.out.result({ ...found, refresh }, () => `${show(found)}\n${showRefresh(refresh)}`);
+    });
+
+  withClientOptions(credential.command('refresh <name>'))
+    .description('refresh an OAuth credential now (or wait for the refresh already in flight)')
+    .option(userOption, userHelp)
+    .action(async (name: string, flags: { user?: string }, command: Command) => {
+      const ctx = contextFor(command, io);
+      const result = await ctx.api.post<{ outcome: string; code?: string; refresh: RefreshView | null }>(
+        path(name, flags.user, '/refresh'),
+        {},
+      );
+      ctx.out.result(
+        result,
+        () => `${refreshOutcome(name, result.outcome, result.code)}\n${showRefresh(result.refresh)}`,
+      );
     });
 
   secretOptions(withClientOptions(credential.command('update <name>')))
@@ -236,8 +298,15 @@ export const registerCredentialCommand = (program: Command, io: CliIo): void => 
     .option(userOption, userHelp)
     .action(async (name: string, flags: { user?: string }, command: Command) => {
       const ctx = contextFor(command, io);
-      await ctx.api.delete(path(name, flags.user));
-      ctx.out.result({ deleted: name }, () => `Deleted credential "${name}".`);
+      const removed = await ctx.api.delete<{ revocation: { status: string; code?: string } } | undefined>(
+        path(name, flags.user),
+      );
+      const revocation = removed?.revocation;
+      ctx.out.result(revocation ? { deleted: name, revocation } : { deleted: name }, () =>
+        [`Deleted credential "${name}".`, revocation && revocationNote(revocation)]
+          .filter(Boolean)
+          .join('\n'),
+      );
     });
 
   withClientOptions(credential.command('versions <name>'))

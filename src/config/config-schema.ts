@@ -379,6 +379,38 @@ export const settings = {
     default: 1000,
     parse: parsePositiveInt(10, 60_000),
   },
+  oauthRefreshMargin: {
+    flag: '--oauth-refresh-margin',
+    env: 'TOKENVAULT_OAUTH_REFRESH_MARGIN',
+    description:
+      'Refresh an OAuth access token this many seconds before it expires (less for tokens that live shorter than four times this).',
+    default: 300,
+    parse: parsePositiveInt(10, 86_400),
+  },
+  oauthRefreshJitter: {
+    flag: '--oauth-refresh-jitter',
+    env: 'TOKENVAULT_OAUTH_REFRESH_JITTER',
+    description:
+      'Refresh up to this many seconds earlier again, at random, so tokens issued together are not refreshed together.',
+    default: 60,
+    parse: parsePositiveInt(0, 86_400),
+  },
+  oauthIdleRefreshDays: {
+    flag: '--oauth-idle-refresh-days',
+    env: 'TOKENVAULT_OAUTH_IDLE_REFRESH_DAYS',
+    description:
+      'Refresh every OAuth credential with a refresh token at least this often, used or not, so no provider expires it as idle (the shortest idle expiry in the catalog is 90 days).',
+    default: 7,
+    parse: parsePositiveInt(1, 60),
+  },
+  oauthRefreshPollMs: {
+    flag: '--oauth-refresh-poll-ms',
+    env: 'TOKENVAULT_OAUTH_REFRESH_POLL_MS',
+    description:
+      'How often the refresh scheduler looks for tokens due, in milliseconds (one indexed read of the due ones).',
+    default: 1000,
+    parse: parsePositiveInt(50, 60_000),
+  },
   shutdownTimeoutMs: {
     flag: '--shutdown-timeout-ms',
     env: 'TOKENVAULT_SHUTDOWN_TIMEOUT_MS',

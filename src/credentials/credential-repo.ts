@@ -112,6 +112,11 @@ export const credentialRepo = {
     return rows.map((row) => ({ ...toCredential(row), ciphertexts: row.ciphertexts }));
   },
 
+  async findById(db: Db, id: string): Promise<(Credential & { ciphertexts: string }) | undefined> {
+    const row = await selectWithCurrentVersion(db).where('c.id', '=', id).executeTakeFirst();
+    return row ? { ...toCredential(row), ciphertexts: row.ciphertexts } : undefined;
+  },
+
   async list(
     db: Db,
     namespace: string,

@@ -490,6 +490,48 @@ export const createCredentialService = ({
     },
 
     /**
+     * For the OAuth refresher only: a credential's current secret by id, and `write`, which stores
+     * the next version inside the caller's transaction (the refresher's, which also checks its lease
+     * and records the refresh), so a rotated refresh token and its access token land together or not
+     * at all. The data key is opened here, before any transaction (a network call in webhook mode).
+     * Undefined when the credential is gone.
+     */
+    async openForRefresh(namespace: string, id: string) {
+      const found = await credentialRepo.findById(db, id);
+      if (!found || found.namespace !== namespace) return undefined;
+      const credential = strip(found);
+      const dek = await dataKeys.open(credential.dataKeyId);
+      const secret = decryptAll(
+        dek,
+        credential.dataKeyId,
+        credential,
+        credential.version,
+        JSON.parse(found.ciphertexts) as Record<string, string>,
+      );
+      const write = async (trx: Db, next: SecretFields, now: string): Promise<number> => {
+        const bumped = await trx
+          .updateTable('credentials')
+          .set((eb) => ({ current_version: eb('current_version', '+', 1) }))
+          .where('id', '=', id)
+          .returning('current_version')
+          .executeTakeFirstOrThrow();
+        const version = bumped.current_version;
+        await credentialRepo.insertVersion(
+          trx,
+          id,
+          version,
+          encryptAll(dek, credential.dataKeyId, credential, version, next),
+          now,
+        );
+        // The versions before the previous one hold refresh tokens the provider has (or will have)
+        // retired: keeping their ciphertexts forever keeps nothing useful.
+        await credentialRepo.removeVersionsBelow(trx, id, version - 1);
+        return version;
+      };
+      return { credential, version: credential.version, secret, write };
+    },
+
+    /**
      * The current secret of the credential a decision allowed, for the agent request path: one
      * prepared read (credential, current version and data key together), then the data key unwrapped
      * and the fields decrypted: under a platform key once until the credential changes (within the

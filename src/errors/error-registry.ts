@@ -186,7 +186,22 @@ export const errorRegistry = {
   credential_needs_reauth: {
     status: 409,
     message:
-      'The credential needs a human to re-authorize it (its refresh failed); ask an admin to reconnect it.',
+      'The credential needs a human to re-authorize it (its provider refused the refresh); ask an admin to reconnect it (`tokenvault connect PROVIDER --agent A --user U`).',
+  },
+  credential_refresh_failed: {
+    status: 503,
+    message:
+      "The credential's access token has expired and its provider did not renew it yet (timeout, 5xx or 429); the vault retries with backoff: try again after Retry-After.",
+  },
+  credential_not_refreshable: {
+    status: 409,
+    message:
+      'The credential cannot be refreshed: it is not an OAuth credential, no OAuth app links it, or it has no refresh token.',
+  },
+  scope_narrowing_unsupported: {
+    status: 409,
+    message:
+      "The credential's provider cannot issue a token with fewer scopes than were granted; retrieve it without `scope`, or connect a credential with only those scopes.",
   },
   credential_revoked: { status: 403, message: 'The credential has been revoked by an admin.' },
   credential_expired: {

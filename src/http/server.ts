@@ -20,6 +20,7 @@ import { registerAdminTokenRoutes } from './routes/admin-token-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCredentialRoutes } from './routes/credential-routes.js';
+import { registerRefreshRoutes } from './routes/refresh-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
 import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
@@ -60,6 +61,7 @@ type RouteModule = (app: FastifyInstance, services: VaultServices) => void;
  */
 const adminRouteModules: RouteModule[] = [
   registerCredentialRoutes,
+  registerRefreshRoutes,
   registerAdminTokenRoutes,
   registerKeyRoutes,
   registerAuditRoutes,

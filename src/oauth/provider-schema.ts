@@ -132,6 +132,12 @@ const Refresh = Type.Object(
     absoluteExpiryDays: Type.Optional(Type.Integer({ minimum: 1 })),
     /** The documented access-token lifetime, for display and planning (responses win). */
     accessTokenLifetimeSeconds: Type.Optional(Type.Integer({ minimum: 60 })),
+    /**
+     * Whether a refresh may ask for fewer scopes than were granted (RFC 6749 §6), which is how the
+     * vault hands out downscoped tokens. Absent: yes for `oidc` and `generic` entries (the RFC's
+     * default), no for catalog providers until their entry says so.
+     */
+    narrowerScopes: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -48,7 +48,7 @@ export interface TokenClientDeps {
   allowHttp?: boolean;
 }
 
-const clientAuthFor = (method: ProviderEntry['clientAuth'], app: OAuthClientApp): oauth.ClientAuth => {
+export const clientAuthFor = (method: ProviderEntry['clientAuth'], app: OAuthClientApp): oauth.ClientAuth => {
   if (method === 'private_key_jwt') {
     if (!app.privateKey) throw new Error('private_key_jwt needs the app’s private key');
     return oauth.PrivateKeyJwt(app.privateKey);

@@ -55,15 +55,16 @@ export interface ProxyResponse {
 }
 
 /**
- * What happens on an upstream 401 for an OAuth credential: `retry` would refresh the token and send
- * the call once more. TODO(oauth): refresh once and retry once (bodies that were streamed cannot be
- * replayed, so only bodiless calls), because the refresh path of the OAuth issue has not landed; until
- * then the 401 goes to the agent as it is.
+ * What happens on an upstream 401 for an OAuth credential: the hook refreshes the token (or waits for
+ * the refresh in flight) and answers `retry` when there is a newer one, and the call is sent once more
+ * with it. Only bodiless calls: a body already streamed upstream cannot be replayed.
  */
 export type UnauthorizedHook = (context: {
   namespace: string;
   credentialId: string;
   method: string;
+  /** The secret version the upstream refused. */
+  version: number;
 }) => Promise<'retry' | 'pass'>;
 
 const passUnauthorized: UnauthorizedHook = async () => 'pass';
@@ -178,7 +179,12 @@ export const createProxyService = (deps: ProxyServiceDeps) => {
     });
   };
 
-  const forward = async (request: ProxyRequest, { allowed, read }: CredentialUse, facts: AuditDetails) => {
+  const forward = async (
+    request: ProxyRequest,
+    { allowed, read }: CredentialUse,
+    facts: AuditDetails,
+    retried = false,
+  ): Promise<ProxyResponse> => {
     const credential = read.credential;
     facts.method = request.method;
     // TODO(per-user): select the end user's credential by `?user=` once per-user credentials exist;
@@ -216,13 +222,21 @@ export const createProxyService = (deps: ProxyServiceDeps) => {
     }
     const { response } = upstream;
     const status = response.statusCode ?? 502;
-    if (status === 401 && credential.type === 'oauth2') {
-      // The hook decides nothing yet (see UnauthorizedHook); the 401 goes to the agent.
-      await onUnauthorized({
+    if (status === 401 && credential.type === 'oauth2' && request.body === undefined && !retried) {
+      // Refused although not expired by our clock (revoked early, clock skew): one refresh, one retry.
+      const verdict = await onUnauthorized({
         namespace: allowed.namespace,
         credentialId: allowed.credentialId,
         method: request.method,
+        version: read.version,
       });
+      if (verdict === 'retry') {
+        response.resume();
+        facts.retried_after_401 = true;
+        const again = await deps.credentials.readCurrentSecret(allowed);
+        facts.version = again.version;
+        return forward(request, { allowed, read: again }, facts, true);
+      }
     }
 
     const redact = createRedactor(secretsToRedact(credential.type, read.secret));

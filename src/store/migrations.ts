@@ -405,6 +405,44 @@ export const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0009_oauth_refresh': {
+    async up(db: Kysely<unknown>) {
+      // When each OAuth credential is refreshed next and who is refreshing it (src/oauth/refresh/).
+      // Bookkeeping only: no access rule watches this table, so a refresh's lease, backoff and
+      // schedule never move the access generation (the new secret version it writes moves only its
+      // credential's own scope, rule `own` of 0004). `fence` grows with every lease taken: a writer
+      // whose lease was taken over finds another fence and writes nothing.
+      await db.schema
+        .createTable('oauth_refresh_state')
+        .addColumn('credential_id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('secret_version', 'integer', (c) => c.notNull())
+        .addColumn('access_expires_at', 'text')
+        .addColumn('expiry_assumed', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_refresh_at', 'text')
+        .addColumn('last_refresh_at', 'text')
+        .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('last_error', 'text')
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .addColumn('fence', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      // The scheduler reads only what is due: its cost follows the due rows, not the table.
+      await db.schema
+        .createIndex('oauth_refresh_state_due')
+        .on('oauth_refresh_state')
+        .column('next_refresh_at')
+        .execute();
+      // Credentials waiting for a person (`needs_reauth`) are found without reading the others.
+      await db.schema
+        .createIndex('oauth_refresh_state_status')
+        .on('oauth_refresh_state')
+        .column('status')
+        .execute();
+    },
+  },
   '0010_policies': {
     async up(db: Kysely<unknown>) {
       // Named, versioned policies and what they are attached to (src/policy/policy-repo.ts). The

@@ -35,6 +35,7 @@ export interface Database {
   mcp_proxy_keys: McpProxyKeyTable;
   mcp_proxy_tools: McpProxyToolTable;
   mcp_sessions: McpSessionTable;
+  oauth_refresh_state: OAuthRefreshStateTable;
 }
 
 /** One row (id = 1): moved by triggers on every change to the tables access depends on (0003, 0004). */
@@ -399,4 +400,28 @@ export interface McpSessionTable {
   state: string;
   created_at: string;
   last_seen_at: string;
+}
+
+/**
+ * Migration 0009: an OAuth credential's refresh schedule and lease (src/oauth/refresh/). Not watched
+ * by any access rule. `status`: `active`, `failing` (retryable failures, backing off),
+ * `needs_reauth`, `unmanaged` (no OAuth app links it, so the vault cannot refresh it).
+ */
+export interface OAuthRefreshStateTable {
+  credential_id: string;
+  namespace: string;
+  status: string;
+  /** The secret version the expiry below describes. */
+  secret_version: number;
+  access_expires_at: string | null;
+  expiry_assumed: number;
+  next_refresh_at: string | null;
+  last_refresh_at: string | null;
+  failures: number;
+  /** A code only (`invalid_grant`, `http_503`), never a provider's text. */
+  last_error: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  fence: number;
+  updated_at: string;
 }

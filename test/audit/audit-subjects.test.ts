@@ -23,6 +23,7 @@ const concerns: Record<AuditAction, Concerns> = {
   'credential.update': 'credential',
   'credential.delete': 'credential',
   'credential.prune': 'credential',
+  'credential.refresh': 'credential',
   'agent.authenticate': 'agent',
   'agent.create': 'agent',
   'agent.update': 'agent',
@@ -113,6 +114,8 @@ describe('audit filters find every event about an agent or a credential', () => 
     credentialId = created.id as string;
     await ok('PATCH', '/v1/admin/credentials/slack', { description: 'chat' });
     await ok('POST', '/v1/admin/credentials/slack/prune', { keep: 1 });
+    // Not an OAuth credential: refused, and recorded against it.
+    expect((await t.request('POST', '/v1/admin/credentials/slack/refresh')).status).toBe(409);
 
     const agent = await ok('POST', '/v1/admin/agents', { name: 'agent-42' });
     agentId = agent.id as string;

@@ -44,6 +44,7 @@ const tableNames: Record<keyof Database, true> = {
   mcp_proxy_keys: true,
   mcp_proxy_tools: true,
   mcp_sessions: true,
+  oauth_refresh_state: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

@@ -12,6 +12,7 @@ export interface TestVaultOptions {
   settings?: Partial<Record<SettingName, string>>;
   clock?: Clock;
   keyJob?: VaultOptions['keyJob'];
+  oauthRefresh?: VaultOptions['oauthRefresh'];
 }
 
 export interface TestVault {
@@ -42,6 +43,7 @@ export const startTestVault = async (options: TestVaultOptions = {}): Promise<Te
     clock: options.clock,
     logDestination: { write: (line: string) => void lines.push(line) },
     keyJob: { pollMs: 50, leaseMs: 2000, ...options.keyJob },
+    oauthRefresh: options.oauthRefresh,
   });
   const rootToken = readFileSync(`${dataDir}/admin-token`, 'utf8').trim();
 

@@ -18,11 +18,26 @@ import {
 } from '../schemas/credential-schemas.js';
 
 const tags = ['credentials'];
+
+const RemovedOAuthCredential = Type.Object({
+  deleted: Type.String(),
+  revocation: Type.Object(
+    {
+      status: Type.String({
+        description:
+          '`revoked` (RFC 7009), `no_endpoint` (the provider has none: revoke access there by hand), `no_app`, or `failed`.',
+      }),
+      tokens: Type.Optional(Type.Integer()),
+      code: Type.Optional(Type.String()),
+    },
+    { description: 'What the provider was told.' },
+  ),
+});
 const security = [{ adminToken: [] }];
 
 export const registerCredentialRoutes = (
   app: FastifyInstance,
-  { credentials }: Pick<VaultServices, 'credentials'>,
+  { credentials, oauthRefresh }: Pick<VaultServices, 'credentials' | 'oauthRefresh'>,
 ) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -159,16 +174,18 @@ export const registerCredentialRoutes = (
         headers: NamespaceHeader,
         params: NameParams,
         querystring: UserQuery,
-        response: withErrors({ 204: Type.Null() }, 404),
+        response: withErrors({ 200: RemovedOAuthCredential, 204: Type.Null() }, 404),
       },
     },
     async (request, reply) => {
-      await credentials.remove(
+      // An OAuth credential's tokens are revoked at the provider too; the answer says how that went.
+      const revocation = await oauthRefresh.removeCredential(
         request.namespace,
         request.params.name,
         request.adminContext,
         request.query.user,
       );
+      if (revocation) return reply.status(200).send({ deleted: request.params.name, revocation });
       return reply.status(204).send(null);
     },
   );
