@@ -7,6 +7,15 @@ import type { AgentAuthenticator } from './agents/agent-types.js';
 import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
 import { createRemoteKeySets } from './agents/remote-keys.js';
 import { createOutboundGuard } from './net/outbound-guard.js';
+import type { AgentRequestDeps } from './access/agent-request.js';
+import { type ApprovalLinks, createApprovalLinks, deriveKey } from './approvals/approval-links.js';
+import {
+  type ApprovalNotifier,
+  createApprovalNotifier,
+  deriveVapidKeys,
+} from './approvals/approval-notifier.js';
+import { type ApprovalService, createApprovalService } from './approvals/approval-service.js';
+import { createIntervalWorker } from './approvals/interval-worker.js';
 import { type AuditChainKey, loadAuditChainKey } from './audit/audit-keys.js';
 import {
   type CheckpointWriter,
@@ -70,6 +79,13 @@ export interface VaultServices {
   proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
+  /** Human approvals: parking, deciding, expiring, and the policy evaluator's port (docs/approvals.md). */
+  approvals: ApprovalService;
+  /** Web Push and ntfy notifications of new approvals, and their signed one-time links. */
+  approvalNotifier: ApprovalNotifier;
+  approvalLinks: ApprovalLinks;
+  /** The VAPID public key browsers subscribe with (derived, see approval-notifier.ts). */
+  vapidPublicKey: string;
 }
 
 export interface ServicesDeps {
@@ -82,6 +98,8 @@ export interface ServicesDeps {
   metrics: Metrics;
   /** Re-wrap job tuning, mostly for tests. */
   keyJob?: { leaseMs?: number; batchSize?: number; pollMs?: number } | undefined;
+  /** The policy rules of an agent request (agent-request.ts); none given, none apply. */
+  policiesFor?: AgentRequestDeps['policiesFor'];
 }
 
 /**
@@ -98,6 +116,7 @@ export const createServices = async ({
   logger,
   metrics,
   keyJob,
+  policiesFor,
 }: ServicesDeps): Promise<{
   services: VaultServices;
   readiness: ReadinessCheck[];
@@ -166,6 +185,36 @@ export const createServices = async ({
     jwksHosts: config.jwksHosts,
   });
 
+  // Approvals: links and VAPID keys derived from the audit chain key, so every replica shares them.
+  const approvalLinks = createApprovalLinks({
+    key: deriveKey(chainKey.hmacKey, 'approval links v1'),
+    baseUrl: vaultAudience,
+  });
+  const vapid = deriveVapidKeys(
+    chainKey.hmacKey,
+    config.approvalPushSubject ?? 'mailto:tokenvault@localhost',
+  );
+  const approvalNotifier = createApprovalNotifier({
+    db,
+    clock,
+    audit,
+    fetch: outbound.fetch,
+    links: approvalLinks,
+    vapid,
+    ntfy: config.approvalNtfyUrl
+      ? { url: config.approvalNtfyUrl, token: config.approvalNtfyToken }
+      : undefined,
+    pageUrl: `${vaultAudience.replace(/\/$/, '')}/approvals`,
+    logger,
+  });
+  const approvals = createApprovalService({
+    db,
+    clock,
+    audit,
+    onRequested: (approval) => approvalNotifier.start(approval),
+  });
+  const approvalSweep = createIntervalWorker(() => approvals.expireDue(), 2000, logger);
+
   const services: VaultServices = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -185,9 +234,13 @@ export const createServices = async ({
     auditChainKey: chainKey,
     auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
     grants: createGrantService({ db, clock, audit }),
-    retrieval: createRetrievalService({ store, access, clock, credentials, audit }),
+    retrieval: createRetrievalService({ store, access, clock, credentials, audit, policiesFor, approvals }),
     proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
     oauthProviders: shippedProviderCatalog(),
+    approvals,
+    approvalNotifier,
+    approvalLinks,
+    vapidPublicKey: vapid.publicKey,
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
@@ -203,6 +256,14 @@ export const createServices = async ({
   const workers: Component[] = [
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
+    {
+      name: 'approval expiry',
+      start: () => approvalSweep.start(),
+      stop: async () => {
+        await approvalSweep.stop();
+        await approvalNotifier.drain();
+      },
+    },
   ];
 
   return { services, readiness, workers, keyMode: mode };

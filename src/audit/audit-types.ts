@@ -41,6 +41,12 @@ export const auditActions = [
   'keys.rotate',
   'keys.mode_set',
   'keys.verify',
+  'approval.request',
+  'approval.notify',
+  'approval.approve',
+  'approval.deny',
+  'approval.expire',
+  'approval.subscribe',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

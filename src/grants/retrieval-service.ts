@@ -1,4 +1,4 @@
-import { type AgentRequestDeps, createAgentRequests } from '../access/agent-request.js';
+import { type AgentRequestDeps, approvalAttribute, createAgentRequests } from '../access/agent-request.js';
 import type { AgentPrincipal } from '../agents/agent-types.js';
 import { type RevealedToken, revealToken } from '../credentials/credential-types.js';
 
@@ -15,6 +15,8 @@ export interface RetrievalRequest {
   scope: string | readonly string[] | undefined;
   client: { ip: string | null; userAgent: string | null };
   requestId: string;
+  /** `?approval=`: the approval a retry after `approval_pending` names (docs/approvals.md). */
+  approvalId?: string | undefined;
 }
 
 export interface RetrievedCredential extends RevealedToken {
@@ -32,9 +34,14 @@ export interface RetrievedCredential extends RevealedToken {
 export const createRetrievalService = (deps: RetrievalServiceDeps) => {
   const requests = createAgentRequests(deps);
   return {
-    retrieve: (request: RetrievalRequest): Promise<RetrievedCredential> =>
+    retrieve: ({ approvalId, ...request }: RetrievalRequest): Promise<RetrievedCredential> =>
       requests.use(
-        { ...request, channel: 'reveal', action: 'credential.retrieve' },
+        {
+          ...request,
+          channel: 'reveal',
+          action: 'credential.retrieve',
+          ...(approvalId === undefined ? {} : { attributes: { [approvalAttribute]: approvalId } }),
+        },
         async ({ allowed, read }) => {
           const revealed = revealToken(read.credential.type, read.secret, read.credential.injection);
           return {

@@ -17,6 +17,8 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { installRequestLog } from './request-log.js';
 import { registerAdminTokenRoutes } from './routes/admin-token-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
+import { registerApprovalPageRoutes } from './routes/approval-page-routes.js';
+import { registerAgentApprovalRoutes, registerApprovalRoutes } from './routes/approval-routes.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
@@ -59,10 +61,15 @@ const adminRouteModules: RouteModule[] = [
   registerAgentRoutes,
   registerIssuerRoutes,
   registerOAuthRoutes,
+  registerApprovalRoutes,
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
-const agentRouteModules: RouteModule[] = [registerRetrievalRoutes, registerProxyRoutes];
+const agentRouteModules: RouteModule[] = [
+  registerRetrievalRoutes,
+  registerProxyRoutes,
+  registerAgentApprovalRoutes,
+];
 
 /**
  * A caller's request id is kept when it is 1 to 128 visible ASCII characters (no space, no control
@@ -168,5 +175,6 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
   });
   for (const register of agentRouteModules) register(app, services);
   registerOpsRoutes(app, { metrics, readiness: deps.readiness, clock: deps.clock });
+  registerApprovalPageRoutes(app, { ...services, clock: deps.clock });
   return app;
 };

@@ -32,6 +32,8 @@ const tableNames: Record<keyof Database, true> = {
   audit_checkpoints: true,
   access_generation: true,
   access_changes: true,
+  approvals: true,
+  approval_push_subscriptions: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

@@ -45,6 +45,7 @@ export const registerRetrievalRoutes = (
         scope: request.query.scope,
         client: { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
         requestId: request.id,
+        approvalId: request.query.approval,
       });
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
       return toCredentialToken(credential);
