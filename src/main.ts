@@ -25,8 +25,6 @@ export interface VaultOptions {
   logDestination?: DestinationStream;
   /** Re-wrap job tuning, mostly for tests. */
   keyJob?: ServicesDeps['keyJob'];
-  /** The policy rules of an agent request, where no stored policies provide them (tests of approvals). */
-  policiesFor?: ServicesDeps['policiesFor'];
 }
 
 export interface Vault {
@@ -88,7 +86,6 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
         logger,
         metrics,
         keyJob: options.keyJob,
-        policiesFor: options.policiesFor,
       });
       const adminTokenPath = await bootstrapRootToken({
         db: store.db,

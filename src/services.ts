@@ -7,7 +7,6 @@ import type { AgentAuthenticator } from './agents/agent-types.js';
 import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
 import { createRemoteKeySets } from './agents/remote-keys.js';
 import { createOutboundGuard } from './net/outbound-guard.js';
-import type { AgentRequestDeps } from './access/agent-request.js';
 import { type ApprovalLinks, createApprovalLinks, deriveKey } from './approvals/approval-links.js';
 import {
   type ApprovalNotifier,
@@ -44,6 +43,10 @@ import type { Component } from './lib/components.js';
 import type { Store } from './store/database.js';
 import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
 import { pingDatabase } from './store/migrations.js';
+import { type ApprovalsPort, type CountersPort, createMemoryCounters } from './policy/index.js';
+import { createPolicyEnforcement, type PolicyEnforcement } from './policy/policy-enforcement.js';
+import { createPolicyService, type PolicyService } from './policy/policy-service.js';
+import { createPolicyDryRun, type PolicyDryRun } from './policy/policy-dry-run.js';
 
 /**
  * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
@@ -79,6 +82,16 @@ export interface VaultServices {
   proxy: ProxyService;
   /** The OAuth provider catalog shipped with the package (validated when first loaded). */
   oauthProviders: ProviderCatalog;
+  /** Policies: documents, versions and attachments (admin REST and CLI). */
+  policies: PolicyService;
+  /** The policies side of the decision point, and the dry run (src/policy/policy-enforcement.ts). */
+  policyEnforcement: PolicyEnforcement;
+  /** `policy test`: a request's decision rule by rule, counting nothing. */
+  policyDryRun: PolicyDryRun;
+  /** Rate-limit and usage-cap counters the policies consume. */
+  policyCounters: CountersPort;
+  /** Live approvals, read only, that the approval rule asks. */
+  policyApprovals: ApprovalsPort;
   /** Human approvals: parking, deciding, expiring, and the policy evaluator's port (docs/approvals.md). */
   approvals: ApprovalService;
   /** Web Push and ntfy notifications of new approvals, and their signed one-time links. */
@@ -98,8 +111,6 @@ export interface ServicesDeps {
   metrics: Metrics;
   /** Re-wrap job tuning, mostly for tests. */
   keyJob?: { leaseMs?: number; batchSize?: number; pollMs?: number } | undefined;
-  /** The policy rules of an agent request (agent-request.ts); none given, none apply. */
-  policiesFor?: AgentRequestDeps['policiesFor'];
 }
 
 /**
@@ -116,7 +127,6 @@ export const createServices = async ({
   logger,
   metrics,
   keyJob,
-  policiesFor,
 }: ServicesDeps): Promise<{
   services: VaultServices;
   readiness: ReadinessCheck[];
@@ -215,6 +225,17 @@ export const createServices = async ({
   });
   const approvalSweep = createIntervalWorker(() => approvals.expireDue(), 2000, logger);
 
+  // Counters are per process for now; the store-backed, exact-across-replicas ones replace this line.
+  const policyCounters: CountersPort = createMemoryCounters();
+  const policyApprovals: ApprovalsPort = approvals.port;
+  const policyEnforcement = createPolicyEnforcement({
+    store,
+    access,
+    counters: policyCounters,
+    approvals: policyApprovals,
+  });
+  const policiesFor = policyEnforcement.policiesFor;
+
   const services: VaultServices = {
     credentials,
     adminTokens: createAdminTokenService({ db, clock, audit }),
@@ -235,8 +256,13 @@ export const createServices = async ({
     auditCheckpoints: { key: checkpointKey, writer: checkpointWriter },
     grants: createGrantService({ db, clock, audit }),
     retrieval: createRetrievalService({ store, access, clock, credentials, audit, policiesFor, approvals }),
-    proxy: createProxyService({ store, access, clock, credentials, audit, outbound }),
+    proxy: createProxyService({ store, access, clock, credentials, audit, outbound, policiesFor, approvals }),
     oauthProviders: shippedProviderCatalog(),
+    policies: createPolicyService({ db, clock, audit }),
+    policyEnforcement,
+    policyDryRun: createPolicyDryRun({ store, access, clock, enforcement: policyEnforcement }),
+    policyCounters,
+    policyApprovals,
     approvals,
     approvalNotifier,
     approvalLinks,

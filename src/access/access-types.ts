@@ -70,13 +70,21 @@ export interface ApprovalUse {
 
 export type PolicyVerdict =
   | { outcome: 'pass'; approval?: ApprovalUse | undefined }
-  | { outcome: 'deny'; code: ErrorCode; message?: string | undefined }
+  | {
+      outcome: 'deny';
+      code: ErrorCode;
+      message?: string | undefined;
+      /** When a counter refused: seconds until its window resets (`Retry-After`). */
+      retryAfter?: number | undefined;
+    }
   | { outcome: 'pending'; approval: PendingApproval };
 
 /**
  * One rule of a policy attached to something on the request's path, evaluated after the grant has
- * allowed the use. Pure: counters (rate limits, usage caps) are read and reserved before the decision
- * and handed in through the check, so `decide()` stays plain values in, plain values out.
+ * allowed the use. Pure: the agent path (agent-request.ts) first decides the grant alone, then
+ * evaluates the policies of the path once the grant allows (counters consumed there, all or nothing:
+ * src/policy/policy-enforcement.ts), and hands the outcome in through the checks, so `decide()` stays
+ * plain values in, plain values out.
  */
 export interface PolicyCheck extends RuleRef {
   evaluate(context: AccessContext, grant: Grant): PolicyVerdict;
@@ -142,6 +150,8 @@ export interface DeniedDecision {
   readonly message?: string | undefined;
   /** The policy rule that refused, when a policy did. */
   readonly rule?: RuleRef | undefined;
+  /** Seconds until a refusing counter's window resets, when one refused. */
+  readonly retryAfter?: number | undefined;
   /** The grant the refusal is about, when there is one. */
   readonly grant?: Grant | undefined;
 }

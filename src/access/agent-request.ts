@@ -7,6 +7,7 @@ import type { CredentialService } from '../credentials/credential-service.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import { parseScopeQuery } from '../grants/grant-rules.js';
 import { prepareRetrievalGrants } from '../grants/grant-repo.js';
+import type { Grant } from '../grants/grant-types.js';
 import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/database.js';
 import type { GenerationCache, GenerationView } from '../store/generation-cache.js';
@@ -73,12 +74,11 @@ export interface AgentRequestDeps {
   credentials: Pick<CredentialService, 'readCurrentSecret'>;
   audit: Pick<AuditRecorder, 'record'>;
   /**
-   * The policy rules attached to anything on the path (issue 15). None today: the decision then
-   * rests on the grant, the credential and the channel alone.
+   * The policy rules attached to anything on the path, evaluated (counters consumed) once the grant
+   * has allowed the use (src/policy/policy-enforcement.ts). Required, so a new channel built on this
+   * path cannot leave its policies out (`VaultServices.policyEnforcement.policiesFor`).
    */
-  policiesFor?:
-    | ((context: Omit<AccessContext, 'policies'>) => readonly PolicyCheck[] | Promise<readonly PolicyCheck[]>)
-    | undefined;
+  policiesFor: PoliciesFor;
   /** Parks a request an `approval` rule holds, and spends one-request approvals (src/approvals/). */
   approvals?: ApprovalParking | undefined;
 }
@@ -86,10 +86,15 @@ export interface AgentRequestDeps {
 /** What the request path needs of the approvals service. */
 export type ApprovalParking = Pick<ApprovalService, 'park' | 'use'>;
 
-/** The attribute a retry names its approval by (`?approval=`), for the policies and the parking. */
-export const approvalAttribute = 'approval';
+/** The attribute a retry names its approval by (`?approval=`), as the policies read it. */
+export const approvalAttribute = 'approval_id';
 
-const noPolicies = (): readonly PolicyCheck[] => [];
+/** What the path asks for the policies of a request the grant allows, as of the request's view. */
+export type PoliciesFor = (
+  view: GenerationView,
+  context: Omit<AccessContext, 'policies'>,
+  grant: Grant,
+) => Promise<readonly PolicyCheck[]>;
 
 /**
  * What every event of the request starts with: the agent and the credential as named
@@ -125,7 +130,7 @@ export const createAgentRequests = ({
   clock,
   credentials,
   audit,
-  policiesFor = noPolicies,
+  policiesFor,
   approvals,
 }: AgentRequestDeps) => {
   const grantsFor = prepareRetrievalGrants(store, access);
@@ -163,7 +168,13 @@ export const createAgentRequests = ({
       now: clock.now(),
       attributes: request.attributes ?? {},
     };
-    const decision = decide({ ...context, policies: await policiesFor(context) });
+    // The grant, the credential and the channel first; the policies only for a use they allow, so a
+    // refused request counts against no rate limit or cap. Both decisions are decide()'s.
+    let decision = decide({ ...context, policies: [] });
+    if (decision.outcome === 'allow') {
+      const policies = await policiesFor(view, context, decision.grant);
+      if (policies.length > 0) decision = decide({ ...context, policies });
+    }
     if (decision.grant) facts.grant_id = decision.grant.id;
     if (credential) facts.credential_id = credential.id;
     switch (decision.outcome) {
@@ -171,8 +182,13 @@ export const createAgentRequests = ({
         await spendApprovals(decision, facts);
         return decision;
       case 'deny':
-        if (decision.rule) facts.policy_rule = `${decision.rule.policy}/${decision.rule.rule}`;
-        throw new VaultError(decision.code, decision.message);
+        if (decision.rule) {
+          facts.policy = decision.rule.policy;
+          facts.policy_rule = decision.rule.rule;
+        }
+        throw new VaultError(decision.code, decision.message, {
+          ...(decision.retryAfter === undefined ? {} : { details: { retryAfter: decision.retryAfter } }),
+        });
       case 'pending':
         throw await park(decision.approval, request, credential!, facts);
     }
@@ -190,7 +206,8 @@ export const createAgentRequests = ({
     credential: CredentialState,
     facts: AuditDetails,
   ): Promise<VaultError> => {
-    facts.policy_rule = `${pending.policy}/${pending.rule}`;
+    facts.policy = pending.policy;
+    facts.policy_rule = pending.rule;
     let answer = { id: pending.approvalId, retryAfter: pending.retryAfter, expiresAt: null as string | null };
     if (pending.ask) {
       if (!approvals)

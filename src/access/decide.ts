@@ -20,7 +20,8 @@ import type {
  *    cannot learn which credentials exist);
  * 2. the credential: active and not expired;
  * 3. the channel: revealing the secret needs a grant that reveals; the proxies do not;
- * 4. the policies attached to anything on the path, every rule of each (none yet: issue 15).
+ * 4. the policies attached to anything on the path, every rule of each (evaluated by the agent path
+ *    once the grant allows, src/policy/policy-enforcement.ts; the first refusing rule decides).
  *
  * Its outcome is also the audit event's decision and reason.
  */
@@ -48,6 +49,7 @@ export const decide = (context: AccessContext): AccessDecision => {
         code: verdict.code,
         message: verdict.message,
         rule: { policy: check.policy, rule: check.rule },
+        ...(verdict.retryAfter === undefined ? {} : { retryAfter: verdict.retryAfter }),
         grant,
       });
     }

@@ -12,6 +12,7 @@ import { registerGrantCommand } from './grant-command.js';
 import { registerIssuerCommand } from './issuer-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { registerOAuthCommand } from './oauth-command.js';
+import { registerPolicyCommand } from './policy-command.js';
 import { InputError } from './secret-input.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerWebhookKmsCommand } from './webhook-kms-command.js';
@@ -35,6 +36,7 @@ export const buildProgram = (io: CliIo): Command => {
   registerGrantCommand(program, io);
   registerAuditCommand(program, io);
   registerOAuthCommand(program, io);
+  registerPolicyCommand(program, io);
   registerApprovalCommand(program, io);
   registerWebhookKmsCommand(program);
   for (const command of program.commands) command.exitOverride();

@@ -263,6 +263,16 @@ export const errorRegistry = {
     status: 429,
     message: 'A policy’s usage cap is used up; wait for the next day or month, or ask an admin to reset it.',
   },
+  policy_not_found: { status: 404, message: 'No policy has that name in this namespace.' },
+  policy_exists: {
+    status: 409,
+    message: 'A policy with that name already exists in this namespace; change it with `policy update`.',
+  },
+  policy_in_use: {
+    status: 409,
+    message:
+      'The policy is still attached; detach it first, or remove it with `--force` to detach it everywhere at once.',
+  },
 
   // approvals (docs/approvals.md)
   approval_pending: {

@@ -75,6 +75,13 @@ export const installErrorHandler = (
       if (error.code === 'too_many_auth_failures' && error.details?.retryAfter) {
         reply.header('retry-after', String(error.details.retryAfter));
       }
+      // A policy's rate limit or usage cap says when its window resets (agent-request.ts).
+      if (
+        (error.code === 'rate_limited' || error.code === 'usage_cap_exhausted') &&
+        error.details?.retryAfter
+      ) {
+        reply.header('retry-after', String(error.details.retryAfter));
+      }
       // A parked request (docs/approvals.md): 202, when to ask again, and the approval to wait on.
       if (error.code === 'approval_pending' && error.details?.approval) {
         const approval = error.details.approval as { retry_after: number };

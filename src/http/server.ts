@@ -18,13 +18,15 @@ import { installRequestLog } from './request-log.js';
 import { registerAdminTokenRoutes } from './routes/admin-token-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
 import { registerApprovalPageRoutes } from './routes/approval-page-routes.js';
-import { registerAgentApprovalRoutes, registerApprovalRoutes } from './routes/approval-routes.js';
+import { registerApprovalRoutes } from './routes/approval-routes.js';
+import { registerAgentApprovalRoutes } from './routes/agent-approval-routes.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
 import { registerIssuerRoutes } from './routes/issuer-routes.js';
 import { registerKeyRoutes } from './routes/key-routes.js';
 import { registerOAuthRoutes } from './routes/oauth-routes.js';
+import { registerPolicyRoutes } from './routes/policy-routes.js';
 import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerProxyRoutes } from './routes/proxy-routes.js';
 import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
@@ -61,6 +63,7 @@ const adminRouteModules: RouteModule[] = [
   registerAgentRoutes,
   registerIssuerRoutes,
   registerOAuthRoutes,
+  registerPolicyRoutes,
   registerApprovalRoutes,
 ];
 

@@ -58,6 +58,8 @@ export const accessScope = {
   namespace: (namespace: string) => `n:${namespace}`,
   grantedCredential: (credentialId: string) => `g:${credentialId}`,
   credential: (credentialId: string) => `c:${credentialId}`,
+  /** The namespace's policies, their versions and attachments (migration 0010). */
+  policies: (namespace: string) => `p:${namespace}`,
 } as const;
 
 export interface LookupOptions<P, V> {

@@ -305,6 +305,58 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('credentials').addColumn('base_url', 'text').execute();
     },
   },
+  '0010_policies': {
+    async up(db: Kysely<unknown>) {
+      // Named, versioned policies and what they are attached to (src/policy/policy-repo.ts). The
+      // current version is the policy row's; versions are only ever added.
+      await db.schema
+        .createTable('policies')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('current_version', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('policies_namespace_name', ['namespace', 'name'])
+        .execute();
+      await db.schema
+        .createTable('policy_versions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('policy_id', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('policy', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addUniqueConstraint('policy_versions_policy_version', ['policy_id', 'version'])
+        .execute();
+      await db.schema
+        .createTable('policy_attachments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('policy_id', 'text', (c) => c.notNull())
+        .addColumn('target_kind', 'text', (c) => c.notNull())
+        .addColumn('target_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addUniqueConstraint('policy_attachments_target', ['policy_id', 'target_kind', 'target_id'])
+        .execute();
+      await db.schema
+        .createIndex('policy_attachments_namespace')
+        .on('policy_attachments')
+        .columns(['namespace', 'created_at', 'id'])
+        .execute();
+      // A policy change, a new version or an attach or detach decides the next request on every
+      // replica, like a grant does: each moves the access generation and the namespace's policy scope.
+      const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+      for (const rule of accessChangeRules0010) {
+        for (const statement of sqlite ? sqliteAccessTriggers(rule) : postgresAccessTriggers(rule)) {
+          await sql.raw(statement).execute(db);
+        }
+      }
+    },
+  },
   '0012_approvals': {
     async up(db: Kysely<unknown>) {
       // Human approvals (src/approvals/). Neither table decides access through the generation cache:
@@ -430,6 +482,21 @@ export const accessChangeRules0004: readonly AccessChangeRule[] = [
   },
   { name: 'own', table: 'data_keys', events: allEvents, scopes: (r) => [`'c:' || ${r}.credential_id`] },
 ];
+
+/**
+ * Migration 0010: the policy tables, each change recorded under `p:<namespace>` (the policies and
+ * attachments the agent path caches per namespace, src/policy/policy-enforcement.ts). Frozen with it.
+ */
+export const accessChangeRules0010: readonly AccessChangeRule[] = [
+  'policies',
+  'policy_versions',
+  'policy_attachments',
+].map((table) => ({
+  name: 'ns',
+  table,
+  events: allEvents,
+  scopes: (r: string) => [`'p:' || ${r}.namespace`],
+}));
 
 const rowsOf = (event: 'insert' | 'update' | 'delete'): ('old' | 'new')[] =>
   event === 'insert' ? ['new'] : event === 'delete' ? ['old'] : ['old', 'new'];

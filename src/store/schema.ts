@@ -23,6 +23,9 @@ export interface Database {
   audit_checkpoints: AuditCheckpointTable;
   access_generation: AccessGenerationTable;
   access_changes: AccessChangeTable;
+  policies: PolicyTable;
+  policy_versions: PolicyVersionTable;
+  policy_attachments: PolicyAttachmentTable;
   approvals: ApprovalTable;
   approval_push_subscriptions: ApprovalPushSubscriptionTable;
 }
@@ -207,6 +210,40 @@ export interface AuditCheckpointTable {
   time: string;
   key_id: string;
   signature: string;
+}
+
+/** A named policy (migration 0010, src/policy/policy-repo.ts); its text lives in its versions. */
+export interface PolicyTable {
+  id: string;
+  namespace: string;
+  name: string;
+  /** The version requests are decided by: the newest. */
+  current_version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Every version of a policy, never changed once written: `document` as given, `policy` normalised (JSON). */
+export interface PolicyVersionTable {
+  id: string;
+  namespace: string;
+  policy_id: string;
+  version: number;
+  document: string;
+  policy: string;
+  created_at: string;
+  created_by: string;
+}
+
+/** A policy attached to an agent, agent key, grant, credential, MCP proxy or proxy key (by id). */
+export interface PolicyAttachmentTable {
+  id: string;
+  namespace: string;
+  policy_id: string;
+  target_kind: string;
+  target_id: string;
+  created_at: string;
+  created_by: string;
 }
 
 /**

@@ -46,6 +46,11 @@ const concerns: Record<AuditAction, Concerns> = {
   'keys.rotate': { none: 'the key hierarchy' },
   'keys.mode_set': { none: 'the key hierarchy' },
   'keys.verify': { none: 'the key hierarchy' },
+  'policy.create': { none: 'a policy (what it is attached to is policy.attach)' },
+  'policy.update': { none: 'a policy' },
+  'policy.delete': { none: 'a policy' },
+  'policy.attach': { none: 'a policy and the entity it is attached to, named by kind and id' },
+  'policy.detach': { none: 'a policy and the entity it is detached from, named by kind and id' },
   // Approval events carry the agent's and the credential's subject keys; parking a request needs an
   // approval policy, so test/approvals/approval-flow.test.ts checks that the filters find them.
   'approval.request': { none: 'needs a parked request: approval-flow.test.ts checks its subjects' },

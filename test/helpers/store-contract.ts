@@ -32,6 +32,9 @@ const tableNames: Record<keyof Database, true> = {
   audit_checkpoints: true,
   access_generation: true,
   access_changes: true,
+  policies: true,
+  policy_versions: true,
+  policy_attachments: true,
   approvals: true,
   approval_push_subscriptions: true,
 };

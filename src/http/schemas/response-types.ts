@@ -5,6 +5,7 @@ import type * as Audit from './audit-schemas.js';
 import type * as Credentials from './credential-schemas.js';
 import type * as Grants from './grant-schemas.js';
 import type * as Keys from './key-schemas.js';
+import type * as Policies from './policy-schemas.js';
 
 /**
  * The admin and agent API's response bodies, derived from the routes' response schemas, so the CLI,
@@ -51,3 +52,10 @@ export type KeysVerifyResult = Static<typeof Keys.KeysVerifyResult>;
 export interface Items<T> {
   items: T[];
 }
+
+export type PolicyView = Static<typeof Policies.PolicyView>;
+export type PolicyList = Static<typeof Policies.PolicyList>;
+export type PolicyVersionList = Static<typeof Policies.PolicyVersionList>;
+export type PolicyAttachResult = Static<typeof Policies.AttachResult>;
+export type PolicyDetachResult = Static<typeof Policies.DetachResult>;
+export type PolicyDryRunView = Static<typeof Policies.DryRunView>;
