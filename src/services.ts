@@ -47,6 +47,9 @@ import { type ApprovalsPort, type CountersPort, createMemoryCounters } from './p
 import { createPolicyEnforcement, type PolicyEnforcement } from './policy/policy-enforcement.js';
 import { createPolicyService, type PolicyService } from './policy/policy-service.js';
 import { createPolicyDryRun, type PolicyDryRun } from './policy/policy-dry-run.js';
+import type { EventPublisher } from './events/event-types.js';
+import { createEventPublisher } from './events/event-outbox.js';
+import { createEventDelivery } from './events/event-delivery.js';
 
 /**
  * Every domain service of the vault, built once by `createServices`. HTTP route modules take a
@@ -99,6 +102,8 @@ export interface VaultServices {
   approvalLinks: ApprovalLinks;
   /** The VAPID public key browsers subscribe with (derived, see approval-notifier.ts). */
   vapidPublicKey: string;
+  /** Outbound events (docs/events.md): written to the outbox, delivered by the `event delivery` worker. */
+  events: EventPublisher;
 }
 
 export interface ServicesDeps {
@@ -217,10 +222,12 @@ export const createServices = async ({
     pageUrl: `${vaultAudience.replace(/\/$/, '')}/approvals`,
     logger,
   });
+  const events = createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined });
   const approvals = createApprovalService({
     db,
     clock,
     audit,
+    events,
     onRequested: (approval) => approvalNotifier.start(approval),
   });
   const approvalSweep = createIntervalWorker(() => approvals.expireDue(), 2000, logger);
@@ -267,6 +274,7 @@ export const createServices = async ({
     approvalNotifier,
     approvalLinks,
     vapidPublicKey: vapid.publicKey,
+    events,
   };
 
   /** What `/readyz` asks: each must answer for the vault to take traffic. */
@@ -291,6 +299,23 @@ export const createServices = async ({
       },
     },
   ];
+  if (config.eventsWebhookUrl !== undefined && config.eventsWebhookSecret !== undefined) {
+    // A receiver at an address the guard refuses is a configuration mistake: said at start, not later.
+    outbound.checkUrl(config.eventsWebhookUrl);
+    const delivery = createEventDelivery({
+      store,
+      clock,
+      logger,
+      audit,
+      fetch: outbound.fetch,
+      url: config.eventsWebhookUrl,
+      secret: config.eventsWebhookSecret,
+      maxAgeMs: config.eventsMaxAgeSeconds * 1000,
+      timeoutMs: config.eventsTimeoutMs,
+      pollMs: config.eventsPollMs,
+    });
+    workers.push({ name: 'event delivery', start: () => delivery.start(), stop: () => delivery.stop() });
+  }
 
   return { services, readiness, workers, keyMode: mode };
 };

@@ -52,6 +52,7 @@ export const auditActions = [
   'approval.deny',
   'approval.expire',
   'approval.subscribe',
+  'event.undeliverable',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

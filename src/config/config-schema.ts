@@ -86,6 +86,27 @@ const parseWebhookSecret = (raw: string): string => {
   return raw;
 };
 
+const parseEventsUrl = (raw: string): string => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('must be an http(s) URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an http(s) URL');
+  if (url.username || url.password) throw new Error('must not carry a user name or password');
+  return url.toString();
+};
+
+/** Standard Webhooks secrets: `whsec_` then base64 of the key (24 to 64 bytes, as the spec says). */
+const parseEventsSecret = (raw: string): string => {
+  const match = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(raw);
+  const bytes = match ? Buffer.from(match[1]!, 'base64').length : 0;
+  if (bytes < 24 || bytes > 64)
+    throw new Error('must be `whsec_` followed by 24 to 64 random bytes in base64');
+  return raw;
+};
+
 export const settings = {
   host: {
     flag: '--host',
@@ -306,6 +327,43 @@ export const settings = {
       if (!/^(mailto:\S+@\S+|https:\/\/\S+)$/.test(raw)) throw new Error('must be a mailto: or https: URL');
       return raw;
     },
+  },
+  eventsWebhookUrl: {
+    flag: '--events-webhook-url',
+    env: 'TOKENVAULT_EVENTS_WEBHOOK_URL',
+    description:
+      'Where the vault POSTs its events (`credential.needs_reauth`, `approval.requested`, …), signed with the Standard Webhooks scheme; see docs/events.md. Unset: no events are sent or kept.',
+    parse: parseEventsUrl,
+  },
+  eventsWebhookSecret: {
+    flag: '--events-webhook-secret',
+    env: 'TOKENVAULT_EVENTS_WEBHOOK_SECRET',
+    description:
+      'The Standard Webhooks signing secret, `whsec_` and 24 to 64 random bytes in base64 (`whsec_$(openssl rand -base64 32)`). Prefer the variable to the flag.',
+    secret: true,
+    parse: parseEventsSecret,
+  },
+  eventsMaxAgeSeconds: {
+    flag: '--events-max-age-seconds',
+    env: 'TOKENVAULT_EVENTS_MAX_AGE_SECONDS',
+    description:
+      'How long an event is retried before it is given up on (with an `event.undeliverable` audit event).',
+    default: 86_400,
+    parse: parsePositiveInt(60, 2_592_000),
+  },
+  eventsTimeoutMs: {
+    flag: '--events-timeout-ms',
+    env: 'TOKENVAULT_EVENTS_TIMEOUT_MS',
+    description: 'Timeout for one delivery attempt, in milliseconds.',
+    default: 10_000,
+    parse: parsePositiveInt(100, 120_000),
+  },
+  eventsPollMs: {
+    flag: '--events-poll-ms',
+    env: 'TOKENVAULT_EVENTS_POLL_MS',
+    description: 'How often each replica looks for events due for delivery, in milliseconds.',
+    default: 1000,
+    parse: parsePositiveInt(10, 60_000),
   },
   shutdownTimeoutMs: {
     flag: '--shutdown-timeout-ms',

@@ -61,6 +61,13 @@ export const loadConfig = (
     );
   }
 
+  const eventsInvalid = invalid.has('eventsWebhookUrl') || invalid.has('eventsWebhookSecret');
+  if (!eventsInvalid && Boolean(values.eventsWebhookUrl) !== Boolean(values.eventsWebhookSecret)) {
+    problems.push(
+      'TOKENVAULT_EVENTS_WEBHOOK_URL and TOKENVAULT_EVENTS_WEBHOOK_SECRET go together: set both or neither',
+    );
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(values) as Config;
 };

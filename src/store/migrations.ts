@@ -407,7 +407,60 @@ export const migrations: Record<string, Migration> = {
         .addColumn('endpoint', 'text', (c) => c.notNull().unique())
         .addColumn('p256dh', 'text', (c) => c.notNull())
         .addColumn('auth', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull());
+    },
+  },
+  '0011_counters_events': {
+    async up(db: Kysely<unknown>) {
+      // Exact counters for rate limits and usage caps (src/policy/store-counters.ts): one row per key
+      // and window bucket, locked while a request is counted. No trigger: counting a use must never
+      // move the access generation (a counter is not access state, and moving it would empty the
+      // caches revocation relies on at every request).
+      await db.schema
+        .createTable('counter_buckets')
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('bucket', 'text', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addColumn('max_count', 'integer', (c) => c.notNull())
+        .addColumn('window_spec', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addPrimaryKeyConstraint('counter_buckets_pk', ['key', 'bucket'])
+        .execute();
+      await db.schema
+        .createIndex('counter_buckets_expires')
+        .on('counter_buckets')
+        .column('expires_at')
+        .execute();
+      // A sliding window's counted instants (the bucket row `sliding` is its lock).
+      await db.schema
+        .createTable('counter_hits')
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('at_ms', 'bigint', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('counter_hits_pk', ['key', 'at_ms', 'id'])
+        .execute();
+      await db.schema.createIndex('counter_hits_at').on('counter_hits').column('at_ms').execute();
+
+      // Outbound events waiting for delivery (src/events/event-outbox.ts). Written in the transaction
+      // of the change they announce; deleted once delivered or given up on (the audit log keeps the
+      // latter). `payload` is the exact body every attempt sends, so the signature covers the same bytes.
+      await db.schema
+        .createTable('event_outbox')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_until', 'text')
+        .addColumn('last_error', 'text')
+        .execute();
+      await db.schema
+        .createIndex('event_outbox_due')
+        .on('event_outbox')
+        .columns(['next_attempt_at', 'id'])
         .execute();
     },
   },

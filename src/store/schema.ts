@@ -28,6 +28,9 @@ export interface Database {
   policy_attachments: PolicyAttachmentTable;
   approvals: ApprovalTable;
   approval_push_subscriptions: ApprovalPushSubscriptionTable;
+  counter_buckets: CounterBucketTable;
+  counter_hits: CounterHitTable;
+  event_outbox: EventOutboxTable;
 }
 
 /** One row (id = 1): moved by triggers on every change to the tables access depends on (0003, 0004). */
@@ -285,4 +288,41 @@ export interface ApprovalPushSubscriptionTable {
   p256dh: string;
   auth: string;
   created_at: string;
+}
+
+/** Migration 0011: one counter per key and window bucket (src/policy/store-counters.ts). */
+export interface CounterBucketTable {
+  key: string;
+  /** The window's bucket id (`windowOf`), `total`, or `sliding` (the lock row of a sliding window). */
+  bucket: string;
+  count: number;
+  /** The limit and window (JSON) last counted against, for `policy usage`. */
+  max_count: number;
+  window_spec: string;
+  /** When the bucket is over and may be pruned; null for `total`. */
+  expires_at: string | null;
+}
+
+/** Migration 0011: the instants a sliding window counted. */
+export interface CounterHitTable {
+  key: string;
+  at_ms: number | string;
+  id: string;
+}
+
+/** Migration 0011: events waiting for delivery to the operator's webhook (src/events/event-outbox.ts). */
+export interface EventOutboxTable {
+  id: string;
+  namespace: string;
+  type: string;
+  /** The JSON body, fixed when published: every attempt sends (and signs) the same bytes. */
+  payload: string;
+  created_at: string;
+  attempts: number;
+  next_attempt_at: string;
+  /** Which deliverer holds the row, until when: a replica that dies mid-delivery frees it by expiry. */
+  lease_owner: string | null;
+  lease_until: string | null;
+  /** The last failure, as a status code or an error code: never a response body. */
+  last_error: string | null;
 }

@@ -59,6 +59,7 @@ const concerns: Record<AuditAction, Concerns> = {
   'approval.deny': { none: 'needs a parked request: approval-flow.test.ts checks its subjects' },
   'approval.expire': { none: 'needs a parked request: approval-flow.test.ts checks its subjects' },
   'approval.subscribe': { none: 'an approver’s browser subscribing to Web Push' },
+  'event.undeliverable': { none: 'an outbound event (its own data names what it announced)' },
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');

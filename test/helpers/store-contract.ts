@@ -37,6 +37,9 @@ const tableNames: Record<keyof Database, true> = {
   policy_attachments: true,
   approvals: true,
   approval_push_subscriptions: true,
+  counter_buckets: true,
+  counter_hits: true,
+  event_outbox: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 
