@@ -211,7 +211,6 @@ export const createServices = async ({
   );
   const approvalNotifier = createApprovalNotifier({
     db,
-    clock,
     audit,
     fetch: outbound.fetch,
     links: approvalLinks,
@@ -228,6 +227,7 @@ export const createServices = async ({
     clock,
     audit,
     events,
+    linksFor: (approval) => approvalNotifier.linksFor(approval),
     onRequested: (approval) => approvalNotifier.start(approval),
   });
   const approvalSweep = createIntervalWorker(() => approvals.expireDue(), 2000, logger);

@@ -3,7 +3,6 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import webpush from 'web-push';
 import type { AuditRecorder } from '../audit/audit-types.js';
-import type { Clock } from '../lib/clock.js';
 import type { GuardedFetch } from '../net/outbound-guard.js';
 import type { Database } from '../store/schema.js';
 import { type ApprovalLinks, deriveKey } from './approval-links.js';
@@ -56,7 +55,6 @@ export interface NtfyTarget {
 
 export interface ApprovalNotifierDeps {
   db: Kysely<Database>;
-  clock: Clock;
   audit: Pick<AuditRecorder, 'record'>;
   fetch: GuardedFetch;
   links: ApprovalLinks;
@@ -82,7 +80,7 @@ export interface ApprovalMessage {
 const deliveryTimeoutMs = 10_000;
 
 export const createApprovalNotifier = (deps: ApprovalNotifierDeps) => {
-  const { db, clock, audit, fetch, links, vapid, ntfy, pageUrl, logger } = deps;
+  const { db, audit, fetch, links, vapid, ntfy, pageUrl, logger } = deps;
 
   const messageFor = (approval: Approval, approvers: readonly string[]): ApprovalMessage => {
     const expiresAt = Math.floor(Date.parse(approval.expiresAt) / 1000);
@@ -171,7 +169,8 @@ export const createApprovalNotifier = (deps: ApprovalNotifierDeps) => {
     const first = message.links[0];
     const headers: Record<string, string> = {
       'content-type': 'text/plain; charset=utf-8',
-      title: message.title,
+      // Header values are bytes: the title in ASCII (the body carries the rest in UTF-8).
+      title: message.title.replace('→', '->').replace(/[^\x20-\x7e]/g, '?'),
       tags: 'lock',
       click: message.page_url,
     };
@@ -208,6 +207,8 @@ export const createApprovalNotifier = (deps: ApprovalNotifierDeps) => {
   const inFlight = new Set<Promise<void>>();
   return {
     messageFor,
+    /** The signed links of every approver who may decide, for the `approval.requested` webhook. */
+    linksFor: (approval: Approval) => messageFor(approval, eligible(approval)).links,
     notify,
     /** Starts notifying without holding the request that parked (stop() waits for what is in flight). */
     start(approval: Approval): void {
@@ -220,7 +221,6 @@ export const createApprovalNotifier = (deps: ApprovalNotifierDeps) => {
     async drain(): Promise<void> {
       await Promise.all([...inFlight]);
     },
-    clock,
   };
 };
 

@@ -42,6 +42,9 @@ export interface ApprovalServiceDeps {
   audit: Pick<AuditRecorder, 'record' | 'recordInTransaction' | 'recordManyInTransaction'>;
   /** Publishes `approval.*` events (the signed webhook), in the change's transaction. */
   events?: EventPublisher | undefined;
+  /** The signed approve/deny links of each approver, carried by the `approval.requested` event. */
+  linksFor?:
+    ((approval: Approval) => { approver: string; approve_url: string; deny_url: string }[]) | undefined;
   /** Called after a new approval commits: notifies its approvers (approval-notifier.ts). */
   onRequested?: ((approval: Approval) => void) | undefined;
 }
@@ -67,6 +70,13 @@ const eventData = (approval: Approval): VaultEvent['data'] => ({
   state: approval.state,
   expires_at: approval.expiresAt,
   covers: approval.coversSeconds === null ? 'request' : `${approval.coversSeconds}s`,
+});
+
+/** Per approver who may decide, in the same order: their signed one-time links. */
+const linkData = (links: { approver: string; approve_url: string; deny_url: string }[]) => ({
+  link_approvers: links.map((l) => l.approver),
+  approve_urls: links.map((l) => l.approve_url),
+  deny_urls: links.map((l) => l.deny_url),
 });
 
 const newRow = (request: ParkRequest, now: Date) => ({
@@ -118,7 +128,14 @@ const keyOf = (r: {
  * read-only port the policy evaluator asks. Every step is one audited change; the `approval.*`
  * events go out through the events outbox in the same transaction.
  */
-export const createApprovalService = ({ db, clock, audit, events, onRequested }: ApprovalServiceDeps) => {
+export const createApprovalService = ({
+  db,
+  clock,
+  audit,
+  events,
+  linksFor,
+  onRequested,
+}: ApprovalServiceDeps) => {
   const spec = (ctx: AuditContext, namespace: string, action: AuditAction, id: string | null): AuditSpec => ({
     ctx,
     namespace,
@@ -227,7 +244,11 @@ export const createApprovalService = ({ db, clock, audit, events, onRequested }:
           },
         });
         await events?.publish(
-          { type: 'approval.requested', namespace: approval.namespace, data: eventData(approval) },
+          {
+            type: 'approval.requested',
+            namespace: approval.namespace,
+            data: { ...eventData(approval), ...linkData(linksFor?.(approval) ?? []) },
+          },
           trx,
         );
         return { approval, created: true };

@@ -407,7 +407,8 @@ export const migrations: Record<string, Migration> = {
         .addColumn('endpoint', 'text', (c) => c.notNull().unique())
         .addColumn('p256dh', 'text', (c) => c.notNull())
         .addColumn('auth', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull());
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
     },
   },
   '0011_counters_events': {
