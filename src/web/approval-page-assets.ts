@@ -64,8 +64,8 @@ const render = (items) => {
       button.addEventListener('click', async () => {
         try {
           const decided = await api('POST', '/v1/admin/approvals/' + encodeURIComponent(a.id) + '/' + decision, { via: 'page' });
-          status('Approval ' + decided.id + ' ' + decided.state + '.');
           await load();
+          status('Approval ' + decided.id + ' ' + decided.state + '.');
         } catch (error) { status(error.message); }
       });
       li.append(button);
