@@ -15,6 +15,7 @@ import {
 } from './approvals/approval-notifier.js';
 import { type ApprovalService, createApprovalService } from './approvals/approval-service.js';
 import { createIntervalWorker } from './approvals/interval-worker.js';
+import { createPushSubscriptions, type PushSubscriptions } from './approvals/push-subscriptions.js';
 import { type AuditChainKey, loadAuditChainKey } from './audit/audit-keys.js';
 import {
   type CheckpointWriter,
@@ -100,6 +101,8 @@ export interface VaultServices {
   /** Web Push and ntfy notifications of new approvals, and their signed one-time links. */
   approvalNotifier: ApprovalNotifier;
   approvalLinks: ApprovalLinks;
+  /** Browsers subscribed to Web Push on the approval page. */
+  approvalPush: PushSubscriptions;
   /** The VAPID public key browsers subscribe with (derived, see approval-notifier.ts). */
   vapidPublicKey: string;
   /** Outbound events (docs/events.md): written to the outbox, delivered by the `event delivery` worker. */
@@ -273,6 +276,7 @@ export const createServices = async ({
     approvals,
     approvalNotifier,
     approvalLinks,
+    approvalPush: createPushSubscriptions({ db, clock, audit }),
     vapidPublicKey: vapid.publicKey,
     events,
   };

@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import { type AuditContext, auditedChange, type AuditSpec, systemContext } from '../audit/audit-context.js';
+import { type AuditContext, auditedChange, type AuditSpec } from '../audit/audit-context.js';
 import type { AuditAction, AuditDetails, AuditRecorder } from '../audit/audit-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { EventPublisher, VaultEvent } from '../events/event-types.js';
@@ -7,7 +7,7 @@ import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { ApprovalQuery, ApprovalsPort } from '../policy/evaluate-policies.js';
 import type { Database } from '../store/schema.js';
-import { type ApprovalKey, approvalRepo, pushSubscriptionRepo } from './approval-repo.js';
+import { type ApprovalKey, approvalRepo } from './approval-repo.js';
 import {
   type Approval,
   type ApprovalState,
@@ -396,35 +396,7 @@ export const createApprovalService = ({
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     },
-
-    /** Subscribes a browser to Web Push for `approver` (the subscribing token's name). */
-    subscribe: (
-      approver: string,
-      subscription: { endpoint: string; keys: { p256dh: string; auth: string } },
-      ctx: AuditContext,
-    ): Promise<string> =>
-      auditedChange(
-        { db, audit },
-        { ...spec(ctx, 'default', 'approval.subscribe', null), details: { approver: approver.slice(0, 64) } },
-        async (trx, record) => {
-          const id = newId();
-          await pushSubscriptionRepo.upsert(trx, {
-            id,
-            approver,
-            endpoint: subscription.endpoint,
-            p256dh: subscription.keys.p256dh,
-            auth: subscription.keys.auth,
-            created_at: clock.now().toISOString(),
-          });
-          await record({
-            target: { type: 'push_subscription', id },
-            details: { push_host: new URL(subscription.endpoint).host },
-          });
-          return id;
-        },
-      ),
   };
 };
 
 export type ApprovalService = ReturnType<typeof createApprovalService>;
-export { systemContext };

@@ -26,7 +26,11 @@ const readNone = {
  */
 export const registerApprovalRoutes = (
   app: FastifyInstance,
-  { approvals, vapidPublicKey }: Pick<VaultServices, 'approvals' | 'vapidPublicKey'>,
+  {
+    approvals,
+    approvalPush,
+    vapidPublicKey,
+  }: Pick<VaultServices, 'approvals' | 'approvalPush' | 'vapidPublicKey'>,
 ) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -135,7 +139,7 @@ export const registerApprovalRoutes = (
     },
     async (request, reply) => {
       const approver = request.admin!.name;
-      const id = await approvals.subscribe(approver, request.body, request.adminContext);
+      const id = await approvalPush.subscribe(approver, request.body, request.adminContext);
       return reply.status(201).send({ id, approver });
     },
   );

@@ -62,7 +62,7 @@ export const PushSubscriptionBody = Type.Object({
     p256dh: Type.String({ minLength: 80, maxLength: 100, pattern: '^[A-Za-z0-9_-]+=*$' }),
     auth: Type.String({ minLength: 16, maxLength: 32, pattern: '^[A-Za-z0-9_-]+=*$' }),
   }),
-  expirationTime: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  expirationTime: Type.Optional(Type.Union([Type.Number({ minimum: 0, maximum: 1e15 }), Type.Null()])),
 });
 export const AgentApprovalParams = Type.Object({
   agentId: Type.String({ minLength: 1, maxLength: 200 }),
