@@ -14,6 +14,7 @@ import { busyShare, machineCpuSeconds, postgresCpuSeconds } from './cpu.mjs';
 import { openPostgres } from './postgres.mjs';
 import { adminSection } from './sections/admin.mjs';
 import { auditSection } from './sections/audit.mjs';
+import { policiesSection } from './sections/policies.mjs';
 import { retrievalSection } from './sections/retrieval.mjs';
 import { rewrapSection } from './sections/rewrap.mjs';
 import { cleanup, log, onCleanup, settings, tempDir } from './settings.mjs';
@@ -184,6 +185,7 @@ const main = async () => {
   }
   if (has('rewrap')) await runSection(rewrapSection, { postgres, dbCpu });
   if (has('audit')) await runSection(auditSection, {});
+  if (has('policies')) await runSection(policiesSection, {});
 
   for (const [heading, table] of tables) console.log(`\n${heading}\n\n${table}`);
   console.log('\nTargets (bench/targets.mjs)');

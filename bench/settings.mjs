@@ -8,10 +8,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killChildren } from './children.mjs';
 
-/** @typedef {'admin' | 'retrieval' | 'rewrap' | 'audit'} SectionName */
+/** @typedef {'admin' | 'retrieval' | 'rewrap' | 'audit' | 'policies'} SectionName */
 
 /** @type {SectionName[]} */
-export const allSections = ['admin', 'retrieval', 'rewrap', 'audit'];
+export const allSections = ['admin', 'retrieval', 'rewrap', 'audit', 'policies'];
 
 /**
  * `BENCH_SMOKE=1`: tiny counts and quarter-second runs, so every section runs in seconds and the bench

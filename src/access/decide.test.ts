@@ -1,6 +1,7 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { AgentPrincipal } from '../agents/agent-types.js';
 import type { CredentialService } from '../credentials/credential-service.js';
+import type { AgentRequestDeps, PoliciesFor } from './agent-request.js';
 import type { Grant } from '../grants/grant-types.js';
 import type {
   AccessContext,
@@ -200,6 +201,13 @@ describe('decide: policy checks after the grant', () => {
 });
 
 describe('a credential use without a decision does not compile', () => {
+  it('an agent request path cannot be built without the policies of the path', () => {
+    // Required, not optional: a new channel built on createAgentRequests must pass them (the rest of
+    // this guarantee, from the source and the running vault: test/access/decision-point.test.ts).
+    expectTypeOf<AgentRequestDeps['policiesFor']>().toEqualTypeOf<PoliciesFor>();
+    expectTypeOf<undefined>().not.toMatchTypeOf<AgentRequestDeps['policiesFor']>();
+  });
+
   it('reading a secret for an agent takes an AllowedDecision, which only decide() makes', () => {
     type ReadCurrentSecret = CredentialService['readCurrentSecret'];
     expectTypeOf<Parameters<ReadCurrentSecret>[0]>().toEqualTypeOf<AllowedDecision>();

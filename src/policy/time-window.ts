@@ -35,7 +35,27 @@ export interface WallClock {
   minute: number;
 }
 
+/**
+ * The last reading per zone, by UTC minute: every request of a minute reads the same local minute, so
+ * a busy window asks `Intl` once a minute rather than once a request. Only from 1980 on: since then
+ * every zone's offset is whole minutes, so a UTC minute is exactly one local minute (before, some
+ * offsets had seconds, such as Monrovia's −0:44:30 until 1972).
+ */
+const lastReading = new Map<string, { utcMinute: number; clock: WallClock }>();
+const wholeMinuteOffsetsSince = Date.UTC(1980, 0, 1);
+
 export const wallClock = (time: Date, timeZone: string): WallClock => {
+  const at = time.getTime();
+  if (at < wholeMinuteOffsetsSince) return readWallClock(time, timeZone);
+  const utcMinute = Math.floor(at / 60_000);
+  const last = lastReading.get(timeZone);
+  if (last?.utcMinute === utcMinute) return last.clock;
+  const clock = readWallClock(time, timeZone);
+  lastReading.set(timeZone, { utcMinute, clock });
+  return clock;
+};
+
+const readWallClock = (time: Date, timeZone: string): WallClock => {
   const parts: Record<string, string> = {};
   for (const part of formatterFor(timeZone).formatToParts(time)) parts[part.type] = part.value;
   return {

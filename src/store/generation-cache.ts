@@ -14,6 +14,7 @@ import type { Params } from './prepared.js';
  * - `g:<credential id>`: the credential's state as a grant decision reads it (status, expiry);
  * - `c:<credential id>`: the credential's own row, secret versions and data key. A new version of a
  *   secret, which is what a token refresh writes, touches only this one.
+ * - `p:<namespace>` (migration 0010): the namespace's policies, their versions and attachments.
  *
  * Counters (rate limits, usage caps) and bookkeeping such as an API key's `last_used_at` live where
  * no trigger is, so counting a use moves nothing.

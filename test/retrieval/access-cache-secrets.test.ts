@@ -87,8 +87,8 @@ describe('the decrypted secret cache', () => {
       maxEntries: settings.secretCacheMaxEntries.default,
       maxAgeMs: settings.secretCacheMaxAgeMs.default,
     }).toEqual(secretCacheDefaults);
-    // Off in a whole vault: a first retrieval loads the key, the grants and the row (three misses);
-    // on, the decrypted secret is a fourth, and a warm retrieval answers from it.
+    // Off in a whole vault: a first retrieval loads the key, the grants, the namespace's policies and
+    // the row (four misses); on, the decrypted secret is a fifth, and a warm retrieval answers from it.
     const missesOf = async (vault: TestVault) =>
       Number(
         /tokenvault_access_cache_lookups_total\{result="miss"\} (\d+)/.exec(
@@ -110,10 +110,10 @@ describe('the decrypted secret cache', () => {
     };
     const off = await startTestVault({ settings: { secretCacheMaxEntries: '0' } });
     try {
-      expect(await missesOfFirstRetrieval(off)).toBe(3);
+      expect(await missesOfFirstRetrieval(off)).toBe(4);
     } finally {
       await off.stop();
     }
-    expect(await missesOfFirstRetrieval(t)).toBe(4);
+    expect(await missesOfFirstRetrieval(t)).toBe(5);
   });
 });
