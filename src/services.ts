@@ -7,6 +7,15 @@ import type { AgentAuthenticator } from './agents/agent-types.js';
 import { createIssuerService, type IssuerService } from './agents/issuer-service.js';
 import { createRemoteKeySets } from './agents/remote-keys.js';
 import { createOutboundGuard } from './net/outbound-guard.js';
+import { type ApprovalLinks, createApprovalLinks, deriveKey } from './approvals/approval-links.js';
+import {
+  type ApprovalNotifier,
+  createApprovalNotifier,
+  deriveVapidKeys,
+} from './approvals/approval-notifier.js';
+import { type ApprovalService, createApprovalService } from './approvals/approval-service.js';
+import { createIntervalWorker } from './approvals/interval-worker.js';
+import { createPushSubscriptions, type PushSubscriptions } from './approvals/push-subscriptions.js';
 import { type AuditChainKey, loadAuditChainKey } from './audit/audit-keys.js';
 import {
   type CheckpointWriter,
@@ -49,7 +58,7 @@ import type { Store } from './store/database.js';
 import { createGenerationCache, type GenerationCache } from './store/generation-cache.js';
 import { pingDatabase } from './store/migrations.js';
 import type { ApprovalsPort } from './policy/index.js';
-import { createPolicyEnforcement, noApprovals, type PolicyEnforcement } from './policy/policy-enforcement.js';
+import { createPolicyEnforcement, type PolicyEnforcement } from './policy/policy-enforcement.js';
 import { createPolicyService, type PolicyService } from './policy/policy-service.js';
 import { createPolicyDryRun, type PolicyDryRun } from './policy/policy-dry-run.js';
 import type { EventPublisher } from './events/event-types.js';
@@ -122,6 +131,15 @@ export interface VaultServices {
   mcpToolPins: ToolPins;
   /** OAuth token refresh: the refresher, its scheduler (one of `workers`), `credential refresh`. */
   oauthRefresh: OAuthRefresh;
+  /** Human approvals: parking, deciding, expiring, and the policy evaluator's port (docs/approvals.md). */
+  approvals: ApprovalService;
+  /** Web Push and ntfy notifications of new approvals, and their signed one-time links. */
+  approvalNotifier: ApprovalNotifier;
+  approvalLinks: ApprovalLinks;
+  /** Browsers subscribed to Web Push on the approval page. */
+  approvalPush: PushSubscriptions;
+  /** The VAPID public key browsers subscribe with (derived, see approval-notifier.ts). */
+  vapidPublicKey: string;
 }
 
 export interface ServicesDeps {
@@ -275,7 +293,39 @@ export const createServices = async ({
 
   // Exact across replicas: one transaction per request's counters (src/policy/store-counters.ts).
   const policyCounters = createStoreCounters({ store });
-  const policyApprovals: ApprovalsPort = noApprovals;
+  // Approvals: links and VAPID keys derived from the audit chain key, so every replica shares them.
+  const approvalLinks = createApprovalLinks({
+    key: deriveKey(chainKey.hmacKey, 'approval links v1'),
+    baseUrl: publicUrl,
+  });
+  const vapid = deriveVapidKeys(
+    chainKey.hmacKey,
+    config.approvalPushSubject ?? 'mailto:tokenvault@localhost',
+  );
+  const approvalNotifier = createApprovalNotifier({
+    db,
+    audit,
+    fetch: outbound.fetch,
+    links: approvalLinks,
+    vapid,
+    ntfy: config.approvalNtfyUrl
+      ? { url: config.approvalNtfyUrl, token: config.approvalNtfyToken }
+      : undefined,
+    pageUrl: `${publicUrl}/approvals`,
+    logger,
+  });
+  const events = createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined });
+  const approvals = createApprovalService({
+    db,
+    clock,
+    audit,
+    events,
+    linksFor: (approval) => approvalNotifier.linksFor(approval),
+    onRequested: (approval) => approvalNotifier.start(approval),
+  });
+  const approvalSweep = createIntervalWorker(() => approvals.expireDue(), 2000, logger);
+
+  const policyApprovals: ApprovalsPort = approvals.port;
   const policyEnforcement = createPolicyEnforcement({
     store,
     access,
@@ -285,7 +335,6 @@ export const createServices = async ({
   const policiesFor = policyEnforcement.policiesFor;
 
   const mcpToolPins = createToolPins({ db, clock, audit });
-  const events = createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined });
   const resolveOAuthApp = createOAuthAppResolver(oauthApps);
   // Refreshes every OAuth credential connected through an app, publishing needs_reauth/reauthorized.
   const oauthRefresh = createOAuthRefresh({
@@ -331,6 +380,7 @@ export const createServices = async ({
       policiesFor,
       connectFor,
       freshen: oauthRefresh.freshen,
+      approvals,
     }),
     proxy: createProxyService({
       store,
@@ -343,6 +393,7 @@ export const createServices = async ({
       connectFor,
       freshen: oauthRefresh.freshen,
       onUnauthorized: oauthRefresh.onUnauthorized,
+      approvals,
       timeoutMs: config.proxyTimeoutMs,
     }),
     oauthProviders,
@@ -366,11 +417,17 @@ export const createServices = async ({
       audit,
       policiesFor,
       freshen: oauthRefresh.freshen,
+      approvals,
       fetch: outbound.fetch,
       pins: mcpToolPins,
       log: (message, details) => logger.warn(details, message),
     }),
     mcpToolPins,
+    approvals,
+    approvalNotifier,
+    approvalLinks,
+    approvalPush: createPushSubscriptions({ db, clock, audit }),
+    vapidPublicKey: vapid.publicKey,
   };
 
   // Over the services above: the MCP tools take the very paths REST takes (the decision, the audit).
@@ -407,6 +464,14 @@ export const createServices = async ({
       stop: () => services.mcpEndpoint.stop(),
     },
     oauthRefresh.worker(),
+    {
+      name: 'approval expiry',
+      start: () => approvalSweep.start(),
+      stop: async () => {
+        await approvalSweep.stop();
+        await approvalNotifier.drain();
+      },
+    },
   ];
   workers.push(counterPruning(services.policyCounters, clock, logger));
   if (config.eventsWebhookUrl !== undefined && config.eventsWebhookSecret !== undefined) {

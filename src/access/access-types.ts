@@ -37,15 +37,39 @@ export interface RuleRef {
   rule: string;
 }
 
+/**
+ * What an `approval` rule asks for, when the approval is still to be made: the decision point parks
+ * the request with it (src/approvals/, docs/approvals.md) and answers `approval_pending`.
+ */
+export interface ApprovalAsk {
+  /** The stored policy's id and the rule's index in it: one pending approval per agent × credential × rule. */
+  policyId: string;
+  ruleIndex: number;
+  /** Admin token names that may decide. */
+  approvers: readonly string[];
+  timeoutSeconds: number;
+  /** null: one request; else a time box of this many seconds from the approval. */
+  coversSeconds: number | null;
+}
+
 /** An approval a rule asks for; the request waits on it (policies issue). */
 export interface PendingApproval extends RuleRef {
+  /** The approval already made for it, if the rule made one ('' when `ask` says what to make). */
   approvalId: string;
   /** Seconds after which the agent should ask again. */
   retryAfter: number;
+  /** What to ask the approvers, when no approval is made yet (the decision point makes it). */
+  ask?: ApprovalAsk | undefined;
+}
+
+/** An approval a passing rule relied on; a one-request approval is spent by the use it allows. */
+export interface ApprovalUse {
+  id: string;
+  oneRequest: boolean;
 }
 
 export type PolicyVerdict =
-  | { outcome: 'pass' }
+  | { outcome: 'pass'; approval?: ApprovalUse | undefined }
   | {
       outcome: 'deny';
       code: ErrorCode;
@@ -112,6 +136,8 @@ export interface AllowedDecision {
   readonly scopes: readonly string[];
   /** The earliest of the grant's and the credential's expiry; null when neither expires. */
   readonly expiresAt: string | null;
+  /** Approvals the policies relied on (one-request ones are spent before the secret is read). */
+  readonly approvals?: readonly ApprovalUse[] | undefined;
   readonly [decidedByDecide]: true;
 }
 

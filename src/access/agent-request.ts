@@ -1,4 +1,6 @@
 import type { AgentPrincipal } from '../agents/agent-types.js';
+import { retryAfterSeconds } from '../approvals/approval-rules.js';
+import type { ApprovalService } from '../approvals/approval-service.js';
 import { auditedUse, type AuditSpec } from '../audit/audit-context.js';
 import type { AuditAction, AuditDetails, AuditRecorder } from '../audit/audit-types.js';
 import type { CredentialService } from '../credentials/credential-service.js';
@@ -14,6 +16,8 @@ import type {
   AccessContext,
   AllowedDecision,
   Channel,
+  CredentialState,
+  PendingApproval,
   PolicyCheck,
   ProxyOnPath,
 } from './access-types.js';
@@ -98,7 +102,15 @@ export interface AgentRequestDeps {
   freshen?:
     | ((use: CredentialUse, channel: Channel, requestedScopes: readonly string[]) => Promise<CredentialUse>)
     | undefined;
+  /** Parks a request an `approval` rule holds, and spends one-request approvals (src/approvals/). */
+  approvals?: ApprovalParking | undefined;
 }
+
+/** What the request path needs of the approvals service. */
+export type ApprovalParking = Pick<ApprovalService, 'park' | 'use'>;
+
+/** The attribute a retry names its approval by (`?approval=`), as the policies read it. */
+export const approvalAttribute = 'approval_id';
 
 /** What the path asks for the policies of a request the grant allows, as of the request's view. */
 export type PoliciesFor = (
@@ -144,6 +156,7 @@ export const createAgentRequests = ({
   policiesFor,
   connectFor,
   freshen,
+  approvals,
 }: AgentRequestDeps) => {
   const grantsFor = prepareRetrievalGrants(store, access);
 
@@ -221,6 +234,7 @@ export const createAgentRequests = ({
     if (credential) facts.credential_id = credential.id;
     switch (decision.outcome) {
       case 'allow':
+        await spendApprovals(decision, facts);
         return decision;
       case 'deny':
         if (decision.rule) {
@@ -231,14 +245,79 @@ export const createAgentRequests = ({
           ...(decision.retryAfter === undefined ? {} : { details: { retryAfter: decision.retryAfter } }),
         });
       case 'pending':
-        facts.policy = decision.approval.policy;
-        facts.policy_rule = decision.approval.rule;
-        // TODO(approvals): park the request (approval_pending, 202, with a URL to wait on). Until the
-        // approvals step builds that, a request an approval rule holds is refused, naming the rule.
-        throw new VaultError(
-          'policy_denied',
-          `Refused by policy "${decision.approval.policy}", ${decision.approval.rule}: it needs a person's approval, and approvals are not available on this vault yet.`,
-        );
+        throw await park(decision.approval, request, credential!, facts);
+    }
+  };
+
+  /**
+   * Step (approval rules): the request waits for a person. The approval is made (or the pending one
+   * of the same agent × credential × rule reused) and the agent gets `approval_pending` (202) with
+   * the approval's id, when to ask again and where to wait; a retry naming a decided approval gets
+   * its refusal (`approval_denied`, `approval_expired`, `approval_used`) from `park`.
+   */
+  const park = async (
+    pending: PendingApproval,
+    request: AgentRequest,
+    credential: CredentialState,
+    facts: AuditDetails,
+  ): Promise<VaultError> => {
+    facts.policy = pending.policy;
+    facts.policy_rule = pending.rule;
+    let answer = { id: pending.approvalId, retryAfter: pending.retryAfter, expiresAt: null as string | null };
+    if (pending.ask) {
+      if (!approvals)
+        throw new VaultError('internal_error', undefined, { cause: new Error('no approvals service') });
+      const { approval } = await approvals.park(
+        {
+          namespace: request.principal.namespace,
+          agent: { id: request.principal.agentId, name: request.principal.agentName },
+          credential: { id: credential.id, name: request.service },
+          endUser: request.endUser,
+          policy: { id: pending.ask.policyId, name: pending.policy },
+          ruleIndex: pending.ask.ruleIndex,
+          approvers: pending.ask.approvers,
+          timeoutSeconds: pending.ask.timeoutSeconds,
+          coversSeconds: pending.ask.coversSeconds,
+          approvalId: request.attributes?.[approvalAttribute],
+          requestId: request.requestId,
+          clientIp: request.client.ip,
+        },
+        specOf(request, facts).ctx,
+      );
+      answer = {
+        id: approval.id,
+        retryAfter: retryAfterSeconds(approval, clock.now()),
+        expiresAt: approval.expiresAt,
+      };
+    }
+    facts.approval_id = answer.id;
+    const agent = encodeURIComponent(request.agentRef);
+    return new VaultError(
+      'approval_pending',
+      `Policy ${pending.policy} (${pending.rule}) needs a person's approval; approval ${answer.id} is pending. ` +
+        `Wait on poll_url, then repeat this request with ?approval=${answer.id}.`,
+      {
+        details: {
+          approval: {
+            id: answer.id,
+            state: 'pending',
+            expires_at: answer.expiresAt,
+            retry_after: answer.retryAfter,
+            poll_url: `/v1/agents/${agent}/approvals/${encodeURIComponent(answer.id)}?wait=30`,
+          },
+        },
+      },
+    );
+  };
+
+  /** Step: spend the one-request approvals the allow relied on, each exactly once across replicas. */
+  const spendApprovals = async (allowed: AllowedDecision, facts: AuditDetails): Promise<void> => {
+    for (const used of allowed.approvals ?? []) {
+      facts.approval_id = used.id;
+      if (!used.oneRequest) continue;
+      if (!approvals || !(await approvals.use(used.id))) {
+        throw new VaultError('approval_used', `Approval ${used.id} was already used by another request.`);
+      }
     }
   };
 

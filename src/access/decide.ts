@@ -5,6 +5,7 @@ import type {
   AccessDecision,
   AllowedDecision,
   AllowedFields,
+  ApprovalUse,
   Channel,
   CredentialState,
   DeniedDecision,
@@ -39,8 +40,10 @@ export const decide = (context: AccessContext): AccessDecision => {
 
   if (!channelAllows(context.channel, grant)) return deny({ code: 'reveal_not_granted', grant });
 
+  const approvals: ApprovalUse[] = [];
   for (const check of context.policies) {
     const verdict = check.evaluate(context, grant);
+    if (verdict.outcome === 'pass' && verdict.approval) approvals.push(verdict.approval);
     if (verdict.outcome === 'deny') {
       return deny({
         code: verdict.code,
@@ -53,7 +56,7 @@ export const decide = (context: AccessContext): AccessDecision => {
     if (verdict.outcome === 'pending') return { outcome: 'pending', approval: verdict.approval, grant };
   }
 
-  return allow(context, grant, credential);
+  return allow(context, grant, credential, approvals);
 };
 
 /** Why a credential cannot be used now, if it cannot. */
@@ -73,7 +76,12 @@ export const channelAllows = (channel: Channel, grant: Pick<Grant, 'reveal'>): b
 const deny = (refusal: Omit<DeniedDecision, 'outcome'>): DeniedDecision => ({ outcome: 'deny', ...refusal });
 
 /** The only place an AllowedDecision is made (the brand exists in the type only). */
-const allow = (context: AccessContext, grant: Grant, credential: CredentialState): AllowedDecision => {
+const allow = (
+  context: AccessContext,
+  grant: Grant,
+  credential: CredentialState,
+  approvals: readonly ApprovalUse[],
+): AllowedDecision => {
   const fields: AllowedFields = {
     outcome: 'allow',
     namespace: context.namespace,
@@ -83,6 +91,7 @@ const allow = (context: AccessContext, grant: Grant, credential: CredentialState
     grant,
     scopes: context.requestedScopes.length > 0 ? [...new Set(context.requestedScopes)] : [...grant.scopes],
     expiresAt: earliestExpiry(grant.expiresAt, credential.expiresAt),
+    ...(approvals.length > 0 ? { approvals } : {}),
   };
   return fields as AllowedDecision;
 };

@@ -9,8 +9,8 @@ import { VaultError } from '../errors/vault-error.js';
  * - `admin`: everything, including admin tokens, keys and the vault mode.
  * - `operator`: credentials, agents and their keys, grants, issuers and bindings (policies as they
  *   land); reads the audit log to see what its agents did. No admin tokens, keys or mode.
- * - `approver`: approvals only. No approval route exists yet, so today an approver token is refused
- *   on every route; it exists so approvers can be given tokens that can never do anything else.
+ * - `approver`: approvals only (list, show, approve, deny, subscribe to Web Push); the token's name
+ *   is the approver's identity (docs/approvals.md).
  * - `auditor`: read-only: the audit log (list, export, verify), and the metadata of credentials,
  *   agents, grants, issuers, admin tokens and keys, since auditing access means knowing who holds
  *   what. No route that changes anything, and no route returns a secret.

@@ -66,6 +66,12 @@ export const auditActions = [
   'mcp_proxy.tools.pin',
   'mcp_proxy.tools.change',
   'mcp_proxy.tools.accept',
+  'approval.request',
+  'approval.notify',
+  'approval.approve',
+  'approval.deny',
+  'approval.expire',
+  'approval.subscribe',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];
 

@@ -3,6 +3,7 @@ import { ConfigError } from '../config/load-config.js';
 import { packageVersion } from '../main.js';
 import { registerAdminCommand } from './admin-token-command.js';
 import { registerAgentCommand } from './agent-command.js';
+import { registerApprovalCommand } from './approval-command.js';
 import { registerAuditCommand } from './audit-command.js';
 import { ApiError } from './api-client.js';
 import type { CliIo } from './command-context.js';
@@ -42,6 +43,7 @@ export const buildProgram = (io: CliIo): Command => {
   registerPolicyCommand(program, io);
   registerConnectCommand(program, io);
   registerProxyCommand(program, io);
+  registerApprovalCommand(program, io);
   registerWebhookKmsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

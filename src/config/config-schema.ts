@@ -342,6 +342,35 @@ export const settings = {
       'Also append every checkpoint to this file as a JSON line (fsynced), for shipping outside the vault. Unset: the database only.',
     parse: parseNonEmpty,
   },
+  approvalNtfyUrl: {
+    flag: '--approval-ntfy-url',
+    env: 'TOKENVAULT_APPROVAL_NTFY_URL',
+    description:
+      'An ntfy-style topic URL (`https://ntfy.sh/my-approvals`) that gets a plain POST for every approval request, with signed approve/deny links (docs/approvals.md). Unset: none.',
+    parse: (raw: string): string => {
+      const url = URL.canParse(raw) ? new URL(raw) : undefined;
+      if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
+        throw new Error('must be an http(s) URL such as https://ntfy.sh/my-approvals');
+      return raw;
+    },
+  },
+  approvalNtfyToken: {
+    flag: '--approval-ntfy-token',
+    env: 'TOKENVAULT_APPROVAL_NTFY_TOKEN',
+    description: 'Bearer token for the ntfy topic (an ntfy access token). Unset: none is sent.',
+    secret: true,
+    parse: parseNonEmpty,
+  },
+  approvalPushSubject: {
+    flag: '--approval-push-subject',
+    env: 'TOKENVAULT_APPROVAL_PUSH_SUBJECT',
+    description:
+      'The VAPID subject Web Push services may contact about the vault’s pushes: a `mailto:` or `https:` URL. Unset: `mailto:tokenvault@localhost`.',
+    parse: (raw: string): string => {
+      if (!/^(mailto:\S+@\S+|https:\/\/\S+)$/.test(raw)) throw new Error('must be a mailto: or https: URL');
+      return raw;
+    },
+  },
   eventsWebhookUrl: {
     flag: '--events-webhook-url',
     env: 'TOKENVAULT_EVENTS_WEBHOOK_URL',

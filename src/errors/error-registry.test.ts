@@ -19,7 +19,8 @@ describe('error registry', () => {
   it('uses stable snake_case codes, client or server statuses, and messages a person can act on', () => {
     for (const [code, entry] of Object.entries(errorRegistry)) {
       expect(code).toMatch(/^[a-z]+(_[a-z]+)*$/);
-      expect(entry.status).toBeGreaterThanOrEqual(400);
+      // One 2xx: a parked request is accepted for a person to decide, not refused (approvals.md).
+      expect(entry.status).toBeGreaterThanOrEqual(code === 'approval_pending' ? 202 : 400);
       expect(entry.status).toBeLessThan(600);
       expect(entry.message.length).toBeGreaterThan(10);
       expect(entry.message).toMatch(/[.)]$/);

@@ -432,6 +432,42 @@ export const errorRegistry = {
     message:
       'Several users hold a credential of this name: say which one with `?user=` (or the proxy key’s user).',
   },
+  // approvals (docs/approvals.md)
+  approval_pending: {
+    status: 202,
+    message:
+      'A person must approve this request; it is parked. Wait on the `poll_url` in the answer (or after Retry-After), then ask again.',
+  },
+  approval_denied: {
+    status: 403,
+    message: 'An approver denied this request; the message says who and why. A new request asks again.',
+  },
+  approval_expired: {
+    status: 403,
+    message: 'Nobody decided the approval before it expired; a new request asks again.',
+  },
+  approval_used: {
+    status: 409,
+    message: 'That one-request approval was already used by another request; a new request asks again.',
+  },
+  approval_not_found: { status: 404, message: 'No approval has that id in this namespace.' },
+  approval_already_decided: {
+    status: 409,
+    message: 'The approval was already decided (or has expired); a decision cannot be changed.',
+  },
+  approval_self_decision: {
+    status: 403,
+    message:
+      'An approver cannot decide a request made with their own identity (the agent or end user of the same name); another approver must.',
+  },
+  approval_not_approver: {
+    status: 403,
+    message: 'This admin token’s name is not among the approvers the policy rule lists.',
+  },
+  approval_link_invalid: {
+    status: 403,
+    message: 'The approval link is not valid, has expired, or was made for another approval.',
+  },
 
   // audit
   audit_unavailable: {

@@ -1,4 +1,4 @@
-import { type AgentRequestDeps, createAgentRequests } from '../access/agent-request.js';
+import { type AgentRequestDeps, approvalAttribute, createAgentRequests } from '../access/agent-request.js';
 import type { AgentPrincipal } from '../agents/agent-types.js';
 import type { AuditDetails } from '../audit/audit-types.js';
 import { type RevealedToken, revealToken } from '../credentials/credential-types.js';
@@ -20,6 +20,8 @@ export interface RetrievalRequest {
   details?: AuditDetails | undefined;
   /** `?user=`: the end user whose connection to use (per-user credentials). */
   endUser?: string | undefined;
+  /** `?approval=`: the approval a retry after `approval_pending` names (docs/approvals.md). */
+  approvalId?: string | undefined;
 }
 
 export interface RetrievedCredential extends RevealedToken {
@@ -37,9 +39,14 @@ export interface RetrievedCredential extends RevealedToken {
 export const createRetrievalService = (deps: RetrievalServiceDeps) => {
   const requests = createAgentRequests(deps);
   return {
-    retrieve: (request: RetrievalRequest): Promise<RetrievedCredential> =>
+    retrieve: ({ approvalId, ...request }: RetrievalRequest): Promise<RetrievedCredential> =>
       requests.use(
-        { ...request, channel: 'reveal', action: 'credential.retrieve' },
+        {
+          ...request,
+          channel: 'reveal',
+          action: 'credential.retrieve',
+          ...(approvalId === undefined ? {} : { attributes: { [approvalAttribute]: approvalId } }),
+        },
         async ({ allowed, read }) => {
           const revealed = revealToken(read.credential.type, read.secret, read.credential.injection);
           return {

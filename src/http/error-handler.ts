@@ -91,6 +91,17 @@ export const installErrorHandler = (
       ) {
         reply.header('retry-after', String(error.details.retryAfter));
       }
+      // A parked request (docs/approvals.md): 202, when to ask again, and the approval to wait on.
+      if (error.code === 'approval_pending' && error.details?.approval) {
+        const approval = error.details.approval as { retry_after: number };
+        metrics.errors.inc({ code: error.code });
+        request.errorCode = error.code;
+        return reply
+          .status(202)
+          .header('retry-after', String(approval.retry_after))
+          .type('application/json; charset=utf-8')
+          .send({ error: { code: error.code, message: error.message, request_id: request.id }, approval });
+      }
       // A server-side failure's own message names internals (a credential or data-key id, the key
       // webhook's URL). Only an authenticated admin reads it; agents and anonymous callers get the
       // registry's message, and the specific one is in the log under the request id.

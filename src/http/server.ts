@@ -18,6 +18,9 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { installRequestLog } from './request-log.js';
 import { registerAdminTokenRoutes } from './routes/admin-token-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
+import { registerApprovalPageRoutes } from './routes/approval-page-routes.js';
+import { registerApprovalRoutes } from './routes/approval-routes.js';
+import { registerAgentApprovalRoutes } from './routes/agent-approval-routes.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
 import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerRefreshRoutes } from './routes/refresh-routes.js';
@@ -73,6 +76,7 @@ const adminRouteModules: RouteModule[] = [
   registerOAuthAppRoutes,
   registerConnectRoutes,
   registerMcpProxyRoutes,
+  registerApprovalRoutes,
 ];
 
 /** The route modules agents call (each authenticates with `app.authenticateAgent`). */
@@ -81,6 +85,7 @@ const agentRouteModules: RouteModule[] = [
   registerProxyRoutes,
   registerVaultMcpRoutes,
   registerMcpProxyEndpointRoutes,
+  registerAgentApprovalRoutes,
 ];
 
 /**
@@ -196,5 +201,6 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     );
     registerConnectPageRoutes(pages, services);
   });
+  registerApprovalPageRoutes(app, { ...services, clock: deps.clock });
   return app;
 };

@@ -76,7 +76,17 @@ const ruleName = (rule: { index: number; kind: string }) => `rules[${rule.index}
 
 /** The evaluator's decision as the checks `decide()` reads: none when allowed, else the one verdict. */
 const checksOf = (decision: PolicyDecision, now: Date): PolicyCheck[] => {
-  if (decision.outcome === 'allow') return [];
+  if (decision.outcome === 'allow') {
+    // The approvals it relied on: the agent path spends the one-request ones (agent-request.ts).
+    return decision.approvals.map((approval) => ({
+      policy: 'approval',
+      rule: approval.id,
+      evaluate: () => ({
+        outcome: 'pass',
+        approval: { id: approval.id, oneRequest: approval.covers.kind === 'request' },
+      }),
+    }));
+  }
   const ref = { policy: decision.policy.name, rule: ruleName(decision.rule) };
   let verdict: PolicyVerdict;
   if (decision.outcome === 'deny') {
@@ -84,10 +94,22 @@ const checksOf = (decision: PolicyDecision, now: Date): PolicyCheck[] => {
     const retryAfter = refusal.details?.retryAfterSeconds as number | undefined;
     verdict = { outcome: 'deny', code: refusal.code, message: refusal.message, retryAfter };
   } else {
-    // The approvals step parks the request and fills in the approval it waits on.
+    // The agent path parks the request (src/approvals/): it makes the approval this asks for.
+    const { approvers, timeoutSeconds, covers } = decision.approval;
     verdict = {
       outcome: 'pending',
-      approval: { ...ref, approvalId: '', retryAfter: Math.min(decision.approval.timeoutSeconds, 30) },
+      approval: {
+        ...ref,
+        approvalId: '',
+        retryAfter: Math.min(timeoutSeconds, 30),
+        ask: {
+          policyId: decision.policy.id,
+          ruleIndex: decision.rule.index,
+          approvers,
+          timeoutSeconds,
+          coversSeconds: covers.kind === 'request' ? null : covers.seconds,
+        },
+      },
     };
   }
   return [{ ...ref, evaluate: () => verdict }];

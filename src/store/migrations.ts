@@ -549,6 +549,60 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0012_approvals': {
+    async up(db: Kysely<unknown>) {
+      // Human approvals (src/approvals/). Neither table decides access through the generation cache:
+      // an approval is read straight from the store on each request an `approval` rule covers, and
+      // using or deciding one must not empty the caches revocation relies on, so no access trigger.
+      await db.schema
+        .createTable('approvals')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('agent_name', 'text', (c) => c.notNull())
+        .addColumn('credential_id', 'text', (c) => c.notNull())
+        .addColumn('credential_name', 'text', (c) => c.notNull())
+        .addColumn('end_user', 'text')
+        .addColumn('policy_id', 'text', (c) => c.notNull())
+        .addColumn('policy_name', 'text', (c) => c.notNull())
+        .addColumn('rule_index', 'integer', (c) => c.notNull())
+        .addColumn('approvers', 'text', (c) => c.notNull())
+        .addColumn('covers_seconds', 'integer')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('requested_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('request_id', 'text')
+        .addColumn('client_ip', 'text')
+        .addColumn('decided_at', 'text')
+        .addColumn('decided_by', 'text')
+        .addColumn('decided_via', 'text')
+        .addColumn('reason', 'text')
+        .addColumn('covers_until', 'text')
+        .addColumn('used_at', 'text')
+        .execute();
+      // At most one pending approval per agent × credential × rule: a second parked request reuses it,
+      // whichever replica it reached (the insert that loses the race finds the winner's row).
+      await sql`create unique index approvals_one_pending on approvals
+        (namespace, agent_id, credential_id, policy_id, rule_index) where state = 'pending'`.execute(db);
+      await db.schema
+        .createIndex('approvals_lookup')
+        .on('approvals')
+        .columns(['namespace', 'agent_id', 'credential_id', 'policy_id', 'rule_index', 'state'])
+        .execute();
+      await db.schema.createIndex('approvals_due').on('approvals').columns(['state', 'expires_at']).execute();
+      // Browsers that subscribed to Web Push on the approval page, each for the approver (admin token
+      // name) who subscribed it. The endpoint and keys are the push service's, not secrets of ours.
+      await db.schema
+        .createTable('approval_push_subscriptions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('approver', 'text', (c) => c.notNull())
+        .addColumn('endpoint', 'text', (c) => c.notNull().unique())
+        .addColumn('p256dh', 'text', (c) => c.notNull())
+        .addColumn('auth', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
   '0013_mcp_proxies': {
     async up(db: Kysely<unknown>) {
       // MCP proxies (src/mcp-proxy/): an upstream MCP server bound to a credential, reached by agents

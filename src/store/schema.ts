@@ -36,6 +36,8 @@ export interface Database {
   mcp_proxy_tools: McpProxyToolTable;
   mcp_sessions: McpSessionTable;
   oauth_refresh_state: OAuthRefreshStateTable;
+  approvals: ApprovalTable;
+  approval_push_subscriptions: ApprovalPushSubscriptionTable;
 }
 
 /** One row (id = 1): moved by triggers on every change to the tables access depends on (0003, 0004). */
@@ -424,4 +426,45 @@ export interface OAuthRefreshStateTable {
   lease_expires_at: string | null;
   fence: number;
   updated_at: string;
+}
+
+/**
+ * A human approval an `approval` rule asked for (migration 0012, src/approvals/). `state`: pending,
+ * approved, denied, expired. `covers_seconds` null: one request (`used_at` marks it spent); else a
+ * time box that ends at `covers_until`. `approvers` is a JSON array of admin token names.
+ */
+export interface ApprovalTable {
+  id: string;
+  namespace: string;
+  agent_id: string;
+  agent_name: string;
+  credential_id: string;
+  credential_name: string;
+  end_user: string | null;
+  policy_id: string;
+  policy_name: string;
+  rule_index: number;
+  approvers: string;
+  covers_seconds: number | null;
+  state: string;
+  requested_at: string;
+  expires_at: string;
+  request_id: string | null;
+  client_ip: string | null;
+  decided_at: string | null;
+  decided_by: string | null;
+  decided_via: string | null;
+  reason: string | null;
+  covers_until: string | null;
+  used_at: string | null;
+}
+
+/** A browser subscribed to Web Push for an approver (migration 0012). */
+export interface ApprovalPushSubscriptionTable {
+  id: string;
+  approver: string;
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+  created_at: string;
 }

@@ -74,6 +74,14 @@ const concerns: Record<AuditAction, Concerns> = {
   'mcp_proxy.tools.pin': { none: 'about an MCP proxy’s upstream tools' },
   'mcp_proxy.tools.change': { none: 'about an MCP proxy’s upstream tools' },
   'mcp_proxy.tools.accept': { none: 'about an MCP proxy’s upstream tools' },
+  // Approval events carry the agent's and the credential's subject keys; parking a request needs an
+  // approval policy, so test/approvals/approval-flow.test.ts checks that the filters find them.
+  'approval.request': { none: 'needs a parked request: approval-flow.test.ts checks its subjects' },
+  'approval.notify': { none: 'needs a parked request: approval-flow.test.ts checks its subjects' },
+  'approval.approve': { none: 'needs a parked request: approval-flow.test.ts checks its subjects' },
+  'approval.deny': { none: 'needs a parked request: approval-flow.test.ts checks its subjects' },
+  'approval.expire': { none: 'needs a parked request: approval-flow.test.ts checks its subjects' },
+  'approval.subscribe': { none: 'an approver’s browser subscribing to Web Push' },
 };
 const about = (kind: 'agent' | 'credential') =>
   auditActions.filter((a) => concerns[a] === kind || concerns[a] === 'both');

@@ -45,6 +45,8 @@ const tableNames: Record<keyof Database, true> = {
   mcp_proxy_tools: true,
   mcp_sessions: true,
   oauth_refresh_state: true,
+  approvals: true,
+  approval_push_subscriptions: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

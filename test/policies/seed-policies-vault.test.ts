@@ -4,8 +4,10 @@ import { startTestVault, type TestVault } from '../helpers/vault.js';
 import {
   addAgent,
   addCredential,
+  auditEventsOf,
   grant,
   onlyAuditEventOf,
+  requestIdOf,
   type TestAgent,
 } from '../retrieval/retrieval-fixtures.js';
 import { attach, createPolicy, detach, retrieveFrom, seedPolicy } from './policy-fixtures.js';
@@ -108,11 +110,14 @@ describe('the example policies, through the real vault, in a server time zone of
       decision: 'pending',
       message: 'policy "production-approval" needs approval by one of alice, bob',
     });
-    // Parking (approval_pending) is the approvals step's; until then the held request is refused.
+    // Parked for a person (docs/approvals.md): 202 with the approval to wait on.
     const held = await retrieveFrom(t, agent, 'notion');
-    expect([held.status, held.body.error?.code]).toEqual([403, 'policy_denied']);
-    expect(held.body.error?.message).toContain('policy "production-approval", rules[0].approval');
-    expect(await onlyAuditEventOf(t, held)).toMatchObject({
+    expect([held.status, held.body.error?.code]).toEqual([202, 'approval_pending']);
+    expect(held.body.error?.message).toContain('Policy production-approval (rules[0].approval)');
+    const events = await auditEventsOf(t, requestIdOf(held));
+    expect(events.map((e) => e.action).sort()).toEqual(['approval.request', 'credential.retrieve']);
+    expect(events.find((e) => e.action === 'credential.retrieve')).toMatchObject({
+      reason: 'approval_pending',
       details: { policy: 'production-approval', policy_rule: 'rules[0].approval' },
     });
   });

@@ -47,6 +47,7 @@ export const registerRetrievalRoutes = (
         client: accessClientOf(request),
         requestId: request.id,
         endUser: request.query.user,
+        approvalId: request.query.approval,
       });
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
       return toCredentialToken(credential);

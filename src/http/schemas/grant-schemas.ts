@@ -193,6 +193,13 @@ export const RetrievalQuery = Type.Object({
       },
     ),
   ),
+  approval: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'After `approval_pending`: the approval this retry relies on (docs/approvals.md).',
+    }),
+  ),
 });
 
 /** The seed contract's answer; the only fields that can leave (an allowlist, like every response). */
