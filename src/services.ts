@@ -24,6 +24,7 @@ import {
   deriveCheckpointKey,
 } from './audit/audit-checkpoints.js';
 import { createProxyService, type ProxyService } from './proxy/proxy-service.js';
+import { catalogApiBase } from './proxy/api-base.js';
 import { createVaultMcp, type VaultMcp } from './mcp/vault-server/vault-mcp-handler.js';
 import { createProxyAdminService, type ProxyAdminService } from './mcp-proxy/proxy-admin-service.js';
 import { createMcpProxyService, type McpProxyService } from './mcp-proxy/mcp-proxy-service.js';
@@ -394,6 +395,11 @@ export const createServices = async ({
       freshen: oauthRefresh.freshen,
       onUnauthorized: oauthRefresh.onUnauthorized,
       approvals,
+      // A connected credential with no base URL of its own calls its provider's API (the catalog's).
+      apiBase: catalogApiBase(oauthProviders, async ({ namespace, credentialId }) => {
+        const linked = await resolveOAuthApp(namespace, credentialId);
+        return linked && { provider: linked.provider.name, parameters: linked.app.settings?.parameters };
+      }),
       timeoutMs: config.proxyTimeoutMs,
     }),
     oauthProviders,

@@ -397,6 +397,27 @@ describe('the vault’s MCP server (/mcp)', () => {
     }
   });
 
+  it('selects a per-user credential by `user`, as `?user=` does on REST', async () => {
+    const helper = await addAgent(t, 'mcp-per-user');
+    for (const [user, token] of [
+      ['alice', 'alice-calendar-token-51'],
+      ['bob', 'bob-calendar-token-52'],
+    ] as const) {
+      await addCredential({ name: 'calendar', type: 'bearer', secret: { token }, subject: user });
+      await grant(t, { agent: helper.name, credential: 'calendar', ttl: '1h', reveal: true, user });
+    }
+    const client = await clients['v2 (2025 revisions, initialize)']!(url, helper.apiKey);
+    try {
+      const bob = await client.call('get_credential', { credential: 'calendar', user: 'bob' });
+      expect(bob.structuredContent).toMatchObject({ access_token: 'bob-calendar-token-52' });
+      const nobody = await client.call('get_credential', { credential: 'calendar' });
+      expect(nobody.isError).toBe(true);
+      expect(nobody.structuredContent).toMatchObject({ code: 'end_user_required' });
+    } finally {
+      await client.close();
+    }
+  });
+
   it('is listed in the OpenAPI document', async () => {
     const response = await t.request('GET', '/docs/json', { token: null });
     expect(Object.keys((response.body as { paths: Record<string, unknown> }).paths)).toContain('/mcp');

@@ -46,6 +46,8 @@ export interface GrantBody {
   ttl?: string;
   until_revoked?: boolean;
   reveal?: boolean;
+  /** The end user whose credential of that name (per-user credentials). */
+  user?: string;
 }
 
 export const grant = async (t: TestVault, body: GrantBody, namespace?: string) => {

@@ -74,6 +74,7 @@ export const vaultToolDefinitions: readonly VaultToolDefinition[] = [
     inputSchema: z.object({
       credential: credentialName,
       scope: z.string().max(2048).optional().describe('Scopes to narrow to, space- or comma-separated.'),
+      user: z.string().min(1).max(256).optional().describe('The end user, for a per-user credential.'),
     }),
     annotations: { readOnlyHint: true, openWorldHint: false },
     act: (tools, call, input) => tools.getCredential(call, input),

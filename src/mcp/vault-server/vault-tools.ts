@@ -50,6 +50,8 @@ export interface ListCredentialsResult {
 export interface GetCredentialInput {
   credential: string;
   scope?: string | undefined;
+  /** The end user, for a per-user credential (as `?user=` on REST). */
+  user?: string | undefined;
 }
 
 export interface GetCredentialResult {
@@ -106,6 +108,7 @@ export const createVaultTools = ({ grants, retrieval, proxy }: VaultToolsDeps) =
       agentRef: call.principal.agentId,
       service: input.credential,
       scope: input.scope,
+      endUser: input.user,
       client: call.client,
       requestId: call.requestId,
       details: viaMcp('get_credential'),
