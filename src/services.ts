@@ -287,6 +287,8 @@ export const createServices = async ({
     publicUrl,
     fetch: outbound.fetch as typeof fetch,
     allowHttp: config.oauthAllowHttp,
+    // Built below, over the same apps; called only once a person connects, long after start.
+    onConnected: (token) => oauthRefresh.connected(token),
   });
   // An agent asking for a provider its user has not connected gets a link to show them (docs/oauth.md).
   const connectFor = async (request: Parameters<ConnectService['linkForAgent']>[0]) =>

@@ -33,6 +33,7 @@ import type { OAuthAppService, OpenedOAuthApp } from './oauth-app-service.js';
 import { resolveApi } from './provider-template.js';
 import { readTokenResponse } from './token-client.js';
 import type { TokenSet } from './token-set.js';
+import type { ConnectedToken } from './refresh/connected-token.js';
 
 export interface StartConnectInput {
   /** The OAuth app's name (by default the provider's). */
@@ -68,6 +69,11 @@ export interface ConnectServiceDeps extends FlowDeps {
   publicUrl: string;
   /** How long a connect link works (default 15 minutes). */
   sessionTtlSeconds?: number | undefined;
+  /**
+   * Told of every token a connection stored that has a refresh token (the refresh service schedules
+   * its refresh from the expiry the provider gave: oauth/refresh/connected-token.ts).
+   */
+  onConnected?: ((token: ConnectedToken) => Promise<void>) | undefined;
 }
 
 /** What the vault's own consent page shows. */
@@ -167,6 +173,10 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
    */
   const store = async (row: ConnectSessionRow, opened: OpenedOAuthApp, token: TokenSet) => {
     const secret = secretOf(token);
+    // The credential itself expires with its access token only when nothing can renew it: a token
+    // with a refresh token is the refresh service's to keep valid, and an agent asking after the
+    // access token's expiry gets a refreshed one, not `credential_expired`.
+    const credentialExpiry = token.refreshToken === undefined ? (token.expiresAt ?? null) : null;
     const requested = JSON.parse(row.scopes) as string[];
     const scopes = validateScopes(token.scopes ?? requested);
     const api = resolveApi(opened.provider, opened.client.settings?.parameters, token);
@@ -181,7 +191,7 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
         ? await deps.credentials.update(
             row.namespace,
             row.credential_name,
-            { secret, scopes, expiresAt: token.expiresAt ?? null, status: 'active' },
+            { secret, scopes, expiresAt: credentialExpiry, status: 'active' },
             ctx,
             subject,
           )
@@ -197,7 +207,7 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
               scopes,
               subject: subject ?? null,
               oauthAppId: opened.app.id,
-              expiresAt: token.expiresAt ?? null,
+              expiresAt: credentialExpiry,
               ...(api ? { baseUrl: api.baseUrl, allowedHosts: api.hosts } : {}),
             },
             ctx,
@@ -213,6 +223,16 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
       },
       ctx,
     );
+    if (token.refreshToken !== undefined) {
+      await deps.onConnected?.({
+        namespace: row.namespace,
+        credentialId: credential.id,
+        version: credential.version,
+        accessExpiresAt: token.expiresAt ?? null,
+        expiryAssumed: token.expiresAtAssumed,
+        refreshable: true,
+      });
+    }
     await connectSessionRepo.update(db, row.id, {
       status: 'completed',
       credential_id: credential.id,

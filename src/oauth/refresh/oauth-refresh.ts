@@ -24,6 +24,7 @@ import { createRefresher, type RefreshTrigger } from './refresher.js';
 import { createDownscoper } from './downscope.js';
 import { revokeAtProvider, type RevocationOutcome } from './revocation.js';
 import { createTokenFreshness } from './token-freshness.js';
+import { createConnectedTokens } from './connected-token.js';
 
 /**
  * The OAuth refresh capability as the vault is built with it: the refresher (lease and all), the
@@ -119,12 +120,16 @@ export const createOAuthRefresh = ({
     options: { pollMs: config.oauthRefreshPollMs, ...wiring.scheduler },
   });
 
+  const connectedTokens = createConnectedTokens({ store, events, clock, settings, random: wiring.random });
+
   const triggerOf = (channel: Channel): RefreshTrigger => (channel === 'proxy' ? 'proxy' : 'retrieval');
 
   return {
     refresher,
     scheduler,
     settings,
+    /** A connection stored a new token: schedule its refresh from the expiry the provider gave. */
+    connected: connectedTokens.connected,
     /**
      * The agent request path's freshen step: a token about to expire is refreshed first, and a
      * retrieval asking for fewer scopes than the credential has gets a downscoped token.
