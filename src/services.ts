@@ -40,6 +40,7 @@ import type { ApprovalsPort } from './policy/index.js';
 import { createPolicyEnforcement, noApprovals, type PolicyEnforcement } from './policy/policy-enforcement.js';
 import { createPolicyService, type PolicyService } from './policy/policy-service.js';
 import { createPolicyDryRun, type PolicyDryRun } from './policy/policy-dry-run.js';
+import { createPolicyUsage, type PolicyUsageService } from './policy/policy-usage.js';
 import type { EventPublisher } from './events/event-types.js';
 import { createEventPublisher } from './events/event-outbox.js';
 import { createEventDelivery } from './events/event-delivery.js';
@@ -94,6 +95,8 @@ export interface VaultServices {
   events: EventPublisher;
   /** Rate-limit and usage-cap counters, exact across replicas (src/policy/store-counters.ts). */
   policyCounters: StoreCounters;
+  /** `policy usage` and its audited admin reset (src/policy/policy-usage.ts). */
+  policyUsage: PolicyUsageService;
   /** IP to country for geo rules: `TOKENVAULT_GEOIP_DATABASE`, else the bundled database (opened on first use). */
   countries: CountryLookup;
 }
@@ -238,6 +241,7 @@ export const createServices = async ({
     policyEnforcement,
     policyDryRun: createPolicyDryRun({ store, access, clock, enforcement: policyEnforcement }),
     policyCounters,
+    policyUsage: createPolicyUsage({ db, clock, audit, counters: policyCounters }),
     policyApprovals,
     events: createEventPublisher({ db, clock, enabled: config.eventsWebhookUrl !== undefined }),
     countries: countryLookupFor(config),

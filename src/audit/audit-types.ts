@@ -46,6 +46,7 @@ export const auditActions = [
   'policy.delete',
   'policy.attach',
   'policy.detach',
+  'policy.usage_reset',
   'event.undeliverable',
 ] as const;
 export type AuditAction = (typeof auditActions)[number];

@@ -51,6 +51,7 @@ const concerns: Record<AuditAction, Concerns> = {
   'policy.delete': { none: 'a policy' },
   'policy.attach': { none: 'a policy and the entity it is attached to, named by kind and id' },
   'policy.detach': { none: 'a policy and the entity it is detached from, named by kind and id' },
+  'policy.usage_reset': { none: 'a policy’s counters (the agent and credential filtered on, by id)' },
   'event.undeliverable': { none: 'an outbound event (its own data names what it announced)' },
 };
 const about = (kind: 'agent' | 'credential') =>

@@ -59,3 +59,5 @@ export type PolicyVersionList = Static<typeof Policies.PolicyVersionList>;
 export type PolicyAttachResult = Static<typeof Policies.AttachResult>;
 export type PolicyDetachResult = Static<typeof Policies.DetachResult>;
 export type PolicyDryRunView = Static<typeof Policies.DryRunView>;
+export type PolicyUsageView = Static<typeof Policies.UsageView>;
+export type PolicyUsageResetResult = Static<typeof Policies.UsageResetResult>;
