@@ -24,6 +24,7 @@ describe('policy usage and reset-usage', () => {
   let url: string;
   let alice: TestAgent;
   let bob: TestAgent;
+  let bobGrant: string;
 
   const cli = (args: string[]) =>
     runCli([...args, '--addr', url], { cwd: t.dataDir, env: cleanEnv({ TOKENVAULT_TOKEN: t.rootToken }) });
@@ -51,9 +52,8 @@ describe('policy usage and reset-usage', () => {
     await addCredential(t, { name: 'notion', type: 'api_key', secret: { api_key: 'ntn-usage' } });
     alice = await addAgent(t, 'alice');
     bob = await addAgent(t, 'bob');
-    for (const agent of ['alice', 'bob']) {
-      await grant(t, { agent, credential: 'notion', until_revoked: true, reveal: true });
-    }
+    await grant(t, { agent: 'alice', credential: 'notion', until_revoked: true, reveal: true });
+    bobGrant = (await grant(t, { agent: 'bob', credential: 'notion', until_revoked: true, reveal: true })).id;
     await createPolicy(
       t,
       [
@@ -223,5 +223,42 @@ describe('policy usage and reset-usage', () => {
     expect(capLine(usage, 'alice')).toMatchObject({ limit: 5, used: 1, remaining: 4 });
     // The old rate limit's counter is still listed, by its position, until it is reset or ages out.
     expect(usage.counters.find((c) => c.rule.index === 1)).toMatchObject({ rule: { index: 1, kind: null } });
+  });
+
+  it('names the entity of a per-attachment counter, and resets by credential', async () => {
+    await createPolicy(
+      t,
+      'name: per-grant\nrules:\n  - rate_limit: { requests: 10, per: 1m, key: attachment }\n',
+    );
+    await attach(t, 'per-grant', 'grant', bobGrant);
+    expect((await retrieveFrom(t, bob, 'notion')).status).toBe(200);
+    const usage = await json<PolicyUsageView>(['policy', 'usage', 'per-grant']);
+    expect(usage.counters).toMatchObject([
+      {
+        rule: { index: 0, kind: 'rate_limit' },
+        agent: null,
+        credential: null,
+        attachment: { kind: 'grant', id: bobGrant },
+        used: 1,
+        remaining: 9,
+        counted: true,
+      },
+    ]);
+
+    // three-a-day counts per agent and credential: alice's cap, alice's old rule 1, bob's cap.
+    const reset = await json<PolicyUsageResetResult>([
+      'policy',
+      'reset-usage',
+      'three-a-day',
+      '--credential',
+      'notion',
+    ]);
+    expect(reset.reset).toBe(3);
+    const after = await json<PolicyUsageView>(['policy', 'usage', 'three-a-day']);
+    expect(after.counters.map((c) => [c.rule.index, c.counted])).toEqual([[0, false]]);
+    // Another policy's counters are its own.
+    expect((await json<PolicyUsageView>(['policy', 'usage', 'per-grant'])).counters[0]).toMatchObject({
+      used: 1,
+    });
   });
 });
