@@ -245,7 +245,9 @@ export const UsageView = Type.Object({
 
 export const UsageResetBody = Type.Object(
   {
-    rule: Type.Optional(Type.Integer({ minimum: 0, description: 'Only this rule (its index).' })),
+    rule: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 999, description: 'Only this rule (its index).' }),
+    ),
     agent: Type.Optional(
       Type.String({ minLength: 1, maxLength: 200, description: 'Only this agent (id or name).' }),
     ),
