@@ -62,6 +62,7 @@ import type { ApprovalsPort } from './policy/index.js';
 import { createPolicyEnforcement, type PolicyEnforcement } from './policy/policy-enforcement.js';
 import { createPolicyService, type PolicyService } from './policy/policy-service.js';
 import { createPolicyDryRun, type PolicyDryRun } from './policy/policy-dry-run.js';
+import { createPolicyUsage, type PolicyUsageService } from './policy/policy-usage.js';
 import type { EventPublisher } from './events/event-types.js';
 import { createEventPublisher } from './events/event-outbox.js';
 import { createEventDelivery } from './events/event-delivery.js';
@@ -116,6 +117,8 @@ export interface VaultServices {
   events: EventPublisher;
   /** Rate-limit and usage-cap counters, exact across replicas (src/policy/store-counters.ts). */
   policyCounters: StoreCounters;
+  /** `policy usage` and its audited admin reset (src/policy/policy-usage.ts). */
+  policyUsage: PolicyUsageService;
   /** IP to country for geo rules: `TOKENVAULT_GEOIP_DATABASE`, else the bundled database (opened on first use). */
   countries: CountryLookup;
   /** OAuth apps (client id, encrypted secret, endpoints); `resolve` finds a credential's app for refresh. */
@@ -413,6 +416,7 @@ export const createServices = async ({
     policyEnforcement,
     policyDryRun: createPolicyDryRun({ store, access, clock, enforcement: policyEnforcement }),
     policyCounters,
+    policyUsage: createPolicyUsage({ db, clock, audit, counters: policyCounters }),
     policyApprovals,
     events,
     countries: countryLookupFor(config),

@@ -47,6 +47,7 @@ export const auditActions = [
   'policy.delete',
   'policy.attach',
   'policy.detach',
+  'policy.usage_reset',
   'event.undeliverable',
   'oauth_app.create',
   'oauth_app.delete',

@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { formatDuration } from '../lib/duration.js';
 import type { Command } from 'commander';
 import type {
   PolicyAttachResult,
   PolicyDetachResult,
   PolicyDryRunView,
   PolicyList,
+  PolicyUsageResetResult,
+  PolicyUsageView,
   PolicyVersionList,
   PolicyView,
 } from '../http/schemas/response-types.js';
@@ -88,6 +91,40 @@ const explainText = (r: PolicyDryRunView) => {
     r.grant.outcome === 'allow' ? `allows (grant ${r.grant.grant_id})` : `refuses (${r.grant.code})`;
   return `Decision at ${r.at}: ${r.decision.toUpperCase()}${r.code ? ` (${r.code})` : ''}: ${r.message}\nGrant: ${grant}\n\n${rules}\n\nNothing was counted.`;
 };
+
+const windowText = (w: PolicyUsageView['counters'][number]['window']) =>
+  w.kind === 'total'
+    ? 'total'
+    : w.kind === 'calendar'
+      ? `per ${w.per} (${w.time_zone})`
+      : `per ${formatDuration(w.seconds ?? 0)}`;
+
+const whoText = (c: PolicyUsageView['counters'][number]) => {
+  if (!c.counted) return '(nothing counted yet)';
+  const named = (n: { id: string; name: string | null }) => n.name ?? n.id;
+  const parts = [
+    ...(c.agent ? [`agent ${named(c.agent)}`] : []),
+    ...(c.credential ? [`credential ${named(c.credential)}`] : []),
+    ...(c.attachment ? [`${c.attachment.kind} ${c.attachment.id}`] : []),
+  ];
+  return parts.join(', ');
+};
+
+const usageText = (u: PolicyUsageView) =>
+  u.counters.length === 0
+    ? `Policy "${u.policy}" has no rate_limit or usage_cap rule: nothing is counted.`
+    : `Policy "${u.policy}" (version ${u.version}) at ${u.at}:\n\n${table(
+        ['RULE', 'COUNTS', 'WINDOW', 'LIMIT', 'USED', 'LEFT', 'RESETS'],
+        u.counters.map((c) => [
+          `rules[${c.rule.index}].${c.rule.kind ?? '?'}`,
+          whoText(c),
+          windowText(c.window),
+          c.limit,
+          c.used,
+          c.remaining,
+          c.reset_at ?? 'never (total)',
+        ]),
+      )}`;
 
 export const registerPolicyCommand = (program: Command, io: CliIo): void => {
   const policy = program
@@ -227,6 +264,41 @@ export const registerPolicyCommand = (program: Command, io: CliIo): void => {
           ...(flags.proxyKey === undefined ? {} : { proxy_key: flags.proxyKey }),
         });
         ctx.out.result(result, () => explainText(result));
+      },
+    );
+
+  withClientOptions(policy.command('usage <name>'))
+    .description('what is used and left of each rate limit and usage cap, per agent and credential')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      const ctx = contextFor(command, io);
+      const usage = await ctx.api.get<PolicyUsageView>(`${path(name)}/usage`);
+      ctx.out.result(usage, () => usageText(usage));
+    });
+
+  withClientOptions(policy.command('reset-usage <name>'))
+    .description('forget a policy’s counts (all, or one rule’s, agent’s or credential’s); audited')
+    .option('--rule <index>', 'only this rule (its index, as in `rules[N]`)')
+    .option('--agent <agent>', 'only this agent (id or name)')
+    .option('--credential <name>', 'only this credential')
+    .action(
+      async (
+        name: string,
+        flags: { rule?: string; agent?: string; credential?: string },
+        command: Command,
+      ) => {
+        if (flags.rule !== undefined && !/^\d{1,4}$/.test(flags.rule)) {
+          throw new InputError(`--rule must be a rule's index (0, 1, …), not "${flags.rule}"`);
+        }
+        const ctx = contextFor(command, io);
+        const result = await ctx.api.post<PolicyUsageResetResult>(`${path(name)}/usage/reset`, {
+          ...(flags.rule === undefined ? {} : { rule: Number(flags.rule) }),
+          ...(flags.agent === undefined ? {} : { agent: flags.agent }),
+          ...(flags.credential === undefined ? {} : { credential: flags.credential }),
+        });
+        ctx.out.result(
+          result,
+          () => `Reset ${result.reset} counter(s) of policy "${name}"; the next request is counted afresh.`,
+        );
       },
     );
 };

@@ -101,11 +101,17 @@ export const counterRequirement = (
     attachment: `${attached.attachment.kind}=${attached.attachment.id}`,
   }[rule.key];
   const key = `policy=${attached.id}&rule=${index}&${scope}`;
+  return { key, ...counterLimitOf(rule) };
+};
+
+/** The window and limit a rate limit or usage cap counts against (also `policy usage` for rules not yet counted). */
+export const counterLimitOf = (
+  rule: RateLimitRule | UsageCapRule,
+): Pick<CounterRequirement, 'window' | 'limit'> => {
   if (rule.kind === 'rate_limit') {
-    return { key, limit: rule.requests, window: { kind: 'fixed', seconds: rule.perSeconds } };
+    return { limit: rule.requests, window: { kind: 'fixed', seconds: rule.perSeconds } };
   }
   return {
-    key,
     limit: rule.uses,
     window:
       rule.per === 'total' ? { kind: 'total' } : { kind: 'calendar', per: rule.per, timeZone: rule.timeZone },

@@ -93,6 +93,11 @@ class Refused {
 }
 
 export interface StoreCounters extends CountersPort {
+  /**
+   * The admin reset inside the caller's transaction, so it commits with its audit event: forgets
+   * every count of the keys starting with `keyPrefix` that `pick` chooses, and returns those keys.
+   */
+  resetIn(trx: Transaction<Database>, keyPrefix: string, pick?: (key: string) => boolean): Promise<string[]>;
   /** Deletes buckets and sliding uses whose window ended over an hour before `at` (the pruning worker). */
   prune(at: Date): Promise<number>;
 }
@@ -218,6 +223,21 @@ export const createStoreCounters = ({ store }: { store: Pick<Store, 'db'> }): St
         await trx.deleteFrom('counter_buckets').where(keyPrefix(prefix)).execute();
         await trx.deleteFrom('counter_hits').where(keyPrefix(prefix)).execute();
       });
+    },
+
+    async resetIn(trx, prefix, pick = () => true) {
+      const rows = await trx
+        .selectFrom('counter_buckets')
+        .select('key')
+        .distinct()
+        .where(keyPrefix(prefix))
+        .orderBy('key')
+        .execute();
+      const keys = rows.map((row) => row.key).filter(pick);
+      if (keys.length === 0) return [];
+      await trx.deleteFrom('counter_buckets').where('key', 'in', keys).execute();
+      await trx.deleteFrom('counter_hits').where('key', 'in', keys).execute();
+      return keys;
     },
 
     async prune(at) {

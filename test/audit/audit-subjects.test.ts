@@ -55,6 +55,7 @@ const concerns: Record<AuditAction, Concerns> = {
   'policy.delete': { none: 'a policy' },
   'policy.attach': { none: 'a policy and the entity it is attached to, named by kind and id' },
   'policy.detach': { none: 'a policy and the entity it is detached from, named by kind and id' },
+  'policy.usage_reset': { none: 'a policy’s counters (the agent and credential filtered on, by id)' },
   'event.undeliverable': { none: 'an outbound event (its own data names what it announced)' },
   'oauth_app.create': { none: 'an OAuth app' },
   'oauth_app.delete': { none: 'an OAuth app (refused while credentials use it)' },

@@ -48,6 +48,43 @@ describeOnEveryStore('store counters', (target) => {
     expect((await store.db.selectFrom('access_changes').selectAll().execute()).length).toBe(0);
   });
 
+  it('resets inside the caller’s transaction: only the picked keys, sliding uses too, undone by a rollback', async () => {
+    const counters = createStoreCounters({ store });
+    const at = new Date('2026-11-27T08:00:10Z');
+    const req = (key: string, window: CounterRequirement['window']): CounterRequirement => ({
+      key,
+      limit: 5,
+      window,
+    });
+    const a = req('policy=p&rule=0&agent=a', { kind: 'total' });
+    const b = req('policy=p&rule=0&agent=b', { kind: 'total' });
+    const slidingA = req('policy=p&rule=1&agent=a', { kind: 'sliding', seconds: 60 });
+    const other = req('policy=q&rule=0&agent=a', { kind: 'total' });
+    await counters.consume([a, b, slidingA, other], at);
+    const used = async () => (await counters.usage('', at)).map((line) => [line.key, line.used] as const);
+
+    await store.db
+      .transaction()
+      .execute(async (trx) => {
+        expect(await counters.resetIn(trx, 'policy=p&', () => true)).toHaveLength(3);
+        throw new Error('roll back');
+      })
+      .catch((error: Error) => expect(error.message).toBe('roll back'));
+    expect(await used()).toHaveLength(4);
+
+    const reset = await store.db
+      .transaction()
+      .execute((trx) => counters.resetIn(trx, 'policy=p&', (key) => key.endsWith('agent=a')));
+    expect(reset).toEqual([a.key, slidingA.key]);
+    expect(await used()).toEqual([
+      [b.key, 1],
+      [other.key, 1],
+    ]);
+    // The sliding window's counted uses went with it: counting again starts from one.
+    await counters.consume([slidingA], at);
+    expect((await counters.usage(slidingA.key, at))[0]).toMatchObject({ used: 1, remaining: 4 });
+  });
+
   it('prunes buckets whose window ended over an hour ago, and idle sliding windows with their uses', async () => {
     const counters = createStoreCounters({ store });
     const old = new Date('2026-11-27T08:00:10Z');

@@ -18,7 +18,11 @@ import {
   toDryRunView,
   toPolicyListItem,
   toPolicyView,
+  toUsageView,
   toVersionView,
+  UsageResetBody,
+  UsageResetResult,
+  UsageView,
 } from '../schemas/policy-schemas.js';
 
 const tags = ['policies'];
@@ -35,7 +39,7 @@ const readOnly = {
  */
 export const registerPolicyRoutes = (
   app: FastifyInstance,
-  { policies, policyDryRun }: Pick<VaultServices, 'policies' | 'policyDryRun'>,
+  { policies, policyDryRun, policyUsage }: Pick<VaultServices, 'policies' | 'policyDryRun' | 'policyUsage'>,
 ) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -239,6 +243,52 @@ export const registerPolicyRoutes = (
           proxyKey: b.proxy_key,
         }),
       );
+    },
+  );
+
+  r.get(
+    '/v1/admin/policies/:name/usage',
+    {
+      config: {
+        audit: { none: 'counters read by an admin; nothing changes, no secret leaves' },
+        role: ['operator', 'auditor'],
+      },
+      schema: {
+        tags,
+        security,
+        summary: 'What is used and left of each rate limit and usage cap, per agent and credential',
+        description: 'Rules nothing has been counted against yet are listed with all of their limit left.',
+        headers: NamespaceHeader,
+        params: PolicyNameParams,
+        response: withErrors({ 200: UsageView }, 404),
+      },
+    },
+    async (request) => toUsageView(await policyUsage.usage(request.namespace, request.params.name)),
+  );
+
+  r.post(
+    '/v1/admin/policies/:name/usage/reset',
+    {
+      config: { audit: { event: 'policy.usage_reset', recordedBy: 'service' }, role: 'operator' },
+      schema: {
+        tags,
+        security,
+        summary: 'Forget a policy’s counts: all, or one rule’s, agent’s or credential’s',
+        description: 'Audited; changes no access (the access generation does not move).',
+        headers: NamespaceHeader,
+        params: PolicyNameParams,
+        body: UsageResetBody,
+        response: withErrors({ 200: UsageResetResult }, 404, 503),
+      },
+    },
+    async (request) => {
+      const result = await policyUsage.reset(
+        request.namespace,
+        request.params.name,
+        request.body,
+        request.adminContext,
+      );
+      return { ...result, at: result.at.toISOString() };
     },
   );
 };

@@ -2,6 +2,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { DryRunResult } from '../../policy/policy-dry-run.js';
 import type { StoredAttachment, StoredPolicy, PolicyVersion } from '../../policy/policy-repo.js';
 import type { PolicyDetails } from '../../policy/policy-service.js';
+import type { PolicyUsage } from '../../policy/policy-usage.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 
@@ -195,5 +196,100 @@ export const toDryRunView = (r: DryRunResult): Static<typeof DryRunView> => ({
     message: rule.message,
     ...(rule.remaining === undefined ? {} : { remaining: rule.remaining }),
     ...(rule.resetAt === undefined ? {} : { reset_at: rule.resetAt }),
+  })),
+});
+
+const Named = Type.Object({
+  id: Type.String(),
+  name: Nullable(
+    Type.String({ description: 'Null when the row is gone (or a credential counted by name).' }),
+  ),
+});
+
+export const UsageView = Type.Object({
+  policy: Type.String(),
+  version: Type.Integer(),
+  at: Type.String({ description: 'The moment the counters were read.' }),
+  counters: Type.Array(
+    Type.Object({
+      rule: Type.Object({
+        index: Type.Integer(),
+        kind: Nullable(Type.String({ description: 'Null when the current version has no rule there.' })),
+      }),
+      agent: Type.Union([Named, Type.Null()], {
+        description: 'The agent the counter counts, if it names one.',
+      }),
+      credential: Type.Union([Named, Type.Null()]),
+      attachment: Type.Union([Type.Object({ kind: Type.String(), id: Type.String() }), Type.Null()], {
+        description: 'For `key: attachment` counters on a key, grant, proxy or proxy key.',
+      }),
+      window: Type.Object(
+        {
+          kind: Type.String({ description: 'fixed, sliding, calendar or total' }),
+          seconds: Type.Optional(Type.Integer()),
+          per: Type.Optional(Type.String({ description: 'day or month (calendar windows)' })),
+          time_zone: Type.Optional(Type.String()),
+        },
+        { description: 'Rate limits count in fixed windows; usage caps per day, per month or in total.' },
+      ),
+      limit: Type.Integer(),
+      used: Type.Integer(),
+      remaining: Type.Integer(),
+      reset_at: Nullable(Type.String({ description: 'When the window ends; null for `per: total`.' })),
+      counted: Type.Boolean({
+        description: 'False: nothing counted against this rule yet (all of it left).',
+      }),
+    }),
+  ),
+});
+
+export const UsageResetBody = Type.Object(
+  {
+    rule: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 999, description: 'Only this rule (its index).' }),
+    ),
+    agent: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: 'Only this agent (id or name).' }),
+    ),
+    credential: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: 'Only this credential (its name).' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const UsageResetResult = Type.Object({
+  policy: Type.String(),
+  reset: Type.Integer({ description: 'How many counters were forgotten.' }),
+  at: Type.String(),
+});
+
+const windowView = (w: PolicyUsage['lines'][number]['window']) => {
+  switch (w.kind) {
+    case 'fixed':
+    case 'sliding':
+      return { kind: w.kind, seconds: w.seconds };
+    case 'calendar':
+      return { kind: w.kind, per: w.per, time_zone: w.timeZone };
+    case 'total':
+      return { kind: w.kind };
+  }
+};
+
+export const toUsageView = (u: PolicyUsage): Static<typeof UsageView> => ({
+  policy: u.policy.name,
+  version: u.policy.version,
+  at: u.at.toISOString(),
+  counters: u.lines.map((line) => ({
+    rule: line.rule,
+    agent: line.agent,
+    credential: line.credential,
+    attachment: line.attachment,
+    window: windowView(line.window),
+    limit: line.limit,
+    used: line.used,
+    remaining: line.remaining,
+    reset_at: line.resetAt?.toISOString() ?? null,
+    counted: line.counted,
   })),
 });

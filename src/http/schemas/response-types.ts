@@ -65,3 +65,5 @@ export type McpProxyList = Static<typeof McpProxies.ProxyList>;
 export type McpProxyKeyView = Static<typeof McpProxies.ProxyKeyView>;
 export type McpProxyKeyList = Static<typeof McpProxies.ProxyKeyList>;
 export type CreatedMcpProxyKey = Static<typeof McpProxies.CreatedProxyKey>;
+export type PolicyUsageView = Static<typeof Policies.UsageView>;
+export type PolicyUsageResetResult = Static<typeof Policies.UsageResetResult>;
