@@ -76,7 +76,7 @@ describe('policy CLI and dry run', () => {
     expect(detached.stdout).toContain('Detached policy "business-hours" from credential notion.');
     const removed = await cli(['policy', 'rm', 'business-hours']);
     expect(removed.stdout).toContain('Removed policy "business-hours".');
-  });
+  }, 120_000);
 
   it('reports every problem of a document by its path', async () => {
     const file = join(t.dataDir, 'bad.yaml');
@@ -154,5 +154,5 @@ describe('policy CLI and dry run', () => {
       'github',
     ]);
     expect(ungranted).toMatchObject({ decision: 'deny', code: 'credential_not_granted' });
-  });
+  }, 120_000);
 });
