@@ -83,6 +83,43 @@ describe('CIDR matching, property-based', () => {
     );
   });
 
+  it('IPv4 containment: any address matches exactly when its first prefix bits are the network’s, in every form', () => {
+    const mappedHex = (value: number) =>
+      `::ffff:${(value >>> 16).toString(16)}:${(value & 0xffff).toString(16)}`;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        fc.integer({ min: 0, max: 32 }),
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        (base, prefix, address) => {
+          const size = 2 ** (32 - prefix);
+          const network = Math.floor(base / size) * size;
+          const inside = Math.floor(address / size) * size === network;
+          const range = matcher(`${ipv4Text(network)}/${prefix}`);
+          // Plain, IPv4-mapped dotted, IPv4-mapped hex, and fully written out: one answer.
+          expect(range.matches(ipv4Text(address))).toBe(inside);
+          expect(range.matches(`::ffff:${ipv4Text(address)}`)).toBe(inside);
+          expect(range.matches(mappedHex(address))).toBe(inside);
+          expect(range.matches(`0:0:0:0:0:ffff:${ipv4Text(address)}`)).toBe(inside);
+        },
+      ),
+    );
+  });
+
+  it('IPv6 containment: any address matches exactly when its first prefix bits are the network’s', () => {
+    const max = (1n << 128n) - 1n;
+    const outsideMapped = fc.bigInt({ min: 0n, max }).filter((value) => value >> 32n !== 0xffffn);
+    fc.assert(
+      fc.property(outsideMapped, fc.integer({ min: 1, max: 128 }), outsideMapped, (base, prefix, address) => {
+        const size = 1n << BigInt(128 - prefix);
+        const network = (base / size) * size;
+        fc.pre(network >> 32n !== 0xffffn);
+        const range = matcher(`${ipv6Text(network)}/${prefix}`);
+        expect(range.matches(ipv6Text(address))).toBe((address / size) * size === network);
+      }),
+    );
+  });
+
   it('IPv6: the same for 128-bit addresses', () => {
     const max = (1n << 128n) - 1n;
     fc.assert(

@@ -3,6 +3,7 @@ import { decide } from '../access/decide.js';
 import { VaultError } from '../errors/vault-error.js';
 import { prepareRetrievalGrants, grantTargets } from '../grants/grant-repo.js';
 import type { Clock } from '../lib/clock.js';
+import { proxyRepo } from '../mcp-proxy/proxy-repo.js';
 import type { Store } from '../store/database.js';
 import type { GenerationCache } from '../store/generation-cache.js';
 import type { PolicyEnforcement } from './policy-enforcement.js';
@@ -70,6 +71,9 @@ export const createPolicyDryRun = ({ store, access, clock, enforcement }: Policy
     const agent = await grantTargets.findAgent(store.db, namespace, input.agent);
     if (!agent)
       throw new VaultError('agent_not_found', `No agent "${input.agent.slice(0, 64)}" (id or name).`);
+    // Attachments hold the proxy's id: one named by name is looked up (an unknown one is taken as given).
+    const proxy =
+      input.proxy === undefined ? undefined : await proxyRepo.findByName(store.db, namespace, input.proxy);
     const view = await access.view();
     const { grants, credential } = await grantsFor(view, {
       namespace,
@@ -92,7 +96,13 @@ export const createPolicyDryRun = ({ store, access, clock, enforcement }: Policy
       channel: 'reveal',
       ...(input.proxy === undefined
         ? {}
-        : { proxy: { id: input.proxy, name: input.proxy, keyId: input.proxyKey ?? null } }),
+        : {
+            proxy: {
+              id: proxy?.id ?? input.proxy,
+              name: proxy?.name ?? input.proxy,
+              keyId: input.proxyKey ?? null,
+            },
+          }),
       client: { ip: input.ip ?? null, userAgent: null, country: input.country?.toUpperCase() },
       now: at,
       attributes: {},

@@ -43,7 +43,7 @@ const pathOf = (context: PathContext, grant: Grant | undefined): Attachment[] =>
   if (grant) path.push({ kind: 'grant', id: grant.id });
   if (context.credential) path.push({ kind: 'credential', id: context.credential.id });
   if (context.proxy) {
-    // Until MCP proxies are stored on this branch an attachment may name a proxy by id or by name.
+    // Attachments are stored by the proxy's id; one made before proxies were stored may hold its name.
     path.push({ kind: 'proxy', id: context.proxy.id });
     if (context.proxy.name !== context.proxy.id) path.push({ kind: 'proxy', id: context.proxy.name });
     if (context.proxy.keyId) path.push({ kind: 'proxy_key', id: context.proxy.keyId });

@@ -6,6 +6,7 @@ import { VaultError, vaultError } from '../errors/vault-error.js';
 import { grantRepo, grantTargets } from '../grants/grant-repo.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
+import { proxyRepo } from '../mcp-proxy/proxy-repo.js';
 import type { Database } from '../store/schema.js';
 import { loadPolicyDocument } from './policy-document.js';
 import {
@@ -76,9 +77,9 @@ export const createPolicyService = ({ db, clock, audit }: PolicyServiceDeps) => 
 
   /**
    * The id an attachment stores for what the person named. Agents and credentials are named or given
-   * by id (stored by id, so a rename keeps the attachment); keys and grants by id. MCP proxies and
-   * proxy keys arrive with migration 0013 on another branch: until their tables exist here, they are
-   * stored as given and matched by the proxy's id or name, and the key's id (policy-enforcement.ts).
+   * by id (stored by id, so a rename keeps the attachment); keys and grants by id. MCP proxies likewise
+   * (named or given by id, stored by id); proxy keys by id. Naming something that does not exist is
+   * refused, as for every other kind, so a typo cannot leave a policy that binds nothing.
    */
   const resolveTarget = async (
     trx: Db,
@@ -117,9 +118,27 @@ export const createPolicyService = ({ db, clock, audit }: PolicyServiceDeps) => 
         if (!grant) throw new VaultError('grant_not_found', `No grant "${target.slice(0, 64)}".`);
         return { id: grant.id, facts: { grant_id: grant.id } };
       }
-      case 'proxy':
-      case 'proxy_key':
-        return { id: target, facts: {} };
+      case 'proxy': {
+        const proxy =
+          (await proxyRepo.findByName(trx, namespace, target)) ??
+          (await proxyRepo
+            .findById(trx, target)
+            .then((found) => (found?.namespace === namespace ? found : undefined)));
+        if (!proxy) {
+          throw new VaultError('mcp_proxy_not_found', `No MCP proxy "${target.slice(0, 64)}" (id or name).`);
+        }
+        return { id: proxy.id, facts: { proxy_id: proxy.id, proxy_name: proxy.name } };
+      }
+      case 'proxy_key': {
+        const key = await trx
+          .selectFrom('mcp_proxy_keys')
+          .select(['id', 'proxy_id', 'agent_id'])
+          .where('namespace', '=', namespace)
+          .where('id', '=', target)
+          .executeTakeFirst();
+        if (!key) throw new VaultError('proxy_key_not_found', `No proxy key "${target.slice(0, 64)}".`);
+        return { id: key.id, facts: { proxy_id: key.proxy_id, agent_id: key.agent_id } };
+      }
     }
   };
 

@@ -124,6 +124,46 @@ describe('time windows, property-based', () => {
     );
   });
 
+  it('the end is exclusive: a window ending at an instant’s minute refuses it, one minute later allows it', () => {
+    fc.assert(
+      fc.property(instant, zone, fc.integer({ min: 1, max: 1439 }), (time, timeZone, length) => {
+        const local = wallClock(time, timeZone);
+        fc.pre(local.minute > 0);
+        const start = Math.max(0, local.minute - length);
+        const window = (end: number): TimeWindowRule => ({
+          kind: 'time_window',
+          days: [local.weekday],
+          start,
+          end,
+          timeZone,
+        });
+        expect(withinTimeWindow(window(local.minute), time)).toBe(false);
+        expect(withinTimeWindow(window(local.minute + 1), time)).toBe(true);
+      }),
+    );
+  });
+
+  it('a crossing window on any days: the evening of a listed day or the morning after it (Sunday into Monday too)', () => {
+    const nextDay = (day: Weekday) => weekdays[(weekdays.indexOf(day) + 1) % 7] as Weekday;
+    fc.assert(
+      fc.property(
+        instant,
+        zone,
+        fc.subarray([...weekdays], { minLength: 1 }),
+        fc.integer({ min: 1, max: 1439 }),
+        fc.integer({ min: 0, max: 1438 }),
+        (time, timeZone, days, start, end) => {
+          fc.pre(end < start);
+          const local = wallClock(time, timeZone);
+          const evening = days.includes(local.weekday) && local.minute >= start;
+          const morning = days.some((day) => nextDay(day) === local.weekday) && local.minute < end;
+          const crossing: TimeWindowRule = { kind: 'time_window', days, start, end, timeZone };
+          expect(withinTimeWindow(crossing, time)).toBe(evening || morning);
+        },
+      ),
+    );
+  });
+
   it('a day not listed is refused for a window that does not cross midnight', () => {
     fc.assert(
       fc.property(instant, zone, (time, timeZone) => {
