@@ -138,6 +138,39 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
       );
     });
 
+  withClientOptions(app.command('discover'))
+    .description(
+      'add an app for a remote MCP server: its authorization discovery, then dynamic client registration',
+    )
+    .requiredOption('--mcp-url <url>', 'the MCP server’s URL (it must answer 401 with its resource metadata)')
+    .option('--name <name>', 'the app name (default: the MCP server’s host name)')
+    .option('--scopes <list>', 'scopes to ask for (default: those the server’s resource metadata advertises)')
+    .option('--agent-connect', 'let agents ask their users to connect through this app')
+    .action(
+      async (
+        flags: { mcpUrl: string; name?: string; scopes?: string; agentConnect?: boolean },
+        command: Command,
+      ) => {
+        const ctx = contextFor(command, io);
+        const added = await ctx.api.post<OAuthAppView & { resource: string }>(
+          '/v1/admin/oauth/apps/discover',
+          {
+            mcp_url: flags.mcpUrl,
+            name: flags.name,
+            scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
+            agent_connect: flags.agentConnect,
+          },
+        );
+        ctx.out.result(
+          added,
+          () =>
+            `Registered with ${added.issuer ?? 'the authorization server'} as client "${added.client_id}"; ` +
+            `added OAuth app "${added.name}" for the resource ${added.resource}.\n` +
+            `Connect users with: tokenvault connect ${added.name} --agent AGENT --user USER`,
+        );
+      },
+    );
+
   withClientOptions(app.command('list'))
     .description('list OAuth apps')
     .action(async (_flags: unknown, command: Command) => {

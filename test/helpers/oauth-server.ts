@@ -176,9 +176,10 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
         enabled: true,
         defaultResource: () => resource,
         useGrantedResource: () => true,
-        getResourceServerInfo: () => ({
+        // The audience is the resource the client asked for (RFC 8707), so a test can tell which it was.
+        getResourceServerInfo: (_ctx: unknown, resourceIndicator: string) => ({
           scope: resourceScopes.join(' '),
-          audience: resource,
+          audience: resourceIndicator,
           accessTokenTTL: accessTokenTtl,
           accessTokenFormat: 'opaque',
         }),

@@ -6,6 +6,8 @@ import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import {
   AddOAuthAppBody,
   AppNameParams,
+  DiscoveredMcpAppView,
+  DiscoverMcpAppBody,
   OAuthAppList,
   OAuthAppView,
   toOAuthAppView,
@@ -60,6 +62,31 @@ export const registerOAuthAppRoutes = (
         request.adminContext,
       );
       return reply.status(201).send(view(added));
+    },
+  );
+
+  r.post(
+    '/v1/admin/oauth/apps/discover',
+    {
+      config: { audit: { event: 'oauth_app.create', recordedBy: 'service' }, role: 'admin' },
+      schema: {
+        tags,
+        security,
+        summary:
+          'Add an app for a remote MCP server by its authorization discovery and dynamic client registration',
+        headers: NamespaceHeader,
+        body: DiscoverMcpAppBody,
+        response: withErrors({ 201: DiscoveredMcpAppView }, 409, 502, 503),
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const added = await oauthApps.discoverMcp(
+        request.namespace,
+        { mcpUrl: b.mcp_url, name: b.name, scopes: b.scopes, agentConnect: b.agent_connect },
+        request.adminContext,
+      );
+      return reply.status(201).send({ ...view(added), resource: added.resource });
     },
   );
 

@@ -44,6 +44,23 @@ export const AddOAuthAppBody = Type.Object(
   { additionalProperties: false },
 );
 
+export const DiscoverMcpAppBody = Type.Object(
+  {
+    mcp_url: Type.String({ minLength: 1, maxLength: 500, description: 'The remote MCP server’s URL.' }),
+    name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'Default: the MCP server’s host name.' }),
+    ),
+    scopes: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+        maxItems: 100,
+        description: 'Default: the scopes its resource metadata advertises.',
+      }),
+    ),
+    agent_connect: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
 /** An app as the API shows it: never the client secret, only whether there is one. */
 export const OAuthAppView = Type.Object({
   id: Type.String(),
@@ -59,6 +76,13 @@ export const OAuthAppView = Type.Object({
   redirect_uri: Type.String({ description: 'Register this URL with the provider.' }),
   created_at: Type.String(),
 });
+
+export const DiscoveredMcpAppView = Type.Intersect([
+  OAuthAppView,
+  Type.Object({
+    resource: Type.String({ description: 'The MCP server’s resource (RFC 8707), sent on every request.' }),
+  }),
+]);
 
 export const OAuthAppList = Type.Object({ items: Type.Array(OAuthAppView) });
 export const AppNameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) });
