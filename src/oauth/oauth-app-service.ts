@@ -222,6 +222,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       },
       ...(settings.clientAuth ? { clientAuth: settings.clientAuth } : {}),
       ...(app.issuer ? { issuer: app.issuer } : {}),
+      ...(settings.resource ? { resource: settings.resource } : {}),
     };
     if (row.client_secret !== null) {
       const dek = await deps.dataKeys.open(app.dataKeyId);

@@ -180,6 +180,9 @@ describe('MCP authorization discovery', () => {
     const newToken = (again.body as { access_token: string }).access_token;
     expect(newToken).not.toBe(token);
     expect(await op.introspect(newToken)).toMatchObject({ active: true, aud: mcp.url });
+    // Sent, not just inherited from the grant (the provider would fall back to the granted resource).
+    expect(op.tokenResources('authorization_code').at(-1)).toBe(mcp.url);
+    expect(op.tokenResources('refresh_token').at(-1)).toBe(mcp.url);
 
     // The registered client secret is stored like any secret: never in the clear.
     const opened = await t.vault.services.oauthApps.open('default', 'remote');
