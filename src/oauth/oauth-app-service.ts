@@ -271,14 +271,14 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       namespace: string,
       input: DiscoverMcpAppInput,
       ctx: AuditContext = systemContext,
-    ): Promise<OAuthApp & { resource: string }> {
+    ): Promise<OAuthApp> {
       assertNamespace(namespace);
       const name = input.name ?? nameFromHost(input.mcpUrl);
       if (appNamePattern.test(name) && (await oauthAppRepo.findByName(db, namespace, name))) {
         throw appExists(namespace, name);
       }
       const found = await deps.discoverMcp(input.mcpUrl, redirectUri);
-      const added = await this.add(
+      return this.add(
         namespace,
         {
           provider: 'generic',
@@ -294,7 +294,6 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
         },
         ctx,
       );
-      return { ...added, resource: found.resource };
     },
 
     async list(namespace: string): Promise<OAuthApp[]> {

@@ -6,7 +6,6 @@ import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import {
   AddOAuthAppBody,
   AppNameParams,
-  DiscoveredMcpAppView,
   DiscoverMcpAppBody,
   OAuthAppList,
   OAuthAppView,
@@ -76,7 +75,7 @@ export const registerOAuthAppRoutes = (
           'Add an app for a remote MCP server by its authorization discovery and dynamic client registration',
         headers: NamespaceHeader,
         body: DiscoverMcpAppBody,
-        response: withErrors({ 201: DiscoveredMcpAppView }, 409, 502, 503),
+        response: withErrors({ 201: OAuthAppView }, 409, 502, 503),
       },
     },
     async (request, reply) => {
@@ -86,7 +85,7 @@ export const registerOAuthAppRoutes = (
         { mcpUrl: b.mcp_url, name: b.name, scopes: b.scopes, agentConnect: b.agent_connect },
         request.adminContext,
       );
-      return reply.status(201).send({ ...view(added), resource: added.resource });
+      return reply.status(201).send(view(added));
     },
   );
 

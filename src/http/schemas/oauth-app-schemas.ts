@@ -73,16 +73,12 @@ export const OAuthAppView = Type.Object({
   parameters: Type.Record(Type.String(), Type.String()),
   endpoints: Type.Union([Endpoints, Type.Null()]),
   agent_connect: Type.Boolean(),
+  resource: Type.Union([Type.String(), Type.Null()], {
+    description: 'RFC 8707 resource sent on every authorization and token request (MCP servers).',
+  }),
   redirect_uri: Type.String({ description: 'Register this URL with the provider.' }),
   created_at: Type.String(),
 });
-
-export const DiscoveredMcpAppView = Type.Intersect([
-  OAuthAppView,
-  Type.Object({
-    resource: Type.String({ description: 'The MCP server’s resource (RFC 8707), sent on every request.' }),
-  }),
-]);
 
 export const OAuthAppList = Type.Object({ items: Type.Array(OAuthAppView) });
 export const AppNameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) });
@@ -98,6 +94,7 @@ export const toOAuthAppView = (app: OAuthApp, redirectUri: string) => ({
   parameters: { ...app.settings.parameters },
   endpoints: app.settings.endpoints ?? null,
   agent_connect: app.agentConnect,
+  resource: app.settings.resource ?? null,
   redirect_uri: redirectUri,
   created_at: app.createdAt,
 });
