@@ -39,6 +39,7 @@ import { type ProviderCatalog, shippedProviderCatalog } from './oauth/provider-c
 import { createOAuthAppResolver, type ResolveOAuthApp } from './oauth/oauth-app-resolver.js';
 import { createOAuthAppService, type OAuthAppService } from './oauth/oauth-app-service.js';
 import { discoverIssuer } from './oauth/oauth-discovery.js';
+import { discoverMcpServer } from './oauth/mcp-discovery.js';
 import { type ConnectService, createConnectService } from './oauth/connect-service.js';
 import {
   createOAuthRefresh,
@@ -274,6 +275,13 @@ export const createServices = async ({
     catalog: oauthProviders,
     discover: (issuer) =>
       discoverIssuer(issuer, { fetch: outbound.fetch as typeof fetch, allowHttp: config.oauthAllowHttp }),
+    discoverMcp: (mcpUrl, redirectUri) =>
+      discoverMcpServer(mcpUrl, {
+        fetch: outbound.fetch as typeof fetch,
+        allowHttp: config.oauthAllowHttp,
+        redirectUri,
+        clientName: 'Token Vault',
+      }),
     publicUrl,
     allowHttp: config.oauthAllowHttp,
   });

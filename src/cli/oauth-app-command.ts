@@ -14,6 +14,7 @@ interface OAuthAppView {
   parameters: Record<string, string>;
   endpoints: Record<string, string> | null;
   agent_connect: boolean;
+  resource: string | null;
   redirect_uri: string;
   created_at: string;
 }
@@ -54,6 +55,7 @@ const show = (a: OAuthAppView) =>
     ['parameters', Object.entries(a.parameters).map(([k, v]) => `${k}=${v}`)],
     ['endpoints', a.endpoints ? Object.entries(a.endpoints).map(([k, v]) => `${k} ${v}`) : null],
     ['agent connect', a.agent_connect ? 'allowed' : 'no'],
+    ['resource', a.resource],
     ['redirect uri', a.redirect_uri],
     ['created at', a.created_at],
   ]);
@@ -137,6 +139,36 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
           `Register this redirect URL with the provider:\n  ${added.redirect_uri}`,
       );
     });
+
+  withClientOptions(app.command('discover'))
+    .description(
+      'add an app for a remote MCP server: its authorization discovery, then dynamic client registration',
+    )
+    .requiredOption('--mcp-url <url>', 'the MCP server’s URL (it must answer 401 with its resource metadata)')
+    .option('--name <name>', 'the app name (default: the MCP server’s host name)')
+    .option('--scopes <list>', 'scopes to ask for (default: those the server’s resource metadata advertises)')
+    .option('--agent-connect', 'let agents ask their users to connect through this app')
+    .action(
+      async (
+        flags: { mcpUrl: string; name?: string; scopes?: string; agentConnect?: boolean },
+        command: Command,
+      ) => {
+        const ctx = contextFor(command, io);
+        const added = await ctx.api.post<OAuthAppView>('/v1/admin/oauth/apps/discover', {
+          mcp_url: flags.mcpUrl,
+          name: flags.name,
+          scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
+          agent_connect: flags.agentConnect,
+        });
+        ctx.out.result(
+          added,
+          () =>
+            `Registered with ${added.issuer ?? 'the authorization server'} as client "${added.client_id}"; ` +
+            `added OAuth app "${added.name}" for the resource ${added.resource ?? '(none)'}.\n` +
+            `Connect users with: tokenvault connect ${added.name} --agent AGENT --user USER`,
+        );
+      },
+    );
 
   withClientOptions(app.command('list'))
     .description('list OAuth apps')

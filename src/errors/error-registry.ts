@@ -386,6 +386,21 @@ export const errorRegistry = {
     message:
       'The issuer’s OpenID Connect discovery document could not be fetched or is not valid; check the issuer URL (and TOKENVAULT_OUTBOUND_ALLOW for an issuer on your network).',
   },
+  mcp_auth_metadata_missing: {
+    status: 502,
+    message:
+      'The MCP server did not answer an unauthenticated request with 401 and usable protected resource metadata (RFC 9728); it may not use OAuth, or its metadata is wrong.',
+  },
+  mcp_auth_insecure_issuer: {
+    status: 502,
+    message:
+      'The MCP server’s metadata names an authorization server that is not https; the vault refuses it (TOKENVAULT_OAUTH_ALLOW_HTTP is for local tests only).',
+  },
+  mcp_client_registration_failed: {
+    status: 502,
+    message:
+      'The MCP server’s authorization server offers no dynamic client registration (RFC 7591) or refused it; register a client by hand and use `oauth app add generic --resource`.',
+  },
   connect_session_not_found: {
     status: 404,
     message: 'This connect link is not known to the vault; ask for a new one.',

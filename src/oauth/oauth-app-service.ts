@@ -15,6 +15,7 @@ import {
   type StoredAppSettings,
   toOAuthApp,
 } from './oauth-app-repo.js';
+import type { DiscoveredMcpServer } from './mcp-discovery.js';
 import type { DiscoveredIssuer } from './oauth-discovery.js';
 import type { ProviderCatalog } from './provider-catalog.js';
 import type { ProviderEndpoints, ProviderEntry } from './provider-schema.js';
@@ -42,6 +43,25 @@ export interface AddOAuthAppInput {
   agentConnect?: boolean | undefined;
 }
 
+export interface DiscoverMcpAppInput {
+  mcpUrl: string;
+  /** Defaults to the MCP server's host name. */
+  name?: string | undefined;
+  /** Defaults to the scopes the server's resource metadata advertises. */
+  scopes?: string[] | undefined;
+  agentConnect?: boolean | undefined;
+}
+
+/** An app name from a host: lowercase, only the characters app names allow. */
+const nameFromHost = (mcpUrl: string) => {
+  try {
+    const host = new URL(mcpUrl).hostname.toLowerCase().replace(/[^a-z0-9._-]+/g, '-');
+    return host.replace(/^[^a-z0-9]+/, '').slice(0, 64) || 'mcp';
+  } catch {
+    return 'mcp';
+  }
+};
+
 export interface OAuthAppServiceDeps {
   store: Pick<Store, 'db'>;
   dataKeys: Pick<DataKeyService, 'prepare' | 'insert' | 'open' | 'remove'>;
@@ -50,6 +70,8 @@ export interface OAuthAppServiceDeps {
   catalog: Pick<ProviderCatalog, 'get'>;
   /** OIDC discovery of an issuer (through the outbound guard). */
   discover: (issuer: string) => Promise<DiscoveredIssuer>;
+  /** MCP authorization discovery and client registration (through the outbound guard). */
+  discoverMcp: (mcpUrl: string, redirectUri: string) => Promise<DiscoveredMcpServer>;
   /** The vault's public base URL: the redirect URI is built from it. */
   publicUrl: string;
   /** Local test providers only: endpoints may be http://. */
@@ -200,6 +222,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       },
       ...(settings.clientAuth ? { clientAuth: settings.clientAuth } : {}),
       ...(app.issuer ? { issuer: app.issuer } : {}),
+      ...(settings.resource ? { resource: settings.resource } : {}),
     };
     if (row.client_secret !== null) {
       const dek = await deps.dataKeys.open(app.dataKeyId);
@@ -237,6 +260,41 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
           return toOAuthApp(row);
         },
       ),
+
+    /**
+     * `oauth app discover`: the MCP server's authorization server found and the vault registered with
+     * it (see mcp-discovery.ts), then stored like a `generic` app whose every authorization and token
+     * request carries the server's resource (RFC 8707). The name is checked first, so a taken name
+     * registers no client at the server.
+     */
+    async discoverMcp(
+      namespace: string,
+      input: DiscoverMcpAppInput,
+      ctx: AuditContext = systemContext,
+    ): Promise<OAuthApp> {
+      assertNamespace(namespace);
+      const name = input.name ?? nameFromHost(input.mcpUrl);
+      if (appNamePattern.test(name) && (await oauthAppRepo.findByName(db, namespace, name))) {
+        throw appExists(namespace, name);
+      }
+      const found = await deps.discoverMcp(input.mcpUrl, redirectUri);
+      return this.add(
+        namespace,
+        {
+          provider: 'generic',
+          name,
+          clientId: found.clientId,
+          clientSecret: found.clientSecret,
+          issuer: found.issuer,
+          scopes: input.scopes ?? found.scopes,
+          endpoints: found.endpoints,
+          clientAuth: found.clientAuth,
+          resource: found.resource,
+          agentConnect: input.agentConnect,
+        },
+        ctx,
+      );
+    },
 
     async list(namespace: string): Promise<OAuthApp[]> {
       assertNamespace(namespace);

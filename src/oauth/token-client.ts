@@ -28,6 +28,8 @@ export interface OAuthClientApp {
    * endpoint stands in; private_key_jwt uses it as the assertion's audience.
    */
   issuer?: string;
+  /** RFC 8707 resource the app's tokens are for: sent on refresh requests too. */
+  resource?: string;
   settings?: ProviderAppSettings;
 }
 
@@ -98,6 +100,7 @@ export const createTokenClient = (deps: TokenClientDeps) => {
       ...provider.extraParams?.refresh,
     };
     if (scopes) parameters.scope = scopes.join(provider.scopes.separator);
+    if (app.resource) parameters.resource = app.resource;
 
     let response: Response;
     try {

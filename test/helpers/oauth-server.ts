@@ -16,6 +16,7 @@
  *
  *   op.tokenRequests('refresh_token')  // token-endpoint requests of that grant type (all when omitted)
  *   op.tokenSuccesses('refresh_token') // ... of those, answered 200
+ *   op.tokenResources('refresh_token') // the RFC 8707 `resource` each of those sent ('' for none)
  *   op.failTokenRequests({ grantType: 'refresh_token', status: 503, times: 2 }) // inject failures
  *   await op.introspect(accessToken)   // RFC 7662, as the default client
  *   await op.stop()
@@ -83,6 +84,7 @@ export interface TestOAuthServer {
   browser(options?: { account?: string; deny?: boolean }): TestBrowser;
   tokenRequests(grantType?: string): number;
   tokenSuccesses(grantType?: string): number;
+  tokenResources(grantType: string): string[];
   failTokenRequests(failure: {
     grantType: string;
     status: number;
@@ -176,9 +178,10 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
         enabled: true,
         defaultResource: () => resource,
         useGrantedResource: () => true,
-        getResourceServerInfo: () => ({
+        // The audience is the resource the client asked for (RFC 8707), so a test can tell which it was.
+        getResourceServerInfo: (_ctx: unknown, resourceIndicator: string) => ({
           scope: resourceScopes.join(' '),
-          audience: resource,
+          audience: resourceIndicator,
           accessTokenTTL: accessTokenTtl,
           accessTokenFormat: 'opaque',
         }),
@@ -213,6 +216,7 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
 
   const requests = new Map<string, number>();
   const successes = new Map<string, number>();
+  const resources: Array<{ grantType: string; resource: string }> = [];
   const bump = (counter: Map<string, number>, key: string) => counter.set(key, (counter.get(key) ?? 0) + 1);
   const failures: Array<{
     grantType: string;
@@ -230,6 +234,7 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
     (request as IncomingMessage & { body?: string }).body = raw;
     const grantType = new URLSearchParams(raw).get('grant_type') ?? 'unknown';
     bump(requests, grantType);
+    resources.push({ grantType, resource: new URLSearchParams(raw).get('resource') ?? '' });
     const failure = failures.find((f) => f.grantType === grantType && f.times > 0);
     if (failure) {
       failure.times -= 1;
@@ -279,6 +284,7 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
       createBrowser(issuer, browserOptions.account ?? 'alice', !!browserOptions.deny),
     tokenRequests: (grantType) => count(requests, grantType),
     tokenSuccesses: (grantType) => count(successes, grantType),
+    tokenResources: (grantType) => resources.filter((r) => r.grantType === grantType).map((r) => r.resource),
     failTokenRequests: (failure) => failures.push({ ...failure, times: failure.times ?? 1 }),
     async introspect(token) {
       const response = await fetch(`${issuer}/token/introspection`, {

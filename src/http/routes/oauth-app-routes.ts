@@ -6,6 +6,7 @@ import { NamespaceHeader, withErrors } from '../schemas/common-schemas.js';
 import {
   AddOAuthAppBody,
   AppNameParams,
+  DiscoverMcpAppBody,
   OAuthAppList,
   OAuthAppView,
   toOAuthAppView,
@@ -57,6 +58,31 @@ export const registerOAuthAppRoutes = (
           resource: b.resource,
           agentConnect: b.agent_connect,
         },
+        request.adminContext,
+      );
+      return reply.status(201).send(view(added));
+    },
+  );
+
+  r.post(
+    '/v1/admin/oauth/apps/discover',
+    {
+      config: { audit: { event: 'oauth_app.create', recordedBy: 'service' }, role: 'admin' },
+      schema: {
+        tags,
+        security,
+        summary:
+          'Add an app for a remote MCP server by its authorization discovery and dynamic client registration',
+        headers: NamespaceHeader,
+        body: DiscoverMcpAppBody,
+        response: withErrors({ 201: OAuthAppView }, 409, 502, 503),
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const added = await oauthApps.discoverMcp(
+        request.namespace,
+        { mcpUrl: b.mcp_url, name: b.name, scopes: b.scopes, agentConnect: b.agent_connect },
         request.adminContext,
       );
       return reply.status(201).send(view(added));

@@ -44,6 +44,23 @@ export const AddOAuthAppBody = Type.Object(
   { additionalProperties: false },
 );
 
+export const DiscoverMcpAppBody = Type.Object(
+  {
+    mcp_url: Type.String({ minLength: 1, maxLength: 500, description: 'The remote MCP server’s URL.' }),
+    name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'Default: the MCP server’s host name.' }),
+    ),
+    scopes: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+        maxItems: 100,
+        description: 'Default: the scopes its resource metadata advertises.',
+      }),
+    ),
+    agent_connect: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
 /** An app as the API shows it: never the client secret, only whether there is one. */
 export const OAuthAppView = Type.Object({
   id: Type.String(),
@@ -56,6 +73,9 @@ export const OAuthAppView = Type.Object({
   parameters: Type.Record(Type.String(), Type.String()),
   endpoints: Type.Union([Endpoints, Type.Null()]),
   agent_connect: Type.Boolean(),
+  resource: Type.Union([Type.String(), Type.Null()], {
+    description: 'RFC 8707 resource sent on every authorization and token request (MCP servers).',
+  }),
   redirect_uri: Type.String({ description: 'Register this URL with the provider.' }),
   created_at: Type.String(),
 });
@@ -74,6 +94,7 @@ export const toOAuthAppView = (app: OAuthApp, redirectUri: string) => ({
   parameters: { ...app.settings.parameters },
   endpoints: app.settings.endpoints ?? null,
   agent_connect: app.agentConnect,
+  resource: app.settings.resource ?? null,
   redirect_uri: redirectUri,
   created_at: app.createdAt,
 });
