@@ -40,7 +40,18 @@ const filesMatching = (pattern: RegExp) =>
 
 describe('the decision point, from the source', () => {
   it('reads a secret for an agent only on the agent request path', () => {
-    expect(filesMatching(/\.readCurrentSecret\(/)).toEqual(['src/access/agent-request.ts']);
+    // The other two read the secret again after an OAuth refresh, with the decision the path made
+    // (`use.allowed`): the refreshed version of the credential that decision allowed, nothing else.
+    expect(filesMatching(/\.readCurrentSecret\(/)).toEqual([
+      'src/access/agent-request.ts',
+      'src/oauth/refresh/token-freshness.ts',
+      'src/proxy/proxy-service.ts',
+    ]);
+    for (const file of ['src/oauth/refresh/token-freshness.ts', 'src/proxy/proxy-service.ts']) {
+      for (const [, argument] of sources.get(file)!.matchAll(/\.readCurrentSecret\(([^)]*)\)/g)) {
+        expect(argument, file).toMatch(/^(use\.)?allowed$/);
+      }
+    }
     // The admin-side read (by name, no decision) is for in-process tooling and tests: no module uses it.
     expect(filesMatching(/\.readSecret\(/)).toEqual([]);
   });
