@@ -7,15 +7,25 @@ import {
 import type { AccessClient } from '../access/access-types.js';
 import { type AgentRequestDeps, createAgentRequests } from '../access/agent-request.js';
 import type { AuditDetails } from '../audit/audit-types.js';
+import { errorRegistry } from '../errors/error-registry.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { GuardedFetch } from '../net/outbound-guard.js';
 import { openProxySession, type ProxySession } from './proxy-session.js';
 import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
+import {
+  classify,
+  deliverTo,
+  initializeShared,
+  serveModern,
+  type SharedSession,
+  standardHeaderMismatch,
+} from './stateless-leg.js';
 
 /**
  * The endpoint `/mcp/{proxy}` (transport-free: a web `Request` in, a `Response` out), for the MCP
- * revisions with sessions (`initialize`, `Mcp-Session-Id`). Each request is authenticated afresh by
+ * revisions with sessions (`initialize`, `Mcp-Session-Id`) and the stateless 2026-07-28 one
+ * (stateless-leg.ts), told apart per request by the SDK's classifier. Each request is authenticated afresh by
  * its proxy key (a session id is a handle, never authentication: it is honoured only with the key
  * that opened it), its `Origin` checked, and handed to the session's transport (the SDK's).
  */
@@ -69,6 +79,8 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const requests = createAgentRequests(deps);
   const { clock, idleMs = 30 * 60_000, sweepMs = 60_000 } = deps;
   const sessions = new Map<string, Held>();
+  /** The 2026-07-28 leg: one shared upstream session per proxy key. */
+  const sharedSessions = new Map<string, { shared: SharedSession; lastSeen: number }>();
   let sweeper: NodeJS.Timeout | undefined;
 
   const closeSession = async (id: string) => {
@@ -82,6 +94,85 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const sweep = async () => {
     const oldest = clock.now().getTime() - idleMs;
     for (const [id, held] of sessions) if (held.lastSeen < oldest) await closeSession(id);
+    for (const [keyId, held] of sharedSessions) if (held.lastSeen < oldest) await closeShared(keyId);
+  };
+
+  const closeShared = async (keyId: string) => {
+    const held = sharedSessions.get(keyId);
+    if (!held) return;
+    sharedSessions.delete(keyId);
+    await held.shared.session.close();
+  };
+
+  /** The shared session of a proxy key (2026-07-28 leg), opened on its first request. */
+  const sharedFor = (caller: Awaited<ReturnType<typeof authenticateProxyKey>>, input: McpHttpRequest) => {
+    const found = sharedSessions.get(caller.keyId);
+    if (found) {
+      found.lastSeen = clock.now().getTime();
+      return found.shared;
+    }
+    const waiting: SharedSession['waiting'] = new Map();
+    const session = openProxySession(
+      { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
+      { caller, client: input.client, requestId: input.requestId, toAgent: deliverTo(waiting) },
+    );
+    const opened: SharedSession = { session, waiting, next: 0, ready: Promise.resolve({}) };
+    opened.ready = initializeShared(opened, input.requestId);
+    // A refused or failed start is not kept: the next request tries afresh (and is decided afresh).
+    opened.ready.catch(() => {
+      if (sharedSessions.get(caller.keyId)?.shared === opened) void closeShared(caller.keyId);
+    });
+    sharedSessions.set(caller.keyId, { shared: opened, lastSeen: clock.now().getTime() });
+    return opened;
+  };
+
+  /** A refusal of the SDK's classifier (JSON-RPC), with the vault's code when it has one. */
+  const ladderRefusal = async (
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+    rejection: Extract<ReturnType<typeof classify>, { kind: 'reject' }>,
+  ) => {
+    const mismatch = rejection.code === -32020;
+    const id = (input.body as { id?: unknown } | undefined)?.id;
+    if (mismatch) {
+      const body = input.body as { method?: unknown; params?: { name?: unknown; uri?: unknown } };
+      await deps.audit.record({
+        namespace: caller.principal.namespace,
+        actor: { type: 'agent', id: caller.principal.agentId },
+        action: 'mcp_proxy.call',
+        target: { type: 'mcp_proxy', id: caller.proxy.id },
+        decision: 'deny',
+        reason: 'mcp_header_mismatch',
+        client: { ip: input.client.ip, userAgent: input.client.userAgent },
+        requestId: input.requestId,
+        details: {
+          proxy_id: caller.proxy.id,
+          proxy_name: caller.proxy.name,
+          proxy_key_id: caller.keyId,
+          agent_id: caller.principal.agentId,
+          agent_name: caller.principal.agentName,
+          mcp_method: String(body?.method ?? '').slice(0, 200),
+          header_method: (input.request.headers.get('mcp-method') ?? '').slice(0, 200),
+          header_name: (input.request.headers.get('mcp-name') ?? '').slice(0, 200),
+        },
+      });
+    }
+    return Response.json(
+      {
+        jsonrpc: '2.0',
+        id: typeof id === 'string' || typeof id === 'number' ? id : null,
+        error: {
+          code: rejection.code,
+          message: mismatch ? errorRegistry.mcp_header_mismatch.message : rejection.message,
+          data: {
+            ...(typeof rejection.data === 'object' && rejection.data !== null ? rejection.data : {}),
+            ...(mismatch ? { code: 'mcp_header_mismatch' } : {}),
+            request_id: input.requestId,
+          },
+        },
+      },
+      { status: rejection.httpStatus },
+    );
   };
 
   /** A new session: its transport, its session id once `initialize` is answered. */
@@ -157,6 +248,33 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
         const caller = await authenticated(input);
         const sessionId = request.headers.get('mcp-session-id');
         if (sessionId === null) {
+          const route = classify(request, input.body);
+          if (route.kind === 'reject') return await ladderRefusal(caller, input, route);
+          if (route.kind === 'modern') {
+            // Notifications have nothing to answer in a stateless exchange (no stream to cancel).
+            if (route.messageKind === 'notification') return new Response(null, { status: 202 });
+            const mismatch = standardHeaderMismatch(request, route.message);
+            if (mismatch !== undefined) {
+              return await ladderRefusal(caller, input, {
+                kind: 'reject',
+                rung: 'standard-header-validation',
+                cell: 'name-header-mismatch',
+                httpStatus: 400,
+                code: -32020,
+                message: `Bad Request: the request headers and body disagree: ${mismatch}`,
+                data: {
+                  mismatch: { header: request.headers.get('mcp-name') ?? '(missing)', body: mismatch },
+                },
+                settled: true,
+              });
+            }
+            const answer = await serveModern(sharedFor(caller, input), route.message, requestId);
+            // An upstream that ended takes its shared session with it: the next request opens anew.
+            const code = (answer as { error?: { data?: { code?: string } } }).error?.data?.code;
+            if (code === 'mcp_upstream_exited' || code === 'mcp_upstream_unavailable')
+              await closeShared(caller.keyId);
+            return Response.json(answer);
+          }
           if (request.method !== 'POST' || !isInitializeRequest(input.body)) {
             throw new VaultError(
               'mcp_session_not_found',
@@ -185,7 +303,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     },
 
     /** The number of open sessions (metrics, tests). */
-    sessionCount: () => sessions.size,
+    sessionCount: () => sessions.size + sharedSessions.size,
 
     start() {
       sweeper = setInterval(() => void sweep().catch(() => undefined), sweepMs);
@@ -196,6 +314,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     async stop() {
       if (sweeper) clearInterval(sweeper);
       for (const id of [...sessions.keys()]) await closeSession(id);
+      for (const keyId of [...sharedSessions.keys()]) await closeShared(keyId);
     },
   };
 };
