@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   isInitializeRequest,
   type JSONRPCMessage,
@@ -53,7 +53,12 @@ interface Held {
   session: ProxySession;
   transport: WebStandardStreamableHTTPServerTransport;
   lastSeen: number;
+  /** When this replica last moved the stored session's `last_seen_at` (at most once a minute). */
+  touched: number;
 }
+
+/** Session ids are stored hashed: a row read from the store is no handle to anyone's session. */
+const idHash = (id: string) => createHash('sha256').update(id).digest('hex');
 
 const errorResponse = (error: VaultError, requestId: string, headers: Record<string, string> = {}) =>
   Response.json(
@@ -94,6 +99,11 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const sweep = async () => {
     const oldest = clock.now().getTime() - idleMs;
     for (const [id, held] of sessions) if (held.lastSeen < oldest) await closeSession(id);
+    // Stored sessions no replica has used for as long are over everywhere.
+    await deps.store.db
+      .deleteFrom('mcp_sessions')
+      .where('last_seen_at', '<', new Date(oldest).toISOString())
+      .execute();
     for (const [keyId, held] of sharedSessions) if (held.lastSeen < oldest) await closeShared(keyId);
   };
 
@@ -175,8 +185,17 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     );
   };
 
-  /** A new session: its transport, its session id once `initialize` is answered. */
-  const open = (caller: Awaited<ReturnType<typeof authenticateProxyKey>>, input: McpHttpRequest) => {
+  /**
+   * A session's transport and proxy session. A new one gets its session id once `initialize` is
+   * answered, and is written to the store (`mcp_sessions`: the key that opened it and the client's
+   * `initialize` parameters), so that another replica can continue it. A continued one (`restored`)
+   * keeps the id it had.
+   */
+  const open = (
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+    restored?: string,
+  ) => {
     // `transport` is only used once a message flows, after both exist.
     const session = openProxySession(
       { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
@@ -189,15 +208,99 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
       },
     );
     const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomBytes(24).toString('base64url'),
-      onsessioninitialized: (id) => {
-        sessions.set(id, { session, transport, lastSeen: clock.now().getTime() });
+      sessionIdGenerator: () => restored ?? randomBytes(24).toString('base64url'),
+      onsessioninitialized: async (id) => {
+        const now = clock.now();
+        sessions.set(id, { session, transport, lastSeen: now.getTime(), touched: now.getTime() });
+        if (restored) return;
+        await deps.store.db
+          .insertInto('mcp_sessions')
+          .values({
+            id_hash: idHash(id),
+            namespace: caller.principal.namespace,
+            proxy_id: caller.proxy.id,
+            key_id: caller.keyId,
+            state: JSON.stringify({ initialize: (input.body as { params?: unknown }).params ?? {} }),
+            created_at: now.toISOString(),
+            last_seen_at: now.toISOString(),
+          })
+          .execute();
       },
-      onsessionclosed: (id) => closeSession(id),
+      onsessionclosed: async (id) => {
+        await closeSession(id);
+        await deps.store.db.deleteFrom('mcp_sessions').where('id_hash', '=', idHash(id)).execute();
+      },
     });
     transport.onmessage = (message) =>
       void session.fromAgent(message, input.requestId).catch(() => undefined);
     return { transport, session };
+  };
+
+  /**
+   * A session another replica started (or this one closed when idle): opened here under the same
+   * id, its upstream connected with the client's stored `initialize` parameters. The agent-facing
+   * session is not initialized again: the `initialize` and `notifications/initialized` are the
+   * vault's own, and their answers go nowhere.
+   */
+  const continued = async (
+    sessionId: string,
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+  ): Promise<Held | undefined> => {
+    const row = await deps.store.db
+      .selectFrom('mcp_sessions')
+      .select(['key_id', 'state'])
+      .where('id_hash', '=', idHash(sessionId))
+      .executeTakeFirst();
+    if (!row || row.key_id !== caller.keyId) return undefined;
+    const { initialize } = JSON.parse(row.state) as { initialize: Record<string, unknown> };
+    const { transport } = open(caller, input, sessionId);
+    const post = async (body: Record<string, unknown>, headers: Record<string, string> = {}) => {
+      const response = await transport.handleRequest(
+        new Request(input.request.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            ...headers,
+          },
+          body: JSON.stringify(body),
+        }),
+        { parsedBody: body },
+      );
+      await response.text();
+      return response.status;
+    };
+    const status = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: initialize });
+    const held = sessions.get(sessionId);
+    if (status !== 200 || !held) return undefined;
+    const version = typeof initialize.protocolVersion === 'string' ? initialize.protocolVersion : '';
+    await post(
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { 'mcp-session-id': sessionId, ...(version ? { 'mcp-protocol-version': version } : {}) },
+    );
+    return held;
+  };
+
+  /**
+   * Keeps the stored session alive for the other replicas' sweeps (at most one write a minute), and
+   * learns there whether another replica ended it (`DELETE`): then it ends here too. So a session
+   * ended through one replica is refused by the others within a minute.
+   */
+  const touch = async (sessionId: string, held: Held) => {
+    const now = clock.now();
+    held.lastSeen = now.getTime();
+    if (now.getTime() - held.touched < 60_000) return;
+    held.touched = now.getTime();
+    const [updated] = await deps.store.db
+      .updateTable('mcp_sessions')
+      .set({ last_seen_at: now.toISOString() })
+      .where('id_hash', '=', idHash(sessionId))
+      .execute();
+    if (Number(updated?.numUpdatedRows ?? 0) === 0) {
+      await closeSession(sessionId);
+      throw new VaultError('mcp_session_not_found');
+    }
   };
 
   /**
@@ -284,11 +387,11 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
           const { transport } = open(caller, input);
           return await transport.handleRequest(request, { parsedBody: input.body });
         }
-        const held = sessions.get(sessionId);
         // A session is a handle, never authentication: only the key that opened it may use it.
+        const held = sessions.get(sessionId) ?? (await continued(sessionId, caller, input));
         if (!held || held.session.caller.keyId !== caller.keyId)
           throw new VaultError('mcp_session_not_found');
-        held.lastSeen = clock.now().getTime();
+        await touch(sessionId, held);
         held.transport.onmessage = (message) =>
           void held.session.fromAgent(message, requestId).catch(() => undefined);
         return await held.transport.handleRequest(request, { parsedBody: input.body });
