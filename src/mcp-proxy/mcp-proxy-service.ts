@@ -7,7 +7,6 @@ import {
 import type { AccessClient } from '../access/access-types.js';
 import { type AgentRequestDeps, createAgentRequests } from '../access/agent-request.js';
 import type { AuditDetails } from '../audit/audit-types.js';
-import { errorRegistry } from '../errors/error-registry.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { GuardedFetch } from '../net/outbound-guard.js';
 import { openProxySession, type ProxySession } from './proxy-session.js';
@@ -15,6 +14,7 @@ import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
 import {
   classify,
+  ladderRefusal,
   deliverTo,
   initializeShared,
   serveModern,
@@ -136,55 +136,6 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     return opened;
   };
 
-  /** A refusal of the SDK's classifier (JSON-RPC), with the vault's code when it has one. */
-  const ladderRefusal = async (
-    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
-    input: McpHttpRequest,
-    rejection: Extract<ReturnType<typeof classify>, { kind: 'reject' }>,
-  ) => {
-    const mismatch = rejection.code === -32020;
-    const id = (input.body as { id?: unknown } | undefined)?.id;
-    if (mismatch) {
-      const body = input.body as { method?: unknown; params?: { name?: unknown; uri?: unknown } };
-      await deps.audit.record({
-        namespace: caller.principal.namespace,
-        actor: { type: 'agent', id: caller.principal.agentId },
-        action: 'mcp_proxy.call',
-        target: { type: 'mcp_proxy', id: caller.proxy.id },
-        decision: 'deny',
-        reason: 'mcp_header_mismatch',
-        client: { ip: input.client.ip, userAgent: input.client.userAgent },
-        requestId: input.requestId,
-        details: {
-          proxy_id: caller.proxy.id,
-          proxy_name: caller.proxy.name,
-          proxy_key_id: caller.keyId,
-          agent_id: caller.principal.agentId,
-          agent_name: caller.principal.agentName,
-          mcp_method: String(body?.method ?? '').slice(0, 200),
-          header_method: (input.request.headers.get('mcp-method') ?? '').slice(0, 200),
-          header_name: (input.request.headers.get('mcp-name') ?? '').slice(0, 200),
-        },
-      });
-    }
-    return Response.json(
-      {
-        jsonrpc: '2.0',
-        id: typeof id === 'string' || typeof id === 'number' ? id : null,
-        error: {
-          code: rejection.code,
-          message: mismatch ? errorRegistry.mcp_header_mismatch.message : rejection.message,
-          data: {
-            ...(typeof rejection.data === 'object' && rejection.data !== null ? rejection.data : {}),
-            ...(mismatch ? { code: 'mcp_header_mismatch' } : {}),
-            request_id: input.requestId,
-          },
-        },
-      },
-      { status: rejection.httpStatus },
-    );
-  };
-
   /**
    * A session's transport and proxy session. A new one gets its session id once `initialize` is
    * answered, and is written to the store (`mcp_sessions`: the key that opened it and the client's
@@ -282,6 +233,20 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     return held;
   };
 
+  /** Concurrent first requests for one session (a POST and the client's GET stream) continue it once. */
+  const continuing = new Map<string, Promise<Held | undefined>>();
+  const continuedOnce = (
+    sessionId: string,
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+  ) => {
+    const pending = continuing.get(sessionId);
+    if (pending) return pending;
+    const started = continued(sessionId, caller, input).finally(() => continuing.delete(sessionId));
+    continuing.set(sessionId, started);
+    return started;
+  };
+
   /**
    * Keeps the stored session alive for the other replicas' sweeps (at most one write a minute), and
    * learns there whether another replica ended it (`DELETE`): then it ends here too. So a session
@@ -352,13 +317,13 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
         const sessionId = request.headers.get('mcp-session-id');
         if (sessionId === null) {
           const route = classify(request, input.body);
-          if (route.kind === 'reject') return await ladderRefusal(caller, input, route);
+          if (route.kind === 'reject') return await ladderRefusal(deps.audit, caller, input, route);
           if (route.kind === 'modern') {
             // Notifications have nothing to answer in a stateless exchange (no stream to cancel).
             if (route.messageKind === 'notification') return new Response(null, { status: 202 });
             const mismatch = standardHeaderMismatch(request, route.message);
             if (mismatch !== undefined) {
-              return await ladderRefusal(caller, input, {
+              return await ladderRefusal(deps.audit, caller, input, {
                 kind: 'reject',
                 rung: 'standard-header-validation',
                 cell: 'name-header-mismatch',
@@ -388,7 +353,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
           return await transport.handleRequest(request, { parsedBody: input.body });
         }
         // A session is a handle, never authentication: only the key that opened it may use it.
-        const held = sessions.get(sessionId) ?? (await continued(sessionId, caller, input));
+        const held = sessions.get(sessionId) ?? (await continuedOnce(sessionId, caller, input));
         if (!held || held.session.caller.keyId !== caller.keyId)
           throw new VaultError('mcp_session_not_found');
         await touch(sessionId, held);

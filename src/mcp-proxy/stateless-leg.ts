@@ -7,7 +7,11 @@ import {
   type JSONRPCRequest,
   type RequestId,
 } from '@modelcontextprotocol/server';
+import type { AccessClient } from '../access/access-types.js';
+import type { AuditRecorder } from '../audit/audit-types.js';
+import { errorRegistry } from '../errors/error-registry.js';
 import { VaultError } from '../errors/vault-error.js';
+import type { ProxyCaller } from './proxy-key-auth.js';
 import type { ProxySession } from './proxy-session.js';
 
 /**
@@ -191,4 +195,54 @@ export const serveModern = async (
     return { ...answer, id: message.id, result } as JSONRPCMessage;
   }
   return { ...answer, id: message.id } as JSONRPCMessage;
+};
+
+/** A refusal of the SDK's classifier (JSON-RPC), with the vault's code when it has one. */
+export const ladderRefusal = async (
+  audit: Pick<AuditRecorder, 'record'>,
+  caller: ProxyCaller,
+  input: { request: Request; body: unknown; client: AccessClient; requestId: string },
+  rejection: Extract<ReturnType<typeof classify>, { kind: 'reject' }>,
+) => {
+  const mismatch = rejection.code === -32020;
+  const id = (input.body as { id?: unknown } | undefined)?.id;
+  if (mismatch) {
+    const body = input.body as { method?: unknown; params?: { name?: unknown; uri?: unknown } };
+    await audit.record({
+      namespace: caller.principal.namespace,
+      actor: { type: 'agent', id: caller.principal.agentId },
+      action: 'mcp_proxy.call',
+      target: { type: 'mcp_proxy', id: caller.proxy.id },
+      decision: 'deny',
+      reason: 'mcp_header_mismatch',
+      client: { ip: input.client.ip, userAgent: input.client.userAgent },
+      requestId: input.requestId,
+      details: {
+        proxy_id: caller.proxy.id,
+        proxy_name: caller.proxy.name,
+        proxy_key_id: caller.keyId,
+        agent_id: caller.principal.agentId,
+        agent_name: caller.principal.agentName,
+        mcp_method: String(body?.method ?? '').slice(0, 200),
+        header_method: (input.request.headers.get('mcp-method') ?? '').slice(0, 200),
+        header_name: (input.request.headers.get('mcp-name') ?? '').slice(0, 200),
+      },
+    });
+  }
+  return Response.json(
+    {
+      jsonrpc: '2.0',
+      id: typeof id === 'string' || typeof id === 'number' ? id : null,
+      error: {
+        code: rejection.code,
+        message: mismatch ? errorRegistry.mcp_header_mismatch.message : rejection.message,
+        data: {
+          ...(typeof rejection.data === 'object' && rejection.data !== null ? rejection.data : {}),
+          ...(mismatch ? { code: 'mcp_header_mismatch' } : {}),
+          request_id: input.requestId,
+        },
+      },
+    },
+    { status: rejection.httpStatus },
+  );
 };
