@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   isInitializeRequest,
   type JSONRPCMessage,
@@ -12,10 +12,20 @@ import type { GuardedFetch } from '../net/outbound-guard.js';
 import { openProxySession, type ProxySession } from './proxy-session.js';
 import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
+import {
+  classify,
+  ladderRefusal,
+  deliverTo,
+  initializeShared,
+  serveModern,
+  type SharedSession,
+  standardHeaderMismatch,
+} from './stateless-leg.js';
 
 /**
  * The endpoint `/mcp/{proxy}` (transport-free: a web `Request` in, a `Response` out), for the MCP
- * revisions with sessions (`initialize`, `Mcp-Session-Id`). Each request is authenticated afresh by
+ * revisions with sessions (`initialize`, `Mcp-Session-Id`) and the stateless 2026-07-28 one
+ * (stateless-leg.ts), told apart per request by the SDK's classifier. Each request is authenticated afresh by
  * its proxy key (a session id is a handle, never authentication: it is honoured only with the key
  * that opened it), its `Origin` checked, and handed to the session's transport (the SDK's).
  */
@@ -43,7 +53,12 @@ interface Held {
   session: ProxySession;
   transport: WebStandardStreamableHTTPServerTransport;
   lastSeen: number;
+  /** When this replica last moved the stored session's `last_seen_at` (at most once a minute). */
+  touched: number;
 }
+
+/** Session ids are stored hashed: a row read from the store is no handle to anyone's session. */
+const idHash = (id: string) => createHash('sha256').update(id).digest('hex');
 
 const errorResponse = (error: VaultError, requestId: string, headers: Record<string, string> = {}) =>
   Response.json(
@@ -69,6 +84,8 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const requests = createAgentRequests(deps);
   const { clock, idleMs = 30 * 60_000, sweepMs = 60_000 } = deps;
   const sessions = new Map<string, Held>();
+  /** The 2026-07-28 leg: one shared upstream session per proxy key. */
+  const sharedSessions = new Map<string, { shared: SharedSession; lastSeen: number }>();
   let sweeper: NodeJS.Timeout | undefined;
 
   const closeSession = async (id: string) => {
@@ -82,10 +99,54 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const sweep = async () => {
     const oldest = clock.now().getTime() - idleMs;
     for (const [id, held] of sessions) if (held.lastSeen < oldest) await closeSession(id);
+    // Stored sessions no replica has used for as long are over everywhere.
+    await deps.store.db
+      .deleteFrom('mcp_sessions')
+      .where('last_seen_at', '<', new Date(oldest).toISOString())
+      .execute();
+    for (const [keyId, held] of sharedSessions) if (held.lastSeen < oldest) await closeShared(keyId);
   };
 
-  /** A new session: its transport, its session id once `initialize` is answered. */
-  const open = (caller: Awaited<ReturnType<typeof authenticateProxyKey>>, input: McpHttpRequest) => {
+  const closeShared = async (keyId: string) => {
+    const held = sharedSessions.get(keyId);
+    if (!held) return;
+    sharedSessions.delete(keyId);
+    await held.shared.session.close();
+  };
+
+  /** The shared session of a proxy key (2026-07-28 leg), opened on its first request. */
+  const sharedFor = (caller: Awaited<ReturnType<typeof authenticateProxyKey>>, input: McpHttpRequest) => {
+    const found = sharedSessions.get(caller.keyId);
+    if (found) {
+      found.lastSeen = clock.now().getTime();
+      return found.shared;
+    }
+    const waiting: SharedSession['waiting'] = new Map();
+    const session = openProxySession(
+      { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
+      { caller, client: input.client, requestId: input.requestId, toAgent: deliverTo(waiting) },
+    );
+    const opened: SharedSession = { session, waiting, next: 0, ready: Promise.resolve({}) };
+    opened.ready = initializeShared(opened, input.requestId);
+    // A refused or failed start is not kept: the next request tries afresh (and is decided afresh).
+    opened.ready.catch(() => {
+      if (sharedSessions.get(caller.keyId)?.shared === opened) void closeShared(caller.keyId);
+    });
+    sharedSessions.set(caller.keyId, { shared: opened, lastSeen: clock.now().getTime() });
+    return opened;
+  };
+
+  /**
+   * A session's transport and proxy session. A new one gets its session id once `initialize` is
+   * answered, and is written to the store (`mcp_sessions`: the key that opened it and the client's
+   * `initialize` parameters), so that another replica can continue it. A continued one (`restored`)
+   * keeps the id it had.
+   */
+  const open = (
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+    restored?: string,
+  ) => {
     // `transport` is only used once a message flows, after both exist.
     const session = openProxySession(
       { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
@@ -98,15 +159,113 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
       },
     );
     const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomBytes(24).toString('base64url'),
-      onsessioninitialized: (id) => {
-        sessions.set(id, { session, transport, lastSeen: clock.now().getTime() });
+      sessionIdGenerator: () => restored ?? randomBytes(24).toString('base64url'),
+      onsessioninitialized: async (id) => {
+        const now = clock.now();
+        sessions.set(id, { session, transport, lastSeen: now.getTime(), touched: now.getTime() });
+        if (restored) return;
+        await deps.store.db
+          .insertInto('mcp_sessions')
+          .values({
+            id_hash: idHash(id),
+            namespace: caller.principal.namespace,
+            proxy_id: caller.proxy.id,
+            key_id: caller.keyId,
+            state: JSON.stringify({ initialize: (input.body as { params?: unknown }).params ?? {} }),
+            created_at: now.toISOString(),
+            last_seen_at: now.toISOString(),
+          })
+          .execute();
       },
-      onsessionclosed: (id) => closeSession(id),
+      onsessionclosed: async (id) => {
+        await closeSession(id);
+        await deps.store.db.deleteFrom('mcp_sessions').where('id_hash', '=', idHash(id)).execute();
+      },
     });
     transport.onmessage = (message) =>
       void session.fromAgent(message, input.requestId).catch(() => undefined);
     return { transport, session };
+  };
+
+  /**
+   * A session another replica started (or this one closed when idle): opened here under the same
+   * id, its upstream connected with the client's stored `initialize` parameters. The agent-facing
+   * session is not initialized again: the `initialize` and `notifications/initialized` are the
+   * vault's own, and their answers go nowhere.
+   */
+  const continued = async (
+    sessionId: string,
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+  ): Promise<Held | undefined> => {
+    const row = await deps.store.db
+      .selectFrom('mcp_sessions')
+      .select(['key_id', 'state'])
+      .where('id_hash', '=', idHash(sessionId))
+      .executeTakeFirst();
+    if (!row || row.key_id !== caller.keyId) return undefined;
+    const { initialize } = JSON.parse(row.state) as { initialize: Record<string, unknown> };
+    const { transport } = open(caller, input, sessionId);
+    const post = async (body: Record<string, unknown>, headers: Record<string, string> = {}) => {
+      const response = await transport.handleRequest(
+        new Request(input.request.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            ...headers,
+          },
+          body: JSON.stringify(body),
+        }),
+        { parsedBody: body },
+      );
+      await response.text();
+      return response.status;
+    };
+    const status = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: initialize });
+    const held = sessions.get(sessionId);
+    if (status !== 200 || !held) return undefined;
+    const version = typeof initialize.protocolVersion === 'string' ? initialize.protocolVersion : '';
+    await post(
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { 'mcp-session-id': sessionId, ...(version ? { 'mcp-protocol-version': version } : {}) },
+    );
+    return held;
+  };
+
+  /** Concurrent first requests for one session (a POST and the client's GET stream) continue it once. */
+  const continuing = new Map<string, Promise<Held | undefined>>();
+  const continuedOnce = (
+    sessionId: string,
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+  ) => {
+    const pending = continuing.get(sessionId);
+    if (pending) return pending;
+    const started = continued(sessionId, caller, input).finally(() => continuing.delete(sessionId));
+    continuing.set(sessionId, started);
+    return started;
+  };
+
+  /**
+   * Keeps the stored session alive for the other replicas' sweeps (at most one write a minute), and
+   * learns there whether another replica ended it (`DELETE`): then it ends here too. So a session
+   * ended through one replica is refused by the others within a minute.
+   */
+  const touch = async (sessionId: string, held: Held) => {
+    const now = clock.now();
+    held.lastSeen = now.getTime();
+    if (now.getTime() - held.touched < 60_000) return;
+    held.touched = now.getTime();
+    const [updated] = await deps.store.db
+      .updateTable('mcp_sessions')
+      .set({ last_seen_at: now.toISOString() })
+      .where('id_hash', '=', idHash(sessionId))
+      .execute();
+    if (Number(updated?.numUpdatedRows ?? 0) === 0) {
+      await closeSession(sessionId);
+      throw new VaultError('mcp_session_not_found');
+    }
   };
 
   /**
@@ -157,6 +316,33 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
         const caller = await authenticated(input);
         const sessionId = request.headers.get('mcp-session-id');
         if (sessionId === null) {
+          const route = classify(request, input.body);
+          if (route.kind === 'reject') return await ladderRefusal(deps.audit, caller, input, route);
+          if (route.kind === 'modern') {
+            // Notifications have nothing to answer in a stateless exchange (no stream to cancel).
+            if (route.messageKind === 'notification') return new Response(null, { status: 202 });
+            const mismatch = standardHeaderMismatch(request, route.message);
+            if (mismatch !== undefined) {
+              return await ladderRefusal(deps.audit, caller, input, {
+                kind: 'reject',
+                rung: 'standard-header-validation',
+                cell: 'name-header-mismatch',
+                httpStatus: 400,
+                code: -32020,
+                message: `Bad Request: the request headers and body disagree: ${mismatch}`,
+                data: {
+                  mismatch: { header: request.headers.get('mcp-name') ?? '(missing)', body: mismatch },
+                },
+                settled: true,
+              });
+            }
+            const answer = await serveModern(sharedFor(caller, input), route.message, requestId);
+            // An upstream that ended takes its shared session with it: the next request opens anew.
+            const code = (answer as { error?: { data?: { code?: string } } }).error?.data?.code;
+            if (code === 'mcp_upstream_exited' || code === 'mcp_upstream_unavailable')
+              await closeShared(caller.keyId);
+            return Response.json(answer);
+          }
           if (request.method !== 'POST' || !isInitializeRequest(input.body)) {
             throw new VaultError(
               'mcp_session_not_found',
@@ -166,11 +352,11 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
           const { transport } = open(caller, input);
           return await transport.handleRequest(request, { parsedBody: input.body });
         }
-        const held = sessions.get(sessionId);
         // A session is a handle, never authentication: only the key that opened it may use it.
+        const held = sessions.get(sessionId) ?? (await continuedOnce(sessionId, caller, input));
         if (!held || held.session.caller.keyId !== caller.keyId)
           throw new VaultError('mcp_session_not_found');
-        held.lastSeen = clock.now().getTime();
+        await touch(sessionId, held);
         held.transport.onmessage = (message) =>
           void held.session.fromAgent(message, requestId).catch(() => undefined);
         return await held.transport.handleRequest(request, { parsedBody: input.body });
@@ -185,7 +371,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     },
 
     /** The number of open sessions (metrics, tests). */
-    sessionCount: () => sessions.size,
+    sessionCount: () => sessions.size + sharedSessions.size,
 
     start() {
       sweeper = setInterval(() => void sweep().catch(() => undefined), sweepMs);
@@ -196,6 +382,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     async stop() {
       if (sweeper) clearInterval(sweeper);
       for (const id of [...sessions.keys()]) await closeSession(id);
+      for (const keyId of [...sharedSessions.keys()]) await closeShared(keyId);
     },
   };
 };
