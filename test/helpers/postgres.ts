@@ -64,8 +64,26 @@ export const createTestDatabase = async (): Promise<TestDatabase> => {
     async drop() {
       if (dropped) return;
       dropped = true;
-      // FORCE (PostgreSQL 13+) terminates connections a test left open, e.g. after a failed close.
-      await withAdminClient((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+      // FORCE (PostgreSQL 13+) terminates connections a test left open, e.g. after a failed close. It
+      // refuses (42501) when a backend it may not signal is on the database, such as an autovacuum
+      // worker for a role without pg_signal_backend (CI's): a plain DROP cancels autovacuum itself and
+      // waits a few seconds for other backends, so fall back to it, a few times.
+      await withAdminClient(async (client) => {
+        try {
+          await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+        } catch (error) {
+          if ((error as { code?: string }).code !== '42501') throw error;
+          for (let attempt = 1; ; attempt += 1) {
+            try {
+              await client.query(`DROP DATABASE IF EXISTS "${name}"`);
+              return;
+            } catch (retryError) {
+              if (attempt >= 5) throw retryError;
+              await new Promise((resolve) => setTimeout(resolve, 500));
+            }
+          }
+        }
+      });
     },
   };
 };
