@@ -3,6 +3,7 @@ import { cliAgainst } from '../helpers/cli-in-process.js';
 import { startOAuthServer, type TestOAuthServer } from '../helpers/oauth-server.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { addAgent, retrieve, type TestAgent } from '../retrieval/retrieval-fixtures.js';
+import { addOidcApp } from './oauth-app-fixture.js';
 
 /**
  * Issue 13 item 4: a client-credentials credential. No person is involved: the vault fetches the
@@ -18,25 +19,7 @@ describe('client-credentials credentials', () => {
     op = await startOAuthServer({ accessTokenTtl: 30 });
     t = await startTestVault({ settings: { outboundAllow: '127.0.0.1', oauthAllowHttp: 'true' } });
     cli = cliAgainst(await t.vault.listen(), t.rootToken);
-    const added = await cli(
-      [
-        'oauth',
-        'app',
-        'add',
-        'oidc',
-        '--name',
-        'api',
-        '--issuer',
-        op.issuer,
-        '--client-id',
-        op.client.client_id,
-        '--client-secret-stdin',
-        '--scopes',
-        'api:read',
-      ],
-      op.client.client_secret,
-    );
-    expect(added.code, added.stderr).toBe(0);
+    await addOidcApp(cli, op, { name: 'api', scopes: 'api:read' });
     agent = await addAgent(t, 'batch');
   });
   afterAll(async () => {

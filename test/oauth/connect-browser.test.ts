@@ -1,19 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliAgainst } from '../helpers/cli-in-process.js';
 import { startOAuthServer, type TestOAuthServer } from '../helpers/oauth-server.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { addAgent, errorOf, retrieve, type TestAgent } from '../retrieval/retrieval-fixtures.js';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+import { addOidcApp, freePort } from './oauth-app-fixture.js';
 
 const codeOf = (page: { body: string }) => /data-error-code="([a-z_]+)"/.exec(page.body)?.[1];
 
@@ -38,26 +30,11 @@ describe('browser consent through the CLI’s link', () => {
       settings: { port: String(port), publicUrl, outboundAllow: '127.0.0.1', oauthAllowHttp: 'true' },
     });
     cli = cliAgainst(await t.vault.listen(), t.rootToken);
-    const added = await cli(
-      [
-        'oauth',
-        'app',
-        'add',
-        'oidc',
-        '--name',
-        'local',
-        '--issuer',
-        op.issuer,
-        '--client-id',
-        op.client.client_id,
-        '--client-secret-stdin',
-        '--scopes',
-        'openid offline_access api:read',
-        '--agent-connect',
-      ],
-      op.client.client_secret,
-    );
-    expect(added.code, added.stderr).toBe(0);
+    await addOidcApp(cli, op, {
+      name: 'local',
+      scopes: 'openid offline_access api:read',
+      flags: ['--agent-connect'],
+    });
     agent = await addAgent(t, 'helper');
   });
   afterAll(async () => {

@@ -3,6 +3,7 @@ import { cliAgainst } from '../helpers/cli-in-process.js';
 import { startOAuthServer, type TestOAuthServer } from '../helpers/oauth-server.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { addAgent, retrieve, type TestAgent } from '../retrieval/retrieval-fixtures.js';
+import { addOidcApp } from './oauth-app-fixture.js';
 
 const deviceGrant = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -21,25 +22,7 @@ describe('device flow consent', () => {
     op = await startOAuthServer({ deviceInterval: 1, slowDownFirstPoll: true });
     t = await startTestVault({ settings: { outboundAllow: '127.0.0.1', oauthAllowHttp: 'true' } });
     cli = cliAgainst(await t.vault.listen(), t.rootToken);
-    const added = await cli(
-      [
-        'oauth',
-        'app',
-        'add',
-        'oidc',
-        '--name',
-        'local',
-        '--issuer',
-        op.issuer,
-        '--client-id',
-        op.client.client_id,
-        '--client-secret-stdin',
-        '--scopes',
-        'openid offline_access api:read',
-      ],
-      op.client.client_secret,
-    );
-    expect(added.code, added.stderr).toBe(0);
+    await addOidcApp(cli, op, { name: 'local', scopes: 'openid offline_access api:read' });
     agent = await addAgent(t, 'helper');
   });
   afterAll(async () => {

@@ -1,18 +1,10 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWebhookReceiver, testWebhookSecret, type WebhookReceiver } from '../events/webhook-receiver.js';
 import { cliAgainst } from '../helpers/cli-in-process.js';
 import { startOAuthServer, type TestOAuthServer } from '../helpers/oauth-server.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { addAgent, errorOf, retrieve, type TestAgent } from '../retrieval/retrieval-fixtures.js';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+import { addOidcApp, freePort } from './oauth-app-fixture.js';
 
 /**
  * Issue 13 across its parts as the vault wires them (not each part with test doubles): a user
@@ -45,25 +37,7 @@ describe('the OAuth lifecycle, wired: connect, refresh, needs_reauth, reconnect'
       },
     });
     cli = cliAgainst(await t.vault.listen(), t.rootToken);
-    const added = await cli(
-      [
-        'oauth',
-        'app',
-        'add',
-        'oidc',
-        '--name',
-        'calendar',
-        '--issuer',
-        op.issuer,
-        '--client-id',
-        op.client.client_id,
-        '--client-secret-stdin',
-        '--scopes',
-        'openid offline_access api:read',
-      ],
-      op.client.client_secret,
-    );
-    expect(added.code, added.stderr).toBe(0);
+    await addOidcApp(cli, op, { name: 'calendar', scopes: 'openid offline_access api:read' });
     agent = await addAgent(t, 'assistant');
   });
   afterAll(async () => {
