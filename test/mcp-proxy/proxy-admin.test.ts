@@ -283,6 +283,15 @@ describe('tokenvault proxy and proxy key commands', () => {
     expect((await cli(['proxy', 'config', 'github', '--client', 'emacs'])).code).toBe(2);
   });
 
+  it('removes an agent’s proxy keys with the agent, and counts them in its audit event', async () => {
+    expect((await cli(['agent', 'create', 'agent-short-lived'])).code).toBe(0);
+    const created = await json(['proxy', 'key', 'create', 'github', '--agent', 'agent-short-lived']);
+    expect((await cli(['agent', 'rm', 'agent-short-lived'])).code).toBe(0);
+    const rows = await t.vault.store.db.selectFrom('mcp_proxy_keys').select('id').execute();
+    expect(rows.map((r) => r.id)).not.toContain(created.id);
+    expect((await events('agent.delete'))[0]).toMatchObject({ details: { proxy_keys_deleted: 1 } });
+  });
+
   it('removes a proxy with its keys', async () => {
     const removed = await json(['proxy', 'rm', 'calendar']);
     expect(removed.name).toBe('calendar');
