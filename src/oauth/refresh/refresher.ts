@@ -1,15 +1,13 @@
-import type { Transaction } from 'kysely';
 import type { AuditRecorder } from '../../audit/audit-types.js';
 import type { CredentialService } from '../../credentials/credential-service.js';
 import type { EventPublisher } from '../../events/event-types.js';
 import type { Clock } from '../../lib/clock.js';
-import type { Store } from '../../store/database.js';
-import type { Database } from '../../store/schema.js';
 import type { SecretFields } from '../../credentials/credential-types.js';
+import type { Store } from '../../store/database.js';
 import type { TokenClient } from '../token-client.js';
-import type { TokenFailure, TokenSet } from '../token-set.js';
 import { createGrantRequests, type RefreshKind } from './refresh-grant.js';
-import { backoffMs, nextRefreshAt } from './refresh-plan.js';
+import { createRefreshOutcomes } from './refresh-outcomes.js';
+import { nextRefreshAt } from './refresh-plan.js';
 import { refreshStateRepo, type RefreshStateRow, type StatePatch } from './refresh-state-repo.js';
 import type { RefreshResult, RefreshSettings, ResolveOAuthApp } from './refresh-types.js';
 import { earliestExpiry, tokenSetToSecret } from './token-fields.js';
@@ -18,12 +16,14 @@ import { earliestExpiry, tokenSetToSecret } from './token-fields.js';
  * One credential's refresh, at most one in flight across every process sharing the database:
  *
  *   single-flight in this process → the lease in the database (fenced) → re-read the secret → the
- *   token endpoint → one transaction: check the fence, store the new version (rotated refresh token
- *   and access token together), the schedule, the audit event → release
+ *   token endpoint (refresh-grant.ts: the credential's refresh token, then each nested token's own;
+ *   or, for a client-credentials credential, a new grant) → one transaction: check the fence, store
+ *   the new version (every rotated refresh token with its access token), the schedule, the audit
+ *   event → release
  *
  * A caller that finds the lease held waits for the holder's outcome and returns it. Nothing here
  * retries in a loop: a retryable failure is written as the next time to try (backoff), a refusal of
- * the grant as `needs_reauth`, once.
+ * the grant as `needs_reauth`, once (refresh-outcomes.ts).
  */
 
 export type RefreshTrigger = 'scheduler' | 'retrieval' | 'proxy' | 'admin' | 'downscope';
@@ -88,6 +88,16 @@ export const createRefresher = (deps: RefresherDeps) => {
   const inFlight = new Map<string, Promise<RefreshResult>>();
   const now = () => clock.now().getTime();
   const grants = createGrantRequests({ tokens, logger });
+  const { recordRefresh, announceReauth, waitAfter, narrowed, failed } = createRefreshOutcomes({
+    db,
+    credentials,
+    audit,
+    events,
+    clock,
+    settings,
+    random,
+    logger,
+  });
 
   /** The state row, made on first sight of the credential (adopted with its expiry unknown). */
   const stateOf = async (namespace: string, credentialId: string, version: number) => {
@@ -143,73 +153,6 @@ export const createRefresher = (deps: RefresherDeps) => {
       await sleep(waitPollMs);
     }
   };
-
-  const recordRefresh = (
-    trx: Transaction<Database>,
-    namespace: string,
-    name: string,
-    decision: { ok: true } | { ok: false; reason: string },
-    details: Record<string, string | number | boolean>,
-  ) =>
-    audit.recordInTransaction(trx, {
-      namespace,
-      actor: { type: 'system', id: null },
-      action: 'credential.refresh',
-      target: { type: 'credential', id: name },
-      decision: decision.ok ? 'allow' : 'deny',
-      reason: decision.ok ? 'ok' : decision.reason,
-      details: { credential_name: name, ...details },
-    });
-
-  /**
-   * The credential waits for a person from now on: flipped to `needs_reauth`, recorded and announced
-   * (`credential.needs_reauth`) in the caller's transaction, once — only the refresh that moves it
-   * from active does. True when this call announced it.
-   */
-  const announceReauth = async (
-    trx: Transaction<Database>,
-    namespace: string,
-    credentialId: string,
-    name: string,
-    failure: TokenFailure,
-    options: RefreshOptions,
-  ): Promise<boolean> => {
-    const at = iso(now());
-    const changed = await trx
-      .updateTable('credentials')
-      .set({ status: 'needs_reauth', updated_at: at })
-      .where('id', '=', credentialId)
-      .where('status', '=', 'active')
-      .executeTakeFirst();
-    if (Number(changed.numUpdatedRows) !== 1) return false;
-    await recordRefresh(
-      trx,
-      namespace,
-      name,
-      { ok: false, reason: 'credential_needs_reauth' },
-      {
-        credential_id: credentialId,
-        provider_error: failure.code,
-        status: failure.status,
-        trigger: options.trigger,
-      },
-    );
-    await events.publish(
-      {
-        type: 'credential.needs_reauth',
-        namespace,
-        data: { credential_id: credentialId, credential_name: name, error: failure.code },
-      },
-      trx,
-    );
-    return true;
-  };
-
-  /** How long to wait after the `failures`-th failure in a row: backoff, or the longest for a fatal one. */
-  const waitAfter = (failure: TokenFailure, failures: number) =>
-    failure.kind === 'fatal'
-      ? settings.backoffMaxMs
-      : backoffMs(failures, failure.retryAfterSeconds, settings, random);
 
   /** How the credential's token is renewed: its refresh token, a client-credentials grant, or not at all. */
   const kindOf = async (credentialId: string, secret: SecretFields): Promise<RefreshKind | undefined> => {
@@ -384,100 +327,6 @@ export const createRefresher = (deps: RefresherDeps) => {
       }
     }
     return { outcome: 'refreshed', version: written };
-  };
-
-  /** A narrower token: handed to the caller; only a rotated refresh token is stored. */
-  const narrowed = async (
-    namespace: string,
-    credentialId: string,
-    name: string,
-    fence: number,
-    secret: Record<string, string>,
-    token: TokenSet,
-    write: (trx: Transaction<Database>, next: Record<string, string>, now: string) => Promise<number>,
-    options: RefreshOptions,
-  ): Promise<RefreshResult> => {
-    const at = now();
-    const rotated = token.refreshToken !== undefined && token.refreshToken !== secret.refresh_token;
-    const version = await db.transaction().execute(async (trx) => {
-      const held = await refreshStateRepo.finish(trx, credentialId, fence, {}, iso(at));
-      if (!held) return undefined;
-      const current = await trx
-        .selectFrom('credentials')
-        .select('current_version')
-        .where('id', '=', credentialId)
-        .executeTakeFirstOrThrow();
-      if (!rotated) return Number(current.current_version);
-      const next = await write(trx, { ...secret, refresh_token: token.refreshToken as string }, iso(at));
-      // Same access token, same expiry: the state describes the new version as it did the old.
-      await trx
-        .updateTable('oauth_refresh_state')
-        .set({ secret_version: next })
-        .where('credential_id', '=', credentialId)
-        .execute();
-      await recordRefresh(
-        trx,
-        namespace,
-        name,
-        { ok: true },
-        { credential_id: credentialId, version: next, trigger: options.trigger, rotated, narrowed: true },
-      );
-      return next;
-    });
-    if (version === undefined)
-      return { outcome: 'retry_later', code: 'lease_lost', nextRefreshAt: iso(now()) };
-    options.narrowTo?.onNarrowed({
-      accessToken: token.accessToken,
-      tokenType: token.tokenType,
-      expiresAt: token.expiresAt ? Date.parse(token.expiresAt) : null,
-      version,
-    });
-    return { outcome: 'refreshed', version };
-  };
-
-  const failed = async (
-    namespace: string,
-    credentialId: string,
-    name: string,
-    version: number,
-    fence: number,
-    failure: TokenFailure,
-    options: RefreshOptions,
-  ): Promise<RefreshResult> => {
-    const at = now();
-    const finish = (patch: StatePatch) => refreshStateRepo.finish(db, credentialId, fence, patch, iso(at));
-    if (failure.kind === 'reauth_required') {
-      // Before calling the grant gone: was the token changed under us (a reconnect, a takeover)?
-      const reread = await credentials.openForRefresh(namespace, credentialId);
-      if (reread && reread.version !== version) {
-        await finish({ next_refresh_at: iso(at) });
-        return { outcome: 'refreshed_elsewhere', version: reread.version };
-      }
-      const flipped = await db.transaction().execute(async (trx) => {
-        const held = await refreshStateRepo.finish(
-          trx,
-          credentialId,
-          fence,
-          { status: 'needs_reauth', next_refresh_at: null, last_error: failure.code, failures: 0 },
-          iso(at),
-        );
-        return held && announceReauth(trx, namespace, credentialId, name, failure, options);
-      });
-      logger.warn(
-        { credentialId, code: failure.code, announced: flipped },
-        'oauth refresh: grant refused, needs reauthorization',
-      );
-      return { outcome: 'needs_reauth', code: failure.code };
-    }
-    const row = await refreshStateRepo.get(db, credentialId);
-    const failures = Number(row?.failures ?? 0) + 1;
-    const next = iso(at + waitAfter(failure, failures));
-    await finish({ status: 'failing', failures, last_error: failure.code, next_refresh_at: next });
-    logger.warn(
-      { credentialId, code: failure.code, kind: failure.kind, httpStatus: failure.status, failures, next },
-      'oauth refresh failed; will try again',
-    );
-    return { outcome: 'retry_later', code: failure.code, nextRefreshAt: next };
   };
 
   /** Takes the lease or waits for whoever has it; loops only while leases change hands. */
