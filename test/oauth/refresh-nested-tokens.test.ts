@@ -184,6 +184,18 @@ describe('Slack bot and user tokens, refreshed together', () => {
     expect(provider.reused).toEqual([]);
   });
 
+  it('removing the credential revokes both tokens at Slack, each refresh token first', async () => {
+    const secret = await stored();
+    const removed = await admin(t, 'DELETE', '/v1/admin/credentials/slack');
+    expect(removed).toEqual({ deleted: 'slack', revocation: { status: 'revoked', tokens: 4 } });
+    expect(provider.revokedTokens).toEqual([
+      secret.refresh_token,
+      secret.access_token,
+      secret.user_refresh_token,
+      secret.user_access_token,
+    ]);
+  });
+
   it('no Slack token or the client secret reaches the logs, the audit log or the database in the clear', async () => {
     const audit = await t.request('GET', '/v1/admin/audit/events?limit=1000');
     const database = sqliteFiles(t).toString('latin1');

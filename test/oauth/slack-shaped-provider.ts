@@ -19,6 +19,8 @@ export interface SlackShapedProvider {
   refreshes: Record<SlackFamily, number>;
   /** Spent or unknown refresh tokens sent (the vault must never send one). */
   reused: string[];
+  /** Tokens sent to auth.revoke. */
+  revokedTokens: string[];
   /** Every access and refresh token issued, for the canary checks. */
   issued: Set<string>;
   /** The next refresh of this family fails like this (once). */
@@ -37,6 +39,7 @@ export const slackShapedProvider = (client: { id: string; secret: string }): Sla
   const issued = new Set<string>();
   const refreshes: Record<SlackFamily, number> = { bot: 0, user: 0 };
   const reused: string[] = [];
+  const revokedTokens: string[] = [];
   let serial = 0;
 
   const issue = (family: SlackFamily) => {
@@ -54,6 +57,7 @@ export const slackShapedProvider = (client: { id: string; secret: string }): Sla
     refreshes,
     reused,
     issued,
+    revokedTokens,
     install: () => ({
       ok: true,
       app_id: 'A0001',
@@ -67,6 +71,10 @@ export const slackShapedProvider = (client: { id: string; secret: string }): Sla
       authed_user: { id: 'U1234', scope: 'search:read', ...issue('user'), token_type: 'user' },
     }),
     handle(request) {
+      if (request.url === 'https://slack.com/api/auth.revoke') {
+        revokedTokens.push(request.form.get('token') ?? '');
+        return { body: { ok: true, revoked: true } };
+      }
       if (request.url !== 'https://slack.com/api/oauth.v2.access') return refused('unknown_method');
       if (
         request.form.get('client_id') !== client.id ||
