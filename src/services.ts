@@ -162,27 +162,6 @@ export interface ServicesDeps {
 }
 
 /**
- * Renews client-credentials tokens before they expire (connect-service.ts `renewDue`), every 15 s.
- * TODO(oauth-refresh): fold into the refresh scheduler when it lands, because that one is indexed by
- * due time and leased across replicas; until then a duplicate renewal costs one token request.
- */
-const clientCredentialsRenewer = (connect: ConnectService, logger: Logger): Component => {
-  let timer: NodeJS.Timeout | undefined;
-  return {
-    name: 'client-credentials renewer',
-    start: async () => {
-      timer = setInterval(() => {
-        connect
-          .renewDue()
-          .catch((error: unknown) => logger.warn({ err: error }, 'client-credentials renewal failed'));
-      }, 15_000);
-      timer.unref();
-    },
-    stop: async () => clearInterval(timer),
-  };
-};
-
-/**
  * Builds the vault's services over an open store and a started audit writer, with what `/readyz` checks
  * and the background workers to start once everything is built. A new capability is one more entry
  * here (its service, and a worker if it runs in the background) plus its route modules in one of
@@ -477,7 +456,6 @@ export const createServices = async ({
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
     { name: 'device-flow polls', stop: async () => connect.stop() },
-    clientCredentialsRenewer(connect, logger),
     {
       name: 'mcp proxy sessions',
       start: () => services.mcpEndpoint.start(),

@@ -684,6 +684,27 @@ export const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0015_refresh_kinds': {
+    async up(db: Kysely<unknown>) {
+      // Client-credentials credentials are renewed by the refresh scheduler (a new grant instead of
+      // a refresh-token grant), which tells them apart by the connection that made them.
+      await db.schema
+        .createIndex('connect_sessions_credential')
+        .on('connect_sessions')
+        .column('credential_id')
+        .execute();
+      const clientCredentials = sql`(select credential_id from connect_sessions
+        where flow = 'client_credentials' and credential_id is not null)`;
+      // Until now they were adopted as unmanaged (no refresh token) and renewed elsewhere: start
+      // them over, so the scheduler adopts them afresh and renews them by due time.
+      await sql`delete from oauth_refresh_state
+        where status = 'unmanaged' and credential_id in ${clientCredentials}`.execute(db);
+      // They carried their first token's expiry as the credential's own, which would refuse them
+      // (`credential_expired`) before the renewal on retrieval could run.
+      await sql`update credentials set expires_at = null
+        where expires_at is not null and id in ${clientCredentials}`.execute(db);
+    },
+  },
 };
 
 /**

@@ -194,7 +194,8 @@ export const createOAuthRefresh = ({
       await refreshStateRepo.remove(store.db, credential.id);
       const outcome = opened
         ? await revokeAtProvider(resolved, opened.secret, {
-            fetch,
+            // The provider's endpoints, reached like its token endpoint.
+            fetch: wiring.tokenClient?.fetch ?? fetch,
             ...(wiring.tokenClient?.allowHttp ? { allowHttp: true } : {}),
           })
         : ({ status: 'failed', code: 'secret_unreadable' } as const);
