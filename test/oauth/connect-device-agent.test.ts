@@ -89,7 +89,15 @@ describe('agent-initiated device flow (authorization_required)', () => {
     );
     expect(op.deviceCodes()).toHaveLength(1);
 
+    // Polls and their lease are bookkeeping: they never move the access generation (migration 0014),
+    // so they empty no cache other agents' retrievals rely on.
+    const generation = async () =>
+      (await t.vault.store.db.selectFrom('access_generation').select('value').executeTakeFirstOrThrow())
+        .value;
+    const before = await generation();
     await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(op.devicePolls().length).toBeGreaterThanOrEqual(2);
+    expect(await generation()).toBe(before);
     const page = await op.browser({ account: 'dana' }).approveDevice(error.user_code!);
     expect(page.status).toBe(200);
     const after = await tokenOnceApproved('both', '?user=dana&flow=device');
