@@ -279,6 +279,7 @@ export const createServices = async ({
     allowHttp: config.oauthAllowHttp,
     // Built below, over the same apps; called only once a person connects, long after start.
     onConnected: (token) => oauthRefresh.connected(token),
+    logger,
   });
   // An agent asking for a provider its user has not connected gets a link to show them (docs/oauth.md).
   const connectFor = async (request: Parameters<ConnectService['linkForAgent']>[0]) =>
@@ -455,7 +456,7 @@ export const createServices = async ({
   const workers: Component[] = [
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
-    { name: 'device-flow polls', stop: async () => connect.stop() },
+    { name: 'device-flow polls', start: async () => connect.startPolling(), stop: () => connect.stop() },
     {
       name: 'mcp proxy sessions',
       start: () => services.mcpEndpoint.start(),

@@ -14,6 +14,7 @@ interface OAuthAppView {
   parameters: Record<string, string>;
   endpoints: Record<string, string> | null;
   agent_connect: boolean;
+  agent_connect_flows?: string[];
   resource: string | null;
   redirect_uri: string;
   created_at: string;
@@ -33,7 +34,8 @@ interface AddFlags {
   introspectionUrl?: string;
   clientAuth?: string;
   resource?: string;
-  agentConnect?: boolean;
+  /** `--agent-connect` alone: true; `--agent-connect device` or `browser,device`: the flows. */
+  agentConnect?: boolean | string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -54,7 +56,10 @@ const show = (a: OAuthAppView) =>
     ['scopes', a.scopes],
     ['parameters', Object.entries(a.parameters).map(([k, v]) => `${k}=${v}`)],
     ['endpoints', a.endpoints ? Object.entries(a.endpoints).map(([k, v]) => `${k} ${v}`) : null],
-    ['agent connect', a.agent_connect ? 'allowed' : 'no'],
+    [
+      'agent connect',
+      a.agent_connect ? `allowed (${(a.agent_connect_flows ?? ['browser']).join(', ')})` : 'no',
+    ],
     ['resource', a.resource],
     ['redirect uri', a.redirect_uri],
     ['created at', a.created_at],
@@ -111,7 +116,10 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
     .option('--introspection-url <url>', 'generic: the introspection endpoint')
     .option('--client-auth <method>', 'basic or post (oidc/generic; default from discovery or basic)')
     .option('--resource <uri>', 'RFC 8707 resource indicator to send on every request')
-    .option('--agent-connect', 'let agents ask their users to connect through this app')
+    .option(
+      '--agent-connect [flows]',
+      'let agents ask their users to connect through this app; optionally through which flows: browser, device (RFC 8628) or browser,device',
+    )
     .action(async (provider: string, flags: AddFlags, command: Command) => {
       const ctx = contextFor(command, io);
       const clientSecret = flags.clientSecretStdin
@@ -130,7 +138,9 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
         endpoints: endpoints(flags),
         client_auth: clientAuthOf(flags.clientAuth),
         resource: flags.resource,
-        agent_connect: flags.agentConnect,
+        agent_connect: flags.agentConnect === undefined ? undefined : true,
+        agent_connect_flows:
+          typeof flags.agentConnect === 'string' ? splitList(flags.agentConnect) : undefined,
       });
       ctx.out.result(
         added,

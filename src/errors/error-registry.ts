@@ -440,7 +440,12 @@ export const errorRegistry = {
   authorization_required: {
     status: 403,
     message:
-      'The end user has not connected this provider yet: show them `connect_url`; once they finish, the same request returns the token.',
+      'The end user has not connected this provider yet: show them `connect_url` (for the device flow, `user_code` to enter at `verification_uri`); once they finish, the same request returns the token.',
+  },
+  connect_flow_not_allowed: {
+    status: 403,
+    message:
+      'The operator does not let agents start this consent flow for this app (`?flow=`); ask without `flow`, or ask the operator to allow it (`oauth app add … --agent-connect browser,device`).',
   },
   end_user_required: {
     status: 400,

@@ -27,8 +27,10 @@ import {
   type ConnectSessionRow,
   hashOf,
 } from './connect-session-repo.js';
-import { createDevicePoller, type DeviceInfo } from './device-poller.js';
+import { devicePollRepo } from './device-poll-repo.js';
+import { createDevicePoller, type DeviceInfo, type DevicePollerOptions } from './device-poller.js';
 import { normalizeTokenResponse } from './normalize-token-response.js';
+import type { AgentConnectFlow } from './oauth-app-repo.js';
 import type { OAuthAppService, OpenedOAuthApp } from './oauth-app-service.js';
 import { resolveApi } from './provider-template.js';
 import { readTokenResponse } from './token-client.js';
@@ -76,6 +78,10 @@ export interface ConnectServiceDeps extends FlowDeps {
    * gave: oauth/refresh/connected-token.ts).
    */
   onConnected?: ((token: ConnectedToken) => Promise<void>) | undefined;
+  /** Where the device-flow poller reports polls that failed (it tries again). */
+  logger?: { warn(object: object, message: string): void } | undefined;
+  /** Tuning of the device-flow poller (tests). */
+  devicePolls?: Partial<DevicePollerOptions> | undefined;
 }
 
 /** What the vault's own consent page shows. */
@@ -259,7 +265,10 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
   };
 
   const poller = createDevicePoller({
+    store: deps.store,
     clock,
+    logger: deps.logger,
+    options: deps.devicePolls,
     poll: async (sessionId) => {
       const row = await db
         .selectFrom('connect_sessions')
@@ -413,7 +422,7 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
           if (options.reuse && !clientCredentials) {
             const open = await connectSessionRepo.findOpen(
               db,
-              { namespace, agentId: agent.id, subject: input.user, appId: opened.app.id },
+              { namespace, agentId: agent.id, subject: input.user, appId: opened.app.id, flow },
               now.toISOString(),
             );
             const link = open ? (await unseal(opened, open)).link : undefined;
@@ -480,7 +489,16 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
           details: { ...sessionFacts(row), reused },
         });
         const device = row.device ? (JSON.parse(row.device) as DeviceInfo) : undefined;
-        if (device && !reused) poller.start(row.id, device.interval);
+        // The poll is in the store with the session: whichever process is up polls it, even after
+        // this one stops (device-poller.ts).
+        if (device && !reused) {
+          await devicePollRepo.insert(trx, {
+            sessionId: row.id,
+            namespace,
+            intervalSeconds: Math.max(1, device.interval),
+            firstPollAt: new Date(clock.now().getTime() + Math.max(1, device.interval) * 1000).toISOString(),
+          });
+        }
         return {
           id: row.id,
           url: device ? (device.verificationUriComplete ?? device.verificationUri) : linkOf(token),
@@ -528,10 +546,18 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
       service: string;
       user: string;
       reveal: boolean;
+      /** The flow the agent asked for (`?flow=`); absent: the app's preferred one. */
+      flow?: AgentConnectFlow | undefined;
     }): Promise<ConnectLink | undefined> {
       const app = (await deps.apps.list(request.namespace)).find((a) => a.name === request.service);
       if (!app?.agentConnect) return undefined;
-      const flow = app.settings.endpoints?.authorization || app.provider !== 'generic' ? 'browser' : 'device';
+      const flow = request.flow ?? app.agentConnectFlows[0] ?? 'browser';
+      if (!app.agentConnectFlows.includes(flow)) {
+        throw new VaultError(
+          'connect_flow_not_allowed',
+          `Agents may connect "${app.name}" through ${app.agentConnectFlows.join(' or ')} only, not ${flow}.`,
+        );
+      }
       return start(
         request.namespace,
         { app: app.name, agent: request.agentId, user: request.user, reveal: request.reveal, flow },
@@ -654,8 +680,12 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
       };
     },
 
-    /** Stops the device-flow pollers of this process (sessions left open simply expire). */
+    /** Starts polling the device flows waiting in the store (this process's and any other's). */
+    startPolling: () => poller.start(),
+    /** Stops polling here; open device flows stay in the store, resumed by the next process. */
     stop: () => poller.stop(),
+    /** One pass of the device-flow poller (tests). */
+    pollDue: () => poller.tick(),
   };
 
   async function exchange(

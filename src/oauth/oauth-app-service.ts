@@ -9,6 +9,7 @@ import { newId } from '../lib/ids.js';
 import type { Store } from '../store/database.js';
 import { isUniqueViolation } from '../store/store-errors.js';
 import {
+  type AgentConnectFlow,
   type OAuthApp,
   oauthAppRepo,
   type OAuthAppRow,
@@ -41,6 +42,8 @@ export interface AddOAuthAppInput {
   resource?: string | undefined;
   /** Agents may ask their users to connect through this app (`authorization_required`). */
   agentConnect?: boolean | undefined;
+  /** Through which flows (preferred first); giving them implies `agentConnect`. */
+  agentConnectFlows?: AgentConnectFlow[] | undefined;
 }
 
 export interface DiscoverMcpAppInput {
@@ -84,6 +87,27 @@ export interface OpenedOAuthApp {
   provider: ProviderEntry;
   client: OAuthClientApp;
 }
+
+/**
+ * The flows an operator lets agents start, checked against what the provider can do: the device
+ * flow needs a device authorization endpoint, the browser flow an authorization endpoint.
+ */
+const agentFlows = (flows: readonly string[], endpoints: ProviderEndpoints): AgentConnectFlow[] => {
+  const unique = [...new Set(flows)];
+  if (unique.length === 0 || unique.some((flow) => flow !== 'browser' && flow !== 'device')) {
+    throw new VaultError('invalid_request', 'Agent connect flows are `browser`, `device` or both.');
+  }
+  if (unique.includes('device') && !endpoints.deviceAuthorization) {
+    throw new VaultError('connect_device_unsupported');
+  }
+  if (unique.includes('browser') && !endpoints.authorization) {
+    throw new VaultError(
+      'invalid_request',
+      'This app has no authorization endpoint: agents can use `device` only.',
+    );
+  }
+  return unique as AgentConnectFlow[];
+};
 
 const appNamePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const secretField = 'client_secret';
@@ -169,7 +193,10 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       }
       if (input.resource !== undefined) settings.resource = input.resource;
       // Fails now, with every problem named, rather than at the first connect.
-      resolveEndpoints(forApp(entry), settings, { allowHttp: deps.allowHttp });
+      const resolved = resolveEndpoints(forApp(entry), settings, { allowHttp: deps.allowHttp });
+      if (input.agentConnectFlows !== undefined) {
+        settings.agentConnectFlows = agentFlows(input.agentConnectFlows, resolved);
+      }
     } catch (error) {
       if (error instanceof ProviderSettingsError) throw invalid(error.message);
       throw error;
@@ -194,7 +221,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       issuer,
       scopes: JSON.stringify(scopes),
       settings: JSON.stringify(settings),
-      agent_connect: input.agentConnect ? 1 : 0,
+      agent_connect: input.agentConnect || input.agentConnectFlows !== undefined ? 1 : 0,
       created_at: now,
       updated_at: now,
     };

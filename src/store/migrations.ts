@@ -684,6 +684,27 @@ export const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0014_device_polls': {
+    async up(db: Kysely<unknown>) {
+      // Device-flow polls that outlive a process (src/oauth/device-poller.ts): when each pending
+      // device code is polled next, and a lease so that with several replicas one process at a time
+      // polls it. Bookkeeping only: no access rule watches this table, so a poll never moves the
+      // access generation. The device code stays sealed in connect_sessions.secrets.
+      await db.schema
+        .createTable('device_polls')
+        .addColumn('session_id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('interval_seconds', 'integer', (c) => c.notNull())
+        .addColumn('next_poll_at', 'text', (c) => c.notNull())
+        .addColumn('polls', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .addColumn('fence', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('device_polls_due').on('device_polls').column('next_poll_at').execute();
+    },
+  },
   '0015_refresh_kinds': {
     async up(db: Kysely<unknown>) {
       // Client-credentials credentials are renewed by the refresh scheduler (a new grant instead of

@@ -57,6 +57,7 @@ export const registerOAuthAppRoutes = (
           clientAuth: b.client_auth,
           resource: b.resource,
           agentConnect: b.agent_connect,
+          agentConnectFlows: b.agent_connect_flows,
         },
         request.adminContext,
       );
