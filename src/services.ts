@@ -275,14 +275,16 @@ export const createServices = async ({
     catalog: oauthProviders,
     discover: (issuer) =>
       discoverIssuer(issuer, { fetch: outbound.fetch as typeof fetch, allowHttp: config.oauthAllowHttp }),
-    discoverMcp: (mcpUrl, redirectUri) =>
+    discoverMcp: (mcpUrl, redirectUri, clientIdMetadataUrl) =>
       discoverMcpServer(mcpUrl, {
         fetch: outbound.fetch as typeof fetch,
         allowHttp: config.oauthAllowHttp,
         redirectUri,
         clientName: 'Token Vault',
+        clientIdMetadataUrl,
       }),
     publicUrl,
+    clientName: 'Token Vault',
     allowHttp: config.oauthAllowHttp,
   });
 

@@ -16,8 +16,14 @@ interface OAuthAppView {
   agent_connect: boolean;
   resource: string | null;
   redirect_uri: string;
+  registration: 'client_id_metadata_document' | 'dynamic_client_registration' | null;
   created_at: string;
 }
+
+const registrationText: Record<NonNullable<OAuthAppView['registration']>, string> = {
+  client_id_metadata_document: 'client ID metadata document (the client id is the vault’s own URL)',
+  dynamic_client_registration: 'dynamic client registration (RFC 7591)',
+};
 
 interface AddFlags {
   name?: string;
@@ -56,6 +62,7 @@ const show = (a: OAuthAppView) =>
     ['endpoints', a.endpoints ? Object.entries(a.endpoints).map(([k, v]) => `${k} ${v}`) : null],
     ['agent connect', a.agent_connect ? 'allowed' : 'no'],
     ['resource', a.resource],
+    ['registration', a.registration ? registrationText[a.registration] : null],
     ['redirect uri', a.redirect_uri],
     ['created at', a.created_at],
   ]);
@@ -142,7 +149,7 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
 
   withClientOptions(app.command('discover'))
     .description(
-      'add an app for a remote MCP server: its authorization discovery, then dynamic client registration',
+      'add an app for a remote MCP server: its authorization discovery, then the vault’s client ID metadata document where the server supports it, else dynamic client registration',
     )
     .requiredOption('--mcp-url <url>', 'the MCP server’s URL (it must answer 401 with its resource metadata)')
     .option('--name <name>', 'the app name (default: the MCP server’s host name)')
@@ -163,7 +170,8 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
         ctx.out.result(
           added,
           () =>
-            `Registered with ${added.issuer ?? 'the authorization server'} as client "${added.client_id}"; ` +
+            `${added.registration === 'client_id_metadata_document' ? 'Identified to' : 'Registered with'} ` +
+            `${added.issuer ?? 'the authorization server'} as client "${added.client_id}"; ` +
             `added OAuth app "${added.name}" for the resource ${added.resource ?? '(none)'}.\n` +
             `Connect users with: tokenvault connect ${added.name} --agent AGENT --user USER`,
         );

@@ -22,6 +22,7 @@ import { registerApprovalPageRoutes } from './routes/approval-page-routes.js';
 import { registerApprovalRoutes } from './routes/approval-routes.js';
 import { registerAgentApprovalRoutes } from './routes/agent-approval-routes.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
+import { registerClientMetadataRoutes } from './routes/client-metadata-routes.js';
 import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerRefreshRoutes } from './routes/refresh-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
@@ -208,5 +209,6 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     registerConnectPageRoutes(pages, services);
   });
   registerApprovalPageRoutes(app, { ...services, clock: deps.clock });
+  registerClientMetadataRoutes(app, services);
   return app;
 };

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database, OAuthAppTable } from '../store/schema.js';
 import type { ProviderAppSettings } from './provider-template.js';
+import type { McpClientRegistration } from './mcp-discovery.js';
 import type { ProviderEntry } from './provider-schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -13,6 +14,8 @@ export interface StoredAppSettings extends ProviderAppSettings {
   pkce?: ProviderEntry['pkce'];
   /** RFC 8707: the resource sent on every authorization and token request (MCP servers). */
   resource?: string;
+  /** Apps from MCP discovery: how the vault became the server's client (mcp-discovery.ts). */
+  registration?: McpClientRegistration;
 }
 
 /** An OAuth app without its secret. */

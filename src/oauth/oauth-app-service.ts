@@ -15,7 +15,12 @@ import {
   type StoredAppSettings,
   toOAuthApp,
 } from './oauth-app-repo.js';
-import type { DiscoveredMcpServer } from './mcp-discovery.js';
+import {
+  clientIdMetadataUrlFor,
+  clientMetadataDocument,
+  type ClientMetadataDocument,
+} from './client-metadata-document.js';
+import type { DiscoveredMcpServer, McpClientRegistration } from './mcp-discovery.js';
 import type { DiscoveredIssuer } from './oauth-discovery.js';
 import type { ProviderCatalog } from './provider-catalog.js';
 import type { ProviderEndpoints, ProviderEntry } from './provider-schema.js';
@@ -41,6 +46,8 @@ export interface AddOAuthAppInput {
   resource?: string | undefined;
   /** Agents may ask their users to connect through this app (`authorization_required`). */
   agentConnect?: boolean | undefined;
+  /** Set by MCP discovery only: how the client was registered. */
+  registration?: McpClientRegistration | undefined;
 }
 
 export interface DiscoverMcpAppInput {
@@ -70,10 +77,19 @@ export interface OAuthAppServiceDeps {
   catalog: Pick<ProviderCatalog, 'get'>;
   /** OIDC discovery of an issuer (through the outbound guard). */
   discover: (issuer: string) => Promise<DiscoveredIssuer>;
-  /** MCP authorization discovery and client registration (through the outbound guard). */
-  discoverMcp: (mcpUrl: string, redirectUri: string) => Promise<DiscoveredMcpServer>;
+  /**
+   * MCP authorization discovery and client registration (through the outbound guard); the vault's
+   * Client ID Metadata Document URL is undefined when its public URL is not https.
+   */
+  discoverMcp: (
+    mcpUrl: string,
+    redirectUri: string,
+    clientIdMetadataUrl: string | undefined,
+  ) => Promise<DiscoveredMcpServer>;
   /** The vault's public base URL: the redirect URI is built from it. */
   publicUrl: string;
+  /** The vault's name as a client (`client_name` of its registrations and metadata document). */
+  clientName: string;
   /** Local test providers only: endpoints may be http://. */
   allowHttp: boolean;
 }
@@ -96,6 +112,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
   const { db } = deps.store;
   const { audit, clock } = deps;
   const redirectUri = redirectUriFor(deps.publicUrl);
+  const clientIdMetadataUrl = clientIdMetadataUrlFor(deps.publicUrl);
 
   const spec = (ctx: AuditContext, namespace: string, action: AuditAction, name: string): AuditSpec => ({
     ctx,
@@ -168,6 +185,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
           throw invalid(`The ${entry.name} app takes no issuer; its endpoints are in the catalog.`);
       }
       if (input.resource !== undefined) settings.resource = input.resource;
+      if (input.registration !== undefined) settings.registration = input.registration;
       // Fails now, with every problem named, rather than at the first connect.
       resolveEndpoints(forApp(entry), settings, { allowHttp: deps.allowHttp });
     } catch (error) {
@@ -238,6 +256,18 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
 
   return {
     redirectUri,
+    clientIdMetadataUrl,
+
+    /** The vault's Client ID Metadata Document, or undefined without an https public URL to serve it at. */
+    clientMetadataDocument: (): ClientMetadataDocument | undefined =>
+      clientIdMetadataUrl === undefined
+        ? undefined
+        : clientMetadataDocument({
+            clientId: clientIdMetadataUrl,
+            publicUrl: deps.publicUrl,
+            redirectUri,
+            clientName: deps.clientName,
+          }),
 
     add: (namespace: string, input: AddOAuthAppInput, ctx: AuditContext = systemContext) =>
       auditedChange(
@@ -263,8 +293,9 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
 
     /**
      * `oauth app discover`: the MCP server's authorization server found and the vault registered with
-     * it (see mcp-discovery.ts), then stored like a `generic` app whose every authorization and token
-     * request carries the server's resource (RFC 8707). The name is checked first, so a taken name
+     * it (see mcp-discovery.ts: by its metadata document URL, else by dynamic registration), then stored
+     * like a `generic` app whose every authorization and token request carries the server's resource
+     * (RFC 8707). The name is checked first, so a taken name
      * registers no client at the server.
      */
     async discoverMcp(
@@ -277,7 +308,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       if (appNamePattern.test(name) && (await oauthAppRepo.findByName(db, namespace, name))) {
         throw appExists(namespace, name);
       }
-      const found = await deps.discoverMcp(input.mcpUrl, redirectUri);
+      const found = await deps.discoverMcp(input.mcpUrl, redirectUri, clientIdMetadataUrl);
       return this.add(
         namespace,
         {
@@ -291,6 +322,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
           clientAuth: found.clientAuth,
           resource: found.resource,
           agentConnect: input.agentConnect,
+          registration: found.registration,
         },
         ctx,
       );

@@ -77,6 +77,13 @@ export const OAuthAppView = Type.Object({
     description: 'RFC 8707 resource sent on every authorization and token request (MCP servers).',
   }),
   redirect_uri: Type.String({ description: 'Register this URL with the provider.' }),
+  registration: Type.Union(
+    [Type.Literal('client_id_metadata_document'), Type.Literal('dynamic_client_registration'), Type.Null()],
+    {
+      description:
+        'Apps from MCP discovery: the client_id is the vault’s metadata document URL, or was registered dynamically (RFC 7591). Null: added by hand.',
+    },
+  ),
   created_at: Type.String(),
 });
 
@@ -96,5 +103,6 @@ export const toOAuthAppView = (app: OAuthApp, redirectUri: string) => ({
   agent_connect: app.agentConnect,
   resource: app.settings.resource ?? null,
   redirect_uri: redirectUri,
+  registration: app.settings.registration ?? null,
   created_at: app.createdAt,
 });
