@@ -196,6 +196,14 @@ describe('MCP authorization discovery with a client ID metadata document', () =>
     });
     expect(op.tokenResources('refresh_token').at(-1)).toBe(mcp.url);
     expect((await callWhoami(newToken)).content).toEqual([{ type: 'text', text: 'sub=alice' }]);
+    expect(t.logs()).not.toContain(token);
+    expect(t.logs()).not.toContain(newToken);
+
+    // Removing the credential revokes its tokens as the same public client (RFC 7009, no secret).
+    const removed = await t.request('DELETE', '/v1/admin/credentials/remote');
+    expect(removed.status, removed.text).toBe(200);
+    expect(removed.body).toMatchObject({ revocation: { status: 'revoked' } });
+    expect((await op.introspect(newToken)).active).toBe(false);
   });
 
   it('registers dynamically at the same server when the vault has no https public URL', async () => {
