@@ -17,7 +17,7 @@ import { freePort } from './oauth-app-fixture.js';
  * `tokenvault oauth app discover` (the real CLI, trusting the certificate by NODE_EXTRA_CA_CERTS) makes
  * the vault's document URL its client_id instead of registering. The provider fetches the document when
  * the person's browser (Chromium) arrives; the token the public client gets, with PKCE and the MCP
- * server's resource, works at the MCP server, and so does its refresh.
+ * server’s resource, works at the MCP server, and so do its refresh and its revocation.
  */
 describe('MCP authorization discovery with a client ID metadata document', () => {
   let cert: TestCertificate;
