@@ -275,13 +275,12 @@ export const createServices = async ({
     catalog: oauthProviders,
     discover: (issuer) =>
       discoverIssuer(issuer, { fetch: outbound.fetch as typeof fetch, allowHttp: config.oauthAllowHttp }),
-    discoverMcp: (mcpUrl, redirectUri, clientIdMetadataUrl) =>
+    discoverMcp: (mcpUrl, client) =>
       discoverMcpServer(mcpUrl, {
         fetch: outbound.fetch as typeof fetch,
         allowHttp: config.oauthAllowHttp,
-        redirectUri,
         clientName: 'Token Vault',
-        clientIdMetadataUrl,
+        ...client,
       }),
     publicUrl,
     clientName: 'Token Vault',

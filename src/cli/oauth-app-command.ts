@@ -67,6 +67,18 @@ const show = (a: OAuthAppView) =>
     ['created at', a.created_at],
   ]);
 
+const registrationOf = (value: string | undefined) => {
+  if (value === undefined) return undefined;
+  const known: Record<string, string> = {
+    auto: 'auto',
+    'metadata-document': 'client_id_metadata_document',
+    dynamic: 'dynamic_client_registration',
+  };
+  const choice = known[value];
+  if (!choice) throw new InputError('--registration is auto, metadata-document or dynamic');
+  return choice;
+};
+
 const parameters = (pairs: string[] = []) =>
   Object.fromEntries(
     pairs.map((pair) => {
@@ -155,9 +167,19 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
     .option('--name <name>', 'the app name (default: the MCP server’s host name)')
     .option('--scopes <list>', 'scopes to ask for (default: those the server’s resource metadata advertises)')
     .option('--agent-connect', 'let agents ask their users to connect through this app')
+    .option(
+      '--registration <how>',
+      'auto (default), metadata-document (the vault’s client ID metadata document, or fail) or dynamic (RFC 7591 even where a document would do: a vault the server cannot reach)',
+    )
     .action(
       async (
-        flags: { mcpUrl: string; name?: string; scopes?: string; agentConnect?: boolean },
+        flags: {
+          mcpUrl: string;
+          name?: string;
+          scopes?: string;
+          agentConnect?: boolean;
+          registration?: string;
+        },
         command: Command,
       ) => {
         const ctx = contextFor(command, io);
@@ -166,6 +188,7 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
           name: flags.name,
           scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
           agent_connect: flags.agentConnect,
+          registration: registrationOf(flags.registration),
         });
         ctx.out.result(
           added,

@@ -30,6 +30,12 @@ export interface McpDiscoveryDeps {
   clientName: string;
   /** The vault's Client ID Metadata Document URL; undefined when the vault has no https public URL. */
   clientIdMetadataUrl?: string | undefined;
+  /**
+   * `auto` (default): the metadata document where the server supports it, else dynamic registration.
+   * Either way by name forces it: `dynamic_client_registration` for a vault the server cannot reach
+   * (an internal vault and a SaaS server), `client_id_metadata_document` to refuse a registration.
+   */
+  registration?: McpRegistrationChoice | undefined;
   timeoutMs?: number;
 }
 
@@ -49,6 +55,7 @@ export interface DiscoveredMcpServer {
 }
 
 export type McpClientRegistration = 'client_id_metadata_document' | 'dynamic_client_registration';
+export type McpRegistrationChoice = 'auto' | McpClientRegistration;
 
 /**
  * Step 4's choice, pure. A metadata document client is public (no secret can be in a public document),
@@ -222,25 +229,38 @@ export const discoverMcpServer = async (
 
   const found = { resource, issuer: as.issuer, endpoints, pkce, scopes };
 
+  const refused = (why: string, cause?: unknown) =>
+    new VaultError('mcp_client_registration_failed', `${clip(issuer.href)}: ${why}.`, { cause });
+  const choice = deps.registration ?? 'auto';
+  const documentUsable = chooseRegistration(as, deps.clientIdMetadataUrl) === 'client_id_metadata_document';
+  const noHttpsUrl =
+    'client ID metadata documents need the vault reachable over https (an https TOKENVAULT_PUBLIC_URL)';
+
   // 4a. A Client ID Metadata Document: the client_id is the vault's document URL, a public client.
-  if (chooseRegistration(as, deps.clientIdMetadataUrl) === 'client_id_metadata_document') {
+  if (documentUsable && choice !== 'dynamic_client_registration') {
     return {
       ...found,
-      pkce: 'required',
       clientAuth,
       clientId: deps.clientIdMetadataUrl!,
       registration: 'client_id_metadata_document',
     };
   }
+  if (choice === 'client_id_metadata_document') {
+    throw refused(
+      as.client_id_metadata_document_supported !== true
+        ? 'it does not advertise client_id_metadata_document_supported'
+        : !deps.clientIdMetadataUrl
+          ? noHttpsUrl
+          : 'it does not take the public client a metadata document describes (PKCE S256 and token_endpoint_auth_method none)',
+    );
+  }
 
   // 4b. Dynamic client registration (RFC 7591): a confidential client with the vault's callback.
-  const refused = (why: string, cause?: unknown) =>
-    new VaultError('mcp_client_registration_failed', `${clip(issuer.href)}: ${why}.`, { cause });
   if (!as.registration_endpoint) {
     const cimdOnly = as.client_id_metadata_document_supported === true && !deps.clientIdMetadataUrl;
     throw refused(
       cimdOnly
-        ? 'it offers client ID metadata documents, which need the vault reachable over https (an https TOKENVAULT_PUBLIC_URL), and no dynamic client registration'
+        ? `it offers no dynamic client registration, and ${noHttpsUrl}`
         : 'it offers no dynamic client registration',
     );
   }

@@ -20,7 +20,12 @@ import {
   clientMetadataDocument,
   type ClientMetadataDocument,
 } from './client-metadata-document.js';
-import type { DiscoveredMcpServer, McpClientRegistration } from './mcp-discovery.js';
+import type {
+  DiscoveredMcpServer,
+  McpClientRegistration,
+  McpDiscoveryDeps,
+  McpRegistrationChoice,
+} from './mcp-discovery.js';
 import type { DiscoveredIssuer } from './oauth-discovery.js';
 import type { ProviderCatalog } from './provider-catalog.js';
 import type { ProviderEndpoints, ProviderEntry } from './provider-schema.js';
@@ -57,6 +62,8 @@ export interface DiscoverMcpAppInput {
   /** Defaults to the scopes the server's resource metadata advertises. */
   scopes?: string[] | undefined;
   agentConnect?: boolean | undefined;
+  /** Default `auto`: the vault's metadata document where the server supports it, else registration. */
+  registration?: McpRegistrationChoice | undefined;
 }
 
 /** An app name from a host: lowercase, only the characters app names allow. */
@@ -83,8 +90,7 @@ export interface OAuthAppServiceDeps {
    */
   discoverMcp: (
     mcpUrl: string,
-    redirectUri: string,
-    clientIdMetadataUrl: string | undefined,
+    client: Pick<McpDiscoveryDeps, 'redirectUri' | 'clientIdMetadataUrl' | 'registration'>,
   ) => Promise<DiscoveredMcpServer>;
   /** The vault's public base URL: the redirect URI is built from it. */
   publicUrl: string;
@@ -308,7 +314,11 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       if (appNamePattern.test(name) && (await oauthAppRepo.findByName(db, namespace, name))) {
         throw appExists(namespace, name);
       }
-      const found = await deps.discoverMcp(input.mcpUrl, redirectUri, clientIdMetadataUrl);
+      const found = await deps.discoverMcp(input.mcpUrl, {
+        redirectUri,
+        clientIdMetadataUrl,
+        registration: input.registration,
+      });
       return this.add(
         namespace,
         {

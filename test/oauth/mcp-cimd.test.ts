@@ -224,8 +224,44 @@ describe('MCP authorization discovery with a client ID metadata document', () =>
         resource: mcp.url,
       });
       expect(String((added.body as { client_id: string }).client_id)).not.toMatch(/^https:/);
+      // Asked for the document by name, it says why it cannot, and registers nothing.
+      const forced = await plain.request('POST', '/v1/admin/oauth/apps/discover', {
+        body: { mcp_url: mcp.url, name: 'forced', registration: 'client_id_metadata_document' },
+      });
+      expect(forced.status, forced.text).toBe(502);
+      expect((forced.body as { error: { code: string; message: string } }).error).toMatchObject({
+        code: 'mcp_client_registration_failed',
+        message: expect.stringContaining('need the vault reachable over https') as unknown,
+      });
+      expect((await plain.request('GET', '/v1/admin/oauth/apps/forced')).status).toBe(404);
     } finally {
       await plain.stop();
     }
+  });
+
+  it('registers dynamically when told to, even where its document would do', async () => {
+    const fetchesBefore = op.metadataDocumentFetches().length;
+    const added = await cli([
+      'oauth',
+      'app',
+      'discover',
+      '--mcp-url',
+      mcp.url,
+      '--name',
+      'registered',
+      '--registration',
+      'dynamic',
+      '--json',
+    ]);
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({
+      registration: 'dynamic_client_registration',
+      client_secret_set: true,
+      resource: mcp.url,
+    });
+    expect(op.metadataDocumentFetches().length).toBe(fetchesBefore);
+    const wrong = await cli(['oauth', 'app', 'discover', '--mcp-url', mcp.url, '--registration', 'cimd']);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain('--registration is auto, metadata-document or dynamic');
   });
 });

@@ -57,6 +57,19 @@ export const DiscoverMcpAppBody = Type.Object(
       }),
     ),
     agent_connect: Type.Optional(Type.Boolean()),
+    registration: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal('auto'),
+          Type.Literal('client_id_metadata_document'),
+          Type.Literal('dynamic_client_registration'),
+        ],
+        {
+          description:
+            'Default `auto`: the vault’s client ID metadata document where the server supports it, else dynamic client registration; either by name forces it.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -81,7 +94,7 @@ export const OAuthAppView = Type.Object({
     [Type.Literal('client_id_metadata_document'), Type.Literal('dynamic_client_registration'), Type.Null()],
     {
       description:
-        'Apps from MCP discovery: the client_id is the vault’s metadata document URL, or was registered dynamically (RFC 7591). Null: added by hand.',
+        'Apps from MCP discovery: the client_id is the vault’s metadata document URL, or was registered dynamically (RFC 7591). Null: added by hand (or discovered before this was recorded).',
     },
   ),
   created_at: Type.String(),
