@@ -254,14 +254,15 @@ export const createServices = async ({
     catalog: oauthProviders,
     discover: (issuer) =>
       discoverIssuer(issuer, { fetch: outbound.fetch as typeof fetch, allowHttp: config.oauthAllowHttp }),
-    discoverMcp: (mcpUrl, redirectUri) =>
+    discoverMcp: (mcpUrl, client) =>
       discoverMcpServer(mcpUrl, {
         fetch: outbound.fetch as typeof fetch,
         allowHttp: config.oauthAllowHttp,
-        redirectUri,
         clientName: 'Token Vault',
+        ...client,
       }),
     publicUrl,
+    clientName: 'Token Vault',
     allowHttp: config.oauthAllowHttp,
   });
 

@@ -17,8 +17,14 @@ interface OAuthAppView {
   agent_connect_flows?: string[];
   resource: string | null;
   redirect_uri: string;
+  registration: 'client_id_metadata_document' | 'dynamic_client_registration' | null;
   created_at: string;
 }
+
+const registrationText: Record<NonNullable<OAuthAppView['registration']>, string> = {
+  client_id_metadata_document: 'client ID metadata document (the client id is the vault’s own URL)',
+  dynamic_client_registration: 'dynamic client registration (RFC 7591)',
+};
 
 interface AddFlags {
   name?: string;
@@ -61,9 +67,22 @@ const show = (a: OAuthAppView) =>
       a.agent_connect ? `allowed (${(a.agent_connect_flows ?? ['browser']).join(', ')})` : 'no',
     ],
     ['resource', a.resource],
+    ['registration', a.registration ? registrationText[a.registration] : null],
     ['redirect uri', a.redirect_uri],
     ['created at', a.created_at],
   ]);
+
+const registrationOf = (value: string | undefined) => {
+  if (value === undefined) return undefined;
+  const known: Record<string, string> = {
+    auto: 'auto',
+    'metadata-document': 'client_id_metadata_document',
+    dynamic: 'dynamic_client_registration',
+  };
+  const choice = known[value];
+  if (!choice) throw new InputError('--registration is auto, metadata-document or dynamic');
+  return choice;
+};
 
 const parameters = (pairs: string[] = []) =>
   Object.fromEntries(
@@ -152,15 +171,25 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
 
   withClientOptions(app.command('discover'))
     .description(
-      'add an app for a remote MCP server: its authorization discovery, then dynamic client registration',
+      'add an app for a remote MCP server: its authorization discovery, then the vault’s client ID metadata document where the server supports it, else dynamic client registration',
     )
     .requiredOption('--mcp-url <url>', 'the MCP server’s URL (it must answer 401 with its resource metadata)')
     .option('--name <name>', 'the app name (default: the MCP server’s host name)')
     .option('--scopes <list>', 'scopes to ask for (default: those the server’s resource metadata advertises)')
     .option('--agent-connect', 'let agents ask their users to connect through this app')
+    .option(
+      '--registration <how>',
+      'auto (default), metadata-document (the vault’s client ID metadata document, or fail) or dynamic (RFC 7591 even where a document would do: a vault the server cannot reach)',
+    )
     .action(
       async (
-        flags: { mcpUrl: string; name?: string; scopes?: string; agentConnect?: boolean },
+        flags: {
+          mcpUrl: string;
+          name?: string;
+          scopes?: string;
+          agentConnect?: boolean;
+          registration?: string;
+        },
         command: Command,
       ) => {
         const ctx = contextFor(command, io);
@@ -169,11 +198,13 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
           name: flags.name,
           scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
           agent_connect: flags.agentConnect,
+          registration: registrationOf(flags.registration),
         });
         ctx.out.result(
           added,
           () =>
-            `Registered with ${added.issuer ?? 'the authorization server'} as client "${added.client_id}"; ` +
+            `${added.registration === 'client_id_metadata_document' ? 'Identified to' : 'Registered with'} ` +
+            `${added.issuer ?? 'the authorization server'} as client "${added.client_id}"; ` +
             `added OAuth app "${added.name}" for the resource ${added.resource ?? '(none)'}.\n` +
             `Connect users with: tokenvault connect ${added.name} --agent AGENT --user USER`,
         );

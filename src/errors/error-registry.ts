@@ -399,7 +399,7 @@ export const errorRegistry = {
   mcp_client_registration_failed: {
     status: 502,
     message:
-      'The MCP server’s authorization server offers no dynamic client registration (RFC 7591) or refused it; register a client by hand and use `oauth app add generic --resource`.',
+      'No way to register the vault at the MCP server’s authorization server (no dynamic client registration; metadata documents need an https public URL), or it refused; add one by hand with `--resource`.',
   },
   connect_session_not_found: {
     status: 404,

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database, OAuthAppTable } from '../store/schema.js';
 import type { ProviderAppSettings } from './provider-template.js';
+import type { McpClientRegistration } from './mcp-discovery.js';
 import type { ProviderEntry } from './provider-schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -19,6 +20,8 @@ export interface StoredAppSettings extends ProviderAppSettings {
    * with no authorization endpoint.
    */
   agentConnectFlows?: AgentConnectFlow[];
+  /** Apps from MCP discovery: how the vault became the server's client (mcp-discovery.ts). */
+  registration?: McpClientRegistration;
 }
 
 /** The consent flows an agent may start for its user. */

@@ -55,7 +55,8 @@ export const clientAuthFor = (method: ProviderEntry['clientAuth'], app: OAuthCli
     if (!app.privateKey) throw new Error('private_key_jwt needs the app’s private key');
     return oauth.PrivateKeyJwt(app.privateKey);
   }
-  if (app.clientSecret === undefined) throw new Error(`${method} needs the app’s client secret`);
+  // A public client (a Client ID Metadata Document app) has no secret to present: as at the code exchange.
+  if (app.clientSecret === undefined) return oauth.None();
   return method === 'client_secret_basic'
     ? oauth.ClientSecretBasic(app.clientSecret)
     : oauth.ClientSecretPost(app.clientSecret);

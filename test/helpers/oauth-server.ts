@@ -19,6 +19,7 @@
  *   op.tokenSuccesses('refresh_token') // ... of those, answered 200
  *   op.tokenResources('refresh_token') // the RFC 8707 `resource` each of those sent ('' for none)
  *   op.failTokenRequests({ grantType: 'refresh_token', status: 503, times: 2 }) // inject failures
+ *   op.metadataDocumentFetches()       // client_id URLs it fetched as Client ID Metadata Documents
  *   await op.introspect(accessToken)   // RFC 7662, as the default client
  *   await op.stop()
  *
@@ -29,6 +30,9 @@
  * truth), the device authorization grant with an `interval` and `slow_down` when polled faster than
  * it, client credentials, introspection, revocation, resource indicators, dynamic client registration
  * (RFC 7591, open) and RFC 9207 `iss` in authorization responses. Its state lives in memory per server.
+ * With `clientIdMetadataDocuments`, it also accepts an https URL as a client_id and fetches the client's
+ * metadata from it (its experimental `clientIdMetadataDocument` feature, draft 02) with the fetch given,
+ * which a test points at a server with its own certificate.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -57,6 +61,8 @@ export interface OAuthServerOptions {
   /** The API's resource indicator and its scopes. */
   resource?: string;
   resourceScopes?: string[];
+  /** Accept Client ID Metadata Documents, fetched with this (it replaces the SSRF-guarded default). */
+  clientIdMetadataDocuments?: { fetch: (url: string, init: RequestInit) => Promise<Response> };
 }
 
 export interface BrowserPage {
@@ -103,6 +109,7 @@ export interface TestOAuthServer {
     headers?: Record<string, string>;
   }): void;
   introspect(token: string): Promise<Record<string, unknown>>;
+  metadataDocumentFetches(): string[];
   stop(): Promise<void>;
 }
 
@@ -163,6 +170,8 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const Adapter = memoryAdapter(clients);
+  const documentFetches: string[] = [];
+  const documents = options.clientIdMetadataDocuments;
   const provider = new Provider(issuer, {
     adapter: Adapter,
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -177,7 +186,17 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
     issueRefreshToken: (_ctx: unknown, c: { grantTypeAllowed(type: string): boolean }) =>
       c.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: () => true,
+    // Its only outbound fetch in these tests is of metadata documents: counted, then made as told.
+    ...(documents
+      ? {
+          fetch: (url: URL | string, init: RequestInit) => {
+            documentFetches.push(String(url));
+            return documents.fetch(String(url), init);
+          },
+        }
+      : {}),
     features: {
+      clientIdMetadataDocument: { enabled: !!documents, ...(documents ? { ack: 'draft-02' } : {}) },
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       deviceFlow: { enabled: true },
@@ -310,6 +329,7 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
     tokenSuccesses: (grantType) => count(successes, grantType),
     tokenResources: (grantType) => resources.filter((r) => r.grantType === grantType).map((r) => r.resource),
     failTokenRequests: (failure) => failures.push({ ...failure, times: failure.times ?? 1 }),
+    metadataDocumentFetches: () => [...documentFetches],
     async introspect(token) {
       const response = await fetch(`${issuer}/token/introspection`, {
         method: 'POST',

@@ -65,6 +65,19 @@ export const DiscoverMcpAppBody = Type.Object(
       }),
     ),
     agent_connect: Type.Optional(Type.Boolean()),
+    registration: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal('auto'),
+          Type.Literal('client_id_metadata_document'),
+          Type.Literal('dynamic_client_registration'),
+        ],
+        {
+          description:
+            'Default `auto`: the vault’s client ID metadata document where the server supports it, else dynamic client registration; either by name forces it.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -88,6 +101,13 @@ export const OAuthAppView = Type.Object({
     description: 'RFC 8707 resource sent on every authorization and token request (MCP servers).',
   }),
   redirect_uri: Type.String({ description: 'Register this URL with the provider.' }),
+  registration: Type.Union(
+    [Type.Literal('client_id_metadata_document'), Type.Literal('dynamic_client_registration'), Type.Null()],
+    {
+      description:
+        'Apps from MCP discovery: the client_id is the vault’s metadata document URL, or was registered dynamically (RFC 7591). Null: added by hand (or discovered before this was recorded).',
+    },
+  ),
   created_at: Type.String(),
 });
 
@@ -108,5 +128,6 @@ export const toOAuthAppView = (app: OAuthApp, redirectUri: string) => ({
   agent_connect_flows: app.agentConnectFlows,
   resource: app.settings.resource ?? null,
   redirect_uri: redirectUri,
+  registration: app.settings.registration ?? null,
   created_at: app.createdAt,
 });
