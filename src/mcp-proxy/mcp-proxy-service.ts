@@ -15,10 +15,12 @@ import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
 import { declaredCapabilities } from './modern-exchange.js';
 import {
   classify,
+  closeSharedSession,
   ladderRefusal,
   openSharedSession,
   serveModern,
   type SharedSession,
+  sharedIdle,
   standardHeaderMismatch,
 } from './stateless-leg.js';
 
@@ -104,14 +106,15 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
       .deleteFrom('mcp_sessions')
       .where('last_seen_at', '<', new Date(oldest).toISOString())
       .execute();
-    for (const [keyId, held] of sharedSessions) if (held.lastSeen < oldest) await closeShared(keyId);
+    for (const [keyId, held] of sharedSessions)
+      if (held.lastSeen < oldest && sharedIdle(held.shared)) await closeShared(keyId);
   };
 
   const closeShared = async (keyId: string) => {
     const held = sharedSessions.get(keyId);
     if (!held) return;
     sharedSessions.delete(keyId);
-    await held.shared.session.close();
+    await closeSharedSession(held.shared);
   };
 
   /**

@@ -156,6 +156,8 @@ export interface ExchangeTable {
   requestId: string;
   /** How long a parked exchange waits for the client's retry before its upstream call is cancelled. */
   inputWaitMs: number;
+  /** Offers a notification that belongs to no request to the listen streams (modern-listen.ts). */
+  offer: (message: JSONRPCMessage) => void;
   /** Shapes the upstream's final answer for the client (stateless-leg.ts). */
   shape: (exchange: Exchange, answer: JSONRPCMessage) => JSONRPCMessage;
 }
@@ -169,6 +171,12 @@ const forget = (table: ExchangeTable, exchange: Exchange) => {
 
 const answerUpstream = (table: ExchangeTable, message: JSONRPCMessage) =>
   void table.session.fromAgent(message, table.requestId).catch(() => undefined);
+
+/** Cancels every exchange of a shared session that is closing. */
+export const cancelExchanges = (table: ExchangeTable, reason: string) => {
+  for (const exchange of [...table.exchanges.values(), ...table.parked.values()])
+    cancelExchange(table, exchange, reason);
+};
 
 /** Cancels an exchange: the upstream call is cancelled, its pending requests refused. */
 export const cancelExchange = (table: ExchangeTable, exchange: Exchange, reason: string) => {
@@ -278,8 +286,10 @@ export const deliverTo = (table: ExchangeTable) => async (message: JSONRPCMessag
     const exchange = table.progress.get(String(params.progressToken));
     if (exchange?.sink && exchange.clientToken !== undefined)
       exchange.sink.notify({ ...message, params: { ...params, progressToken: exchange.clientToken } });
+    return;
   }
-  // Other notifications belong to no request of this revision (subscriptions/listen is not built).
+  // The others belong to no request: the listen streams take the change notifications.
+  if (isJSONRPCNotification(message)) table.offer(message);
 };
 
 /** Starts an exchange for a new request; `send` hands its upstream form to the session. */

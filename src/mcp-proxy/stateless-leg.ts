@@ -11,7 +11,9 @@ import type { AccessClient } from '../access/access-types.js';
 import type { AuditRecorder } from '../audit/audit-types.js';
 import { errorRegistry } from '../errors/error-registry.js';
 import { VaultError } from '../errors/vault-error.js';
+import { closeListeners, type ListenTable, offerToListeners, serveListen } from './modern-listen.js';
 import {
+  cancelExchanges,
   deliverTo,
   type Exchange,
   type ExchangeTable,
@@ -125,7 +127,7 @@ const withoutEnvelope = (
   return { ...message, id, params };
 };
 
-export interface SharedSession extends ExchangeTable {
+export interface SharedSession extends ExchangeTable, ListenTable {
   /** The upstream's `initialize` result, once it answered. */
   ready: Promise<Record<string, unknown>>;
   /** The upstream ended (or never started): the next request opens a new shared session. */
@@ -184,10 +186,13 @@ export const openSharedSession = (
     exchanges: new Map(),
     progress: new Map(),
     parked: new Map(),
+    listeners: new Set(),
+    subscribed: new Map(),
     next: 0,
     requestId,
     inputWaitMs,
     shape: shapeAnswer(() => initialized),
+    offer: (message: JSONRPCMessage) => offerToListeners(shared, message),
     ready: Promise.resolve({}),
     ended: false,
   } as unknown as SharedSession;
@@ -220,6 +225,17 @@ export const openSharedSession = (
   return shared;
 };
 
+/** Whether nothing is in flight or listening (so an idle sweep may close the shared session). */
+export const sharedIdle = (shared: SharedSession) =>
+  shared.exchanges.size === 0 && shared.parked.size === 0 && shared.listeners.size === 0;
+
+/** Closes a shared session: its listen streams end, its calls are cancelled, its upstream closes. */
+export const closeSharedSession = async (shared: SharedSession) => {
+  closeListeners(shared);
+  cancelExchanges(shared, 'the vault closed the session');
+  await shared.session.close();
+};
+
 /** The answer to one modern request (a request with an id; notifications get 202). */
 export const serveModern = async (
   shared: SharedSession,
@@ -249,6 +265,8 @@ export const serveModern = async (
     };
     return Response.json({ jsonrpc: '2.0', id: message.id, result });
   }
+  if (message.method === 'subscriptions/listen')
+    return serveListen(shared, message, request.signal, initialized);
   if ((message.params as { requestState?: unknown } | undefined)?.requestState !== undefined) {
     const resumed = resumeExchange(shared, message, request.signal);
     if (resumed) return resumed;

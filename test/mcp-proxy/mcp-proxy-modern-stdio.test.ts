@@ -302,6 +302,27 @@ describe('MCP proxy, revision 2026-07-28, to stdio upstreams', () => {
     await client.close();
   }, 30_000);
 
+  it('delivers resource updates on a subscriptions/listen stream, subscribed upstream for it', async () => {
+    const client = await modernClient('everything', key);
+    const { resources } = await client.listResources();
+    const uri = resources[0]!.uri;
+    const updates: string[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (note) => {
+      updates.push(note.params.uri);
+    });
+    const subscription = await client.listen({ resourceSubscriptions: [uri], toolsListChanged: true });
+    expect(subscription.honoredFilter).toEqual({ resourceSubscriptions: [uri], toolsListChanged: true });
+    // server-everything sends an update for every subscribed resource once this is turned on.
+    const toggled = await client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+    seen.push(JSON.stringify(toggled));
+    for (let i = 0; i < 60 && updates.length === 0; i += 1)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(updates[0]).toBe(uri);
+    await subscription.close();
+    await client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+    await client.close();
+  }, 30_000);
+
   it('redacts the injected variable, and still refuses a denied tool at the decision point', async () => {
     const client = await modernClient('everything', key);
     const env = await client.callTool({ name: 'get-env', arguments: {} });
