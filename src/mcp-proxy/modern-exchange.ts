@@ -322,9 +322,36 @@ export const startExchange = (
   if (exchange.upstreamToken !== undefined) table.progress.set(exchange.upstreamToken, exchange);
   watch(table, exchange, signal);
   const response = (exchange.sink as Sink).response;
-  send(internal, exchange.upstreamToken);
+  // Not sent at all when the client has already gone.
+  if (table.exchanges.has(internal)) send(internal, exchange.upstreamToken);
   return response;
 };
+
+/** The upstream's answer to a request of the vault's own (the shared session's `initialize`). */
+export const ownRequest = (table: ExchangeTable, request: JSONRPCRequest): Promise<JSONRPCMessage> =>
+  new Promise((resolve) => {
+    table.exchanges.set(request.id, {
+      internal: request.id,
+      method: request.method,
+      digest: '',
+      clientId: request.id,
+      clientToken: undefined,
+      upstreamToken: undefined,
+      capabilities: [],
+      sink: {
+        response: Promise.resolve(new Response()),
+        end: resolve,
+        notify: () => undefined,
+        drop: () => undefined,
+      },
+      asked: new Map(),
+      final: undefined,
+      state: undefined,
+      expiry: undefined,
+      roundPending: false,
+    });
+    void table.session.fromAgent(request, table.requestId).catch(() => undefined);
+  });
 
 /** The client closing this round's stream cancels the exchange (not once the round is answered). */
 const watch = (table: ExchangeTable, exchange: Exchange, signal: AbortSignal) => {

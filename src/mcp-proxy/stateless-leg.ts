@@ -16,6 +16,7 @@ import {
   cancelExchanges,
   deliverTo,
   type Exchange,
+  ownRequest,
   type ExchangeTable,
   resumeExchange,
   startExchange,
@@ -182,6 +183,7 @@ export const openSharedSession = (
   inputWaitMs = 10 * 60_000,
 ): SharedSession => {
   let initialized: Record<string, unknown> = {};
+  // The session is set just below: its `toAgent` is this table's routing.
   const shared = {
     exchanges: new Map(),
     progress: new Map(),
@@ -203,17 +205,7 @@ export const openSharedSession = (
     if (code === 'mcp_upstream_exited' || code === 'mcp_upstream_unavailable') shared.ended = true;
   });
   shared.ready = (async () => {
-    const request = initializeRequest(capabilities);
-    const answer = await new Promise<JSONRPCMessage>((resolve) => {
-      shared.exchanges.set(request.id, {
-        internal: request.id,
-        method: 'initialize',
-        clientId: request.id,
-        asked: new Map(),
-        sink: { end: resolve, notify: () => undefined, drop: () => undefined },
-      } as unknown as Exchange);
-      void shared.session.fromAgent(request, requestId).catch(() => undefined);
-    });
+    const answer = await ownRequest(shared, initializeRequest(capabilities));
     if (!isJSONRPCResultResponse(answer)) {
       shared.ended = true;
       throw answer;
