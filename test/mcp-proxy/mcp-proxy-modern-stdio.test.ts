@@ -278,27 +278,15 @@ describe('MCP proxy, revision 2026-07-28, to stdio upstreams', () => {
     expect(completed.completion.values.length).toBeGreaterThan(0);
     seen.push(JSON.stringify([resources, read, resourceTemplates, prompts, prompt, completed]));
 
-    // The v2 client follows cursors itself (its listResources returns every page at once), so the
-    // cursors are shown on the wire: the upstream's go both ways as they are, every page in order.
-    const uris: string[] = [];
-    let cursor: string | undefined;
-    let pages = 0;
-    do {
-      const answer = await raw(
-        'counting',
-        countingKey,
-        'resources/list',
-        cursor === undefined ? {} : { cursor },
-      );
-      const page = (
-        (await answer.json()) as { result: { resources: { uri: string }[]; nextCursor?: string } }
-      ).result;
-      uris.push(...page.resources.map((r) => r.uri));
-      cursor = page.nextCursor;
-      pages += 1;
-    } while (cursor !== undefined);
-    expect(pages).toBe(3);
-    expect(uris).toEqual([1, 2, 3, 4, 5].map((n) => `counting://item/${n}`));
+    // The upstream pages two resources at a time, and its cursors go both ways as they are: without
+    // a cursor the v2 client follows them itself (every page, in order); with one it gets that page.
+    const counting = await modernClient('counting', countingKey);
+    const all = await counting.listResources();
+    expect(all.resources.map((r) => r.uri)).toEqual([1, 2, 3, 4, 5].map((n) => `counting://item/${n}`));
+    const page = await counting.listResources({ cursor: '2' });
+    expect(page.resources.map((r) => r.uri)).toEqual(['counting://item/3', 'counting://item/4']);
+    expect(page.nextCursor).toBe('4');
+    await counting.close();
     await client.close();
   }, 30_000);
 
