@@ -332,6 +332,15 @@ export const errorRegistry = {
     status: 400,
     message: 'The Mcp-Method or Mcp-Name header does not match the request body; send matching values.',
   },
+  mcp_request_cancelled: {
+    status: 499,
+    message: 'The agent cancelled the request (closed its stream, or sent notifications/cancelled).',
+  },
+  mcp_request_state_invalid: {
+    status: 400,
+    message:
+      'The requestState of this retry is unknown, expired, already used, or from another request; send the original request again without it.',
+  },
 
   // policies
   invalid_policy: {

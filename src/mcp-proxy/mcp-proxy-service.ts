@@ -12,13 +12,15 @@ import type { GuardedFetch } from '../net/outbound-guard.js';
 import { openProxySession, type ProxySession } from './proxy-session.js';
 import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
+import { declaredCapabilities } from './modern-exchange.js';
 import {
   classify,
+  closeSharedSession,
   ladderRefusal,
-  deliverTo,
-  initializeShared,
+  openSharedSession,
   serveModern,
   type SharedSession,
+  sharedIdle,
   standardHeaderMismatch,
 } from './stateless-leg.js';
 
@@ -84,7 +86,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const requests = createAgentRequests(deps);
   const { clock, idleMs = 30 * 60_000, sweepMs = 60_000 } = deps;
   const sessions = new Map<string, Held>();
-  /** The 2026-07-28 leg: one shared upstream session per proxy key. */
+  /** The 2026-07-28 leg: shared upstream sessions, by proxy key and declared client capabilities. */
   const sharedSessions = new Map<string, { shared: SharedSession; lastSeen: number }>();
   let sweeper: NodeJS.Timeout | undefined;
 
@@ -104,35 +106,47 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
       .deleteFrom('mcp_sessions')
       .where('last_seen_at', '<', new Date(oldest).toISOString())
       .execute();
-    for (const [keyId, held] of sharedSessions) if (held.lastSeen < oldest) await closeShared(keyId);
+    for (const [keyId, held] of sharedSessions)
+      if (held.lastSeen < oldest && sharedIdle(held.shared)) await closeShared(keyId);
   };
 
   const closeShared = async (keyId: string) => {
     const held = sharedSessions.get(keyId);
     if (!held) return;
     sharedSessions.delete(keyId);
-    await held.shared.session.close();
+    await closeSharedSession(held.shared);
   };
 
-  /** The shared session of a proxy key (2026-07-28 leg), opened on its first request. */
-  const sharedFor = (caller: Awaited<ReturnType<typeof authenticateProxyKey>>, input: McpHttpRequest) => {
-    const found = sharedSessions.get(caller.keyId);
-    if (found) {
+  /**
+   * The shared session of a proxy key and the client capabilities a request declares (2026-07-28
+   * leg), opened on its first request; one whose upstream ended is replaced.
+   */
+  const sharedFor = (
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+    capabilities: string[],
+  ) => {
+    const key = `${caller.keyId} ${capabilities.join(',')}`;
+    const found = sharedSessions.get(key);
+    if (found && !found.shared.ended) {
       found.lastSeen = clock.now().getTime();
       return found.shared;
     }
-    const waiting: SharedSession['waiting'] = new Map();
-    const session = openProxySession(
-      { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
-      { caller, client: input.client, requestId: input.requestId, toAgent: deliverTo(waiting) },
+    if (found) void closeShared(key);
+    const opened = openSharedSession(
+      (toAgent) =>
+        openProxySession(
+          { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
+          { caller, client: input.client, requestId: input.requestId, toAgent },
+        ),
+      capabilities,
+      input.requestId,
     );
-    const opened: SharedSession = { session, waiting, next: 0, ready: Promise.resolve({}) };
-    opened.ready = initializeShared(opened, input.requestId);
     // A refused or failed start is not kept: the next request tries afresh (and is decided afresh).
     opened.ready.catch(() => {
-      if (sharedSessions.get(caller.keyId)?.shared === opened) void closeShared(caller.keyId);
+      if (sharedSessions.get(key)?.shared === opened) void closeShared(key);
     });
-    sharedSessions.set(caller.keyId, { shared: opened, lastSeen: clock.now().getTime() });
+    sharedSessions.set(key, { shared: opened, lastSeen: clock.now().getTime() });
     return opened;
   };
 
@@ -336,12 +350,13 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
                 settled: true,
               });
             }
-            const answer = await serveModern(sharedFor(caller, input), route.message, requestId);
-            // An upstream that ended takes its shared session with it: the next request opens anew.
-            const code = (answer as { error?: { data?: { code?: string } } }).error?.data?.code;
-            if (code === 'mcp_upstream_exited' || code === 'mcp_upstream_unavailable')
-              await closeShared(caller.keyId);
-            return Response.json(answer);
+            const capabilities = declaredCapabilities(route.message);
+            return await serveModern(
+              sharedFor(caller, input, capabilities),
+              route.message,
+              request,
+              requestId,
+            );
           }
           if (request.method !== 'POST' || !isInitializeRequest(input.body)) {
             throw new VaultError(

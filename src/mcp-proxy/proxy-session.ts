@@ -343,6 +343,12 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
       if (isJSONRPCNotification(message) && message.method === 'notifications/cancelled') {
         const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
         if (id !== undefined) inFlight.delete(id);
+        // The upstream will not answer a cancelled call: its wait ends here, and its event says so.
+        const cancelled = id === undefined ? undefined : pendingCalls.get(id);
+        if (cancelled && id !== undefined) {
+          pendingCalls.delete(id);
+          cancelled.resolve(new VaultError('mcp_request_cancelled'));
+        }
       }
       await upstream.send(message);
     },

@@ -37,7 +37,8 @@ export const registerMcpProxyEndpointRoutes = (
         }
       }
       const controller = new AbortController();
-      request.raw.once('close', () => {
+      // The response's close, not the request's: a request "closes" once its body is read.
+      reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) controller.abort();
       });
       const webRequest = new Request(`http://${request.headers.host ?? 'localhost'}${request.url}`, {
