@@ -145,7 +145,9 @@ const retrievalBesideRefreshes = async (vault) => {
       setupRequest: requestsOf(access, count),
     });
   if (settings.warmup > 0) await load(settings.warmup);
-  // The refreshes alone first: their statements, so the retrievals' own can be told apart below.
+  // The refreshes alone first: their statements and CPU, so the retrievals' own can be told apart
+  // below (and, with BENCH_CPU_PROF, where a refresh's CPU goes).
+  if (settings.profileDir) await vault.call('profileStart');
   await vault.call('mark');
   const alone = await vault.call('refreshAtRate', {
     subjectPrefix: 'user-',
@@ -153,8 +155,13 @@ const retrievalBesideRefreshes = async (vault) => {
     seconds: settings.duration,
   });
   const aloneMeasured = await vault.call('measure');
+  if (settings.profileDir) {
+    const file = join(settings.profileDir, 'oauth-refresh-alone.cpuprofile');
+    log(`oauth-refresh: CPU profile of the refreshes alone in ${await vault.call('profileStop', { file })}`);
+  }
   const refreshedAlone = alone.outcomes.refreshed ?? 0;
   const statementsPerRefresh = aloneMeasured.statements / Math.max(1, refreshedAlone);
+  const cpuMsPerRefresh = aloneMeasured.cpuMs / Math.max(1, refreshedAlone);
   log(
     `oauth-refresh: ${refreshedAlone} refreshes alone at ${fmt(alone.perSecond, 1)}/s, ${fmt(alone.cpuMs / Math.max(1, refreshedAlone), 2)} ms CPU and ${fmt(statementsPerRefresh, 1)} statements each`,
   );
@@ -192,7 +199,8 @@ const retrievalBesideRefreshes = async (vault) => {
         // The statements of the run less the refreshes' own (as measured alone), per retrieval.
         statementsPerRetrieval:
           (measured.statements - done * statementsPerRefresh) / Math.max(1, result.requests),
-        cpuMsPerRetrieval: measured.cpuMs / Math.max(1, result.requests),
+        // Likewise the vault's CPU less the refreshes' own, per retrieval.
+        cpuMsPerRetrieval: (measured.cpuMs - done * cpuMsPerRefresh) / Math.max(1, result.requests),
       });
     }
   }
@@ -204,11 +212,12 @@ const retrievalBesideRefreshes = async (vault) => {
     p99Ms: median(list.map((r) => r.p99Ms)),
     refreshesPerSecond: median(list.map((r) => r.refreshesPerSecond)),
     statementsPerRetrieval: median(list.map((r) => r.statementsPerRetrieval)),
+    cpuMsPerRetrieval: median(list.map((r) => r.cpuMsPerRetrieval)),
     perRound: list.map((r) => Math.round(r.rps)),
   });
   return {
     rate,
-    alone: { ...alone, statementsPerRefresh, cpuMsPerRefresh: alone.cpuMs / Math.max(1, refreshedAlone) },
+    alone: { ...alone, statementsPerRefresh, cpuMsPerRefresh },
     none: summary(runs.none),
     refreshing: summary(runs.refreshing),
     percent: median(ratios),
@@ -315,6 +324,7 @@ const report = (r) => {
     fmt(/** @type {any} */ (s).p50Ms, 2),
     fmt(/** @type {any} */ (s).p99Ms, 2),
     fmt(/** @type {any} */ (s).statementsPerRetrieval, 2),
+    fmt(/** @type {any} */ (s).cpuMsPerRetrieval, 3),
     fmt(/** @type {any} */ (s).refreshesPerSecond, 1),
     /** @type {any} */ (s).perRound.join(' / '),
   ]);
@@ -324,6 +334,7 @@ const report = (r) => {
     'p50 ms',
     'p99 ms',
     'statements/req',
+    'CPU ms/req',
     'refreshes/s',
     'req/s per round',
   ];
