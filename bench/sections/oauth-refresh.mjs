@@ -19,7 +19,7 @@
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer } from '../children.mjs';
-import { runLoad } from '../load.mjs';
+import { runLoad, scrapeCounter } from '../load.mjs';
 import { median } from '../measure.mjs';
 import { log, settings, tempDir } from '../settings.mjs';
 import { judge } from '../verdicts.mjs';
@@ -123,6 +123,12 @@ const dueInOneWindow = async (op, vault, appId) => {
   };
 };
 
+/** The access cache's lookups so far, answered by the cache (hit) and by the database (miss). */
+const cacheLookups = async (/** @type {string} */ url) => ({
+  hit: await scrapeCounter(url, 'tokenvault_access_cache_lookups_total', { result: 'hit' }),
+  miss: await scrapeCounter(url, 'tokenvault_access_cache_lookups_total', { result: 'miss' }),
+});
+
 /**
  * Part 3: retrieval with and without refreshes running, alternating in the same rounds.
  * @param {any} vault
@@ -174,6 +180,7 @@ const retrievalBesideRefreshes = async (vault) => {
       log(
         `round ${round}/${settings.rounds}: retrieval, ${kind === 'none' ? 'no refreshes' : `${rate} refreshes a second`}`,
       );
+      const cacheBefore = await cacheLookups(vault.url);
       await vault.call('mark');
       const refreshes =
         kind === 'refreshing'
@@ -182,6 +189,7 @@ const retrievalBesideRefreshes = async (vault) => {
       const result = await load(settings.duration);
       const refreshed = await refreshes;
       const measured = await vault.call('measure');
+      const cacheAfter = await cacheLookups(vault.url);
       if (result.ok !== result.requests || result.errors > 0) {
         throw new Error(
           `oauth-refresh: ${result.requests - result.ok} of ${result.requests} retrievals not answered 200`,
@@ -196,6 +204,12 @@ const retrievalBesideRefreshes = async (vault) => {
         refreshes: done,
         refreshesPerSecond: refreshed?.perSecond ?? 0,
         refreshOutcomes: refreshed?.outcomes,
+        // The access cache's answers from the database (a refresh that emptied the caches other
+        // agents rely on would raise these), per retrieval.
+        cacheMissesPerRetrieval: (cacheAfter.miss - cacheBefore.miss) / Math.max(1, result.requests),
+        cacheHitPercent:
+          (100 * (cacheAfter.hit - cacheBefore.hit)) /
+          Math.max(1, cacheAfter.hit - cacheBefore.hit + cacheAfter.miss - cacheBefore.miss),
         // The statements of the run less the refreshes' own (as measured alone), per retrieval.
         statementsPerRetrieval:
           (measured.statements - done * statementsPerRefresh) / Math.max(1, result.requests),
@@ -212,6 +226,8 @@ const retrievalBesideRefreshes = async (vault) => {
     p99Ms: median(list.map((r) => r.p99Ms)),
     refreshesPerSecond: median(list.map((r) => r.refreshesPerSecond)),
     statementsPerRetrieval: median(list.map((r) => r.statementsPerRetrieval)),
+    cacheMissesPerRetrieval: median(list.map((r) => r.cacheMissesPerRetrieval)),
+    cacheHitPercent: median(list.map((r) => r.cacheHitPercent)),
     cpuMsPerRetrieval: median(list.map((r) => r.cpuMsPerRetrieval)),
     perRound: list.map((r) => Math.round(r.rps)),
   });
@@ -323,6 +339,8 @@ const report = (r) => {
     fmt(/** @type {any} */ (s).rps, 0),
     fmt(/** @type {any} */ (s).p50Ms, 2),
     fmt(/** @type {any} */ (s).p99Ms, 2),
+    fmt(/** @type {any} */ (s).cacheHitPercent, 2),
+    fmt(/** @type {any} */ (s).cacheMissesPerRetrieval, 3),
     fmt(/** @type {any} */ (s).statementsPerRetrieval, 2),
     fmt(/** @type {any} */ (s).cpuMsPerRetrieval, 3),
     fmt(/** @type {any} */ (s).refreshesPerSecond, 1),
@@ -333,6 +351,8 @@ const report = (r) => {
     'req/s',
     'p50 ms',
     'p99 ms',
+    'cache hit %',
+    'misses/req',
     'statements/req',
     'CPU ms/req',
     'refreshes/s',
