@@ -189,6 +189,9 @@ const retrievalBesideRefreshes = async (vault) => {
         `round ${round}/${settings.rounds}: retrieval, ${kind === 'none' ? 'no refreshes' : `${rate} refreshes a second`}`,
       );
       const cacheBefore = await cacheLookups(vault.url);
+      // BENCH_CPU_PROF: the first round with refreshes too, where the retrievals' time went.
+      const profiled = settings.profileDir && kind === 'refreshing' && round <= 2;
+      if (profiled) await vault.call('profileStart');
       await vault.call('mark');
       const refreshes =
         kind === 'refreshing'
@@ -197,6 +200,12 @@ const retrievalBesideRefreshes = async (vault) => {
       const result = await load(settings.duration);
       const refreshed = await refreshes;
       const measured = await vault.call('measure');
+      if (profiled && settings.profileDir) {
+        const file = join(settings.profileDir, 'oauth-refresh-beside-retrieval.cpuprofile');
+        log(
+          `oauth-refresh: CPU profile of retrieval beside refreshes in ${await vault.call('profileStop', { file })}`,
+        );
+      }
       const cacheAfter = await cacheLookups(vault.url);
       if (result.ok !== result.requests || result.errors > 0) {
         throw new Error(
