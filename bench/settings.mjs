@@ -8,10 +8,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killChildren } from './children.mjs';
 
-/** @typedef {'admin' | 'retrieval' | 'rewrap' | 'audit' | 'proxy' | 'policies'} SectionName */
+/** @typedef {'admin' | 'retrieval' | 'rewrap' | 'audit' | 'proxy' | 'policies' | 'oauth-refresh'} SectionName */
 
 /** @type {SectionName[]} */
-export const allSections = ['admin', 'retrieval', 'rewrap', 'audit', 'proxy', 'policies'];
+export const allSections = ['admin', 'retrieval', 'rewrap', 'audit', 'proxy', 'policies', 'oauth-refresh'];
 
 /**
  * `BENCH_SMOKE=1`: tiny counts and quarter-second runs, so every section runs in seconds and the bench
@@ -64,6 +64,14 @@ export const settings = {
   auditEvents: Math.round(positive('BENCH_AUDIT_EVENTS', 1_000_000, 200)),
   // The body streamed each way through the HTTP proxy (MB) while the vault's peak memory is watched.
   proxyBodyMb: Math.round(positive('BENCH_PROXY_BODY_MB', 100, 4)),
+  // The oauth-refresh section: credentials due within one window (their refresh tokens minted by the
+  // local OAuth server), the sizes the scheduler's pass with nothing due is measured at, and the
+  // refreshes a second run beside retrieval.
+  oauthRefreshCount: Math.round(positive('BENCH_OAUTH_REFRESH_COUNT', 10_000, 40)),
+  oauthRefreshWindow: positive('BENCH_OAUTH_REFRESH_WINDOW', 600, 3),
+  oauthIdleSmall: Math.round(positive('BENCH_OAUTH_IDLE_SMALL', 1000, 100)),
+  oauthIdleLarge: Math.round(positive('BENCH_OAUTH_IDLE_LARGE', 100_000, 400)),
+  oauthRefreshRate: positive('BENCH_OAUTH_REFRESH_RATE', 100, 10),
   postgres: process.env.BENCH_POSTGRES !== '0',
   profileDir: process.env.BENCH_CPU_PROF || undefined,
   heapProfileDir: process.env.BENCH_HEAP_PROF || undefined,

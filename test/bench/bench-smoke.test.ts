@@ -81,6 +81,11 @@ describe('npm run bench, smoke pass', () => {
         // BENCH_PROXY_BODY_MB's smoke default, streamed each way.
         body: expect.objectContaining({ mb: 4 }),
       }),
+      // Every credential of the window refreshed at the local OAuth server, each request answered 200.
+      'oauth-refresh': expect.objectContaining({
+        window: expect.objectContaining({ count: 40, refreshed: 40, providerSuccesses: 40, failures: 0 }),
+        idle: expect.objectContaining({ small: expect.objectContaining({ states: 100 }) }),
+      }),
     });
     const proxied = saved.proxy as { proxy: { rps: number }; direct: { rps: number } };
     expect(proxied.proxy.rps).toBeGreaterThan(0);
@@ -108,6 +113,7 @@ describe('npm run bench, smoke pass', () => {
   it('prints the tables and one line per verdict', () => {
     expect(output).toContain('Agent retrieval at full speed');
     expect(output).toContain('HTTP proxy vs the upstream directly');
+    expect(output).toContain('OAuth refresh: due in one window');
     expect(output).toContain('Targets (bench/targets.mjs)');
     const lines = output.split('\n').filter((l) => /: (met|NOT met|n\/a)/.test(l));
     expect(lines).toHaveLength(saved.verdicts.length);
