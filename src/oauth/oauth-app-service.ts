@@ -318,7 +318,12 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
             throw error;
           }
           await record({
-            details: { app_id: row.id, provider: row.provider, client_secret: row.client_secret !== null },
+            details: {
+              app_id: row.id,
+              provider: row.provider,
+              client_secret: row.client_secret !== null,
+              ...(input.registration ? { registration: input.registration } : {}),
+            },
           });
           return toOAuthApp(row);
         },
@@ -328,8 +333,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
      * `oauth app discover`: the MCP server's authorization server found and the vault registered with
      * it (see mcp-discovery.ts: by its metadata document URL, else by dynamic registration), then stored
      * like a `generic` app whose every authorization and token request carries the server's resource
-     * (RFC 8707). The name is checked first, so a taken name
-     * registers no client at the server.
+     * (RFC 8707). The name is checked first, so a taken name registers no client at the server.
      */
     async discoverMcp(
       namespace: string,

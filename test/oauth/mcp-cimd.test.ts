@@ -128,6 +128,8 @@ describe('MCP authorization discovery with a client ID metadata document', () =>
     });
     // Nothing was registered: the provider has not even looked at the vault yet.
     expect(op.metadataDocumentFetches()).toEqual([]);
+    const events = (await t.request('GET', '/v1/admin/audit/events?limit=1000')).text;
+    expect(events).toContain('"registration":"client_id_metadata_document"');
 
     const shown = await cli(['oauth', 'app', 'show', 'remote']);
     expect(shown.code, shown.stderr).toBe(0);
