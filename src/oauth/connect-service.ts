@@ -684,8 +684,6 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
     startPolling: () => poller.start(),
     /** Stops polling here; open device flows stay in the store, resumed by the next process. */
     stop: () => poller.stop(),
-    /** One pass of the device-flow poller (tests). */
-    pollDue: () => poller.tick(),
   };
 
   async function exchange(
