@@ -18,7 +18,10 @@ export interface SdkUpstream {
   stop(): Promise<void>;
 }
 
-export const startSdkUpstream = async (): Promise<SdkUpstream> => {
+/** `port`: listen there (an upstream restarted on the port it had); a free one when omitted. */
+export const startSdkUpstream = async ({
+  port: wanted = 0,
+}: { port?: number } = {}): Promise<SdkUpstream> => {
   const requests: IncomingHttpHeaders[] = [];
   let initializes = 0;
   let description = 'Answers with the Authorization header it received.';
@@ -75,7 +78,7 @@ export const startSdkUpstream = async (): Promise<SdkUpstream> => {
       res.writeHead(500).end(String(error));
     });
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => http.listen(wanted, '127.0.0.1', resolve));
   const { port } = http.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/mcp`,
