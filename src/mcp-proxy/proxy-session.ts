@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Transport } from '@modelcontextprotocol/client';
 import {
   isJSONRPCErrorResponse,
@@ -12,11 +11,19 @@ import {
 import type { AccessClient } from '../access/access-types.js';
 import type { AgentRequests, CredentialUse } from '../access/agent-request.js';
 import type { AuditAction, AuditDetails, AuditRecorder } from '../audit/audit-types.js';
-import { errorRegistry } from '../errors/error-registry.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
 import { createTextRedactor, redactMessage, type TextRedactor } from './message-redaction.js';
 import type { ProxyCaller } from './proxy-key-auth.js';
+import {
+  argumentsHash,
+  listChanged,
+  ownRequest,
+  type Pending,
+  refusalMessage,
+  repinTools,
+  sessionEvents,
+} from './session-parts.js';
 import { toolPermitted } from './proxy-rules.js';
 import type { ToolPins } from './tool-pins.js';
 import {
@@ -43,28 +50,7 @@ import {
  * - everything from upstream is redacted of every injected secret before the agent sees it.
  */
 
-/** The JSON-RPC error an agent gets for a vault refusal: the vault's code is in `data.code`. */
-export const refusalMessage = (id: RequestId, error: unknown, requestId: string): JSONRPCMessage => {
-  const vault = isVaultError(error) ? error : new VaultError('internal_error');
-  const message =
-    vault.status >= 500 && vault.code === 'internal_error'
-      ? errorRegistry.internal_error.message
-      : vault.message;
-  return {
-    jsonrpc: '2.0',
-    id,
-    error: {
-      code: -32000 - Math.min(vault.status, 999),
-      message,
-      data: { code: vault.code, request_id: requestId },
-    },
-  };
-};
-
-const argumentsHash = (args: unknown): string =>
-  createHash('sha256')
-    .update(JSON.stringify(args ?? {}))
-    .digest('hex');
+export { refusalMessage };
 
 export interface SessionDeps {
   requests: Pick<AgentRequests, 'use'>;
@@ -90,17 +76,6 @@ export interface SessionStart {
   toAgent: (message: JSONRPCMessage, related?: RequestId) => Promise<void>;
 }
 
-interface Pending {
-  /** The upstream's answer, or why there will be none (the upstream ended). */
-  resolve: (answer: JSONRPCMessage | VaultError) => void;
-}
-
-/** How long the vault waits for the upstream's answer to a request of its own (reconnecting). */
-const ownRequestTimeoutMs = 30_000;
-
-/** The capabilities whose lists an agent is told to fetch again after a reconnect. */
-const listCapabilities = ['tools', 'resources', 'prompts'] as const;
-
 export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
   const { caller } = start;
   const { proxy } = caller;
@@ -123,28 +98,13 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
   /** progressToken → the agent request it belongs to, so progress rides that request's stream. */
   const progressOf = new Map<string | number, RequestId>();
   let lastRequestId = start.requestId;
-  let ownNext = 0;
 
-  const useRequest = (action: AuditAction, attributes: Record<string, string>, client = start.client) => ({
-    principal: caller.principal,
-    agentRef: caller.principal.agentId,
-    service: proxy.credential,
-    scope: undefined,
-    channel: 'mcp' as const,
-    action,
-    client,
-    requestId: lastRequestId,
-    proxy: { id: proxy.id, name: proxy.name, keyId: caller.keyId },
-    endUser: caller.endUser,
-    attributes,
-  });
-
-  const proxyFacts = (): AuditDetails => ({
-    proxy_id: proxy.id,
-    proxy_name: proxy.name,
-    proxy_key_id: caller.keyId,
-    end_user: caller.endUser ?? null,
-  });
+  const events = sessionEvents(deps.audit, caller);
+  const { proxyFacts } = events;
+  const useRequest = (action: AuditAction, attributes: Record<string, string>) =>
+    events.useRequest(action, attributes, start.client, lastRequestId);
+  const recordRedactions = (count: number, where: string) =>
+    events.recordRedactions(count, where, lastRequestId);
 
   /** Takes the secret of an allowed use: what the upstream's next request injects, and what is redacted. */
   const adopt = (use: CredentialUse) => {
@@ -153,26 +113,6 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
     secret = next;
     secretVersion = use.read.version;
     redactor = createTextRedactor(known);
-  };
-
-  const recordRedactions = async (count: number, where: string) => {
-    if (count === 0) return;
-    await deps.audit.record({
-      namespace: caller.principal.namespace,
-      actor: { type: 'agent', id: caller.principal.agentId },
-      action: 'mcp_proxy.redact',
-      target: { type: 'mcp_proxy', id: proxy.id },
-      decision: 'allow',
-      reason: 'ok',
-      requestId: lastRequestId,
-      details: {
-        ...proxyFacts(),
-        agent_id: caller.principal.agentId,
-        agent_name: caller.principal.agentName,
-        redactions: count,
-        where,
-      },
-    });
   };
 
   /** Everything from upstream, on its way to the agent: redacted, then routed to the right stream. */
@@ -225,27 +165,12 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
     await start.toAgent(message as JSONRPCMessage, [...inFlight].at(-1));
   };
 
-  /** The session's end, recorded once: `ok` when closed (DELETE, idle, shutdown), else why it ended. */
+  /** The session's end, recorded once: `ok` when closed (DELETE, idle, shutdown). */
   let endRecorded = false;
   const recordEnd = (reason: string) => {
     if (endRecorded || initializeParams === undefined) return Promise.resolve();
     endRecorded = true;
-    return deps.audit
-      .record({
-        namespace: caller.principal.namespace,
-        actor: { type: 'agent', id: caller.principal.agentId },
-        action: 'mcp_proxy.session.end',
-        target: { type: 'mcp_proxy', id: proxy.id },
-        decision: reason === 'ok' ? 'allow' : 'deny',
-        reason,
-        requestId: lastRequestId,
-        details: {
-          ...proxyFacts(),
-          agent_id: caller.principal.agentId,
-          agent_name: caller.principal.agentName,
-        },
-      })
-      .catch(() => undefined);
+    return events.recordEnd(reason, lastRequestId);
   };
 
   /**
@@ -360,50 +285,8 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
     }
   };
 
-  /** A request of the vault's own to the upstream (not the agent's), answered or refused in time. */
   const own = (transport: Transport, method: string, params: JSONRPCRequest['params']) =>
-    new Promise<JSONRPCMessage | VaultError>((resolve) => {
-      ownNext += 1;
-      const id = `tv-own-${ownNext}`;
-      const timer = setTimeout(() => {
-        pendingCalls.delete(id);
-        resolve(new VaultError('mcp_upstream_unavailable'));
-      }, ownRequestTimeoutMs);
-      timer.unref();
-      pendingCalls.set(id, {
-        resolve: (answer) => {
-          clearTimeout(timer);
-          if (answer instanceof VaultError) return resolve(answer);
-          const { _redactions, ...message } = answer as JSONRPCMessage & { _redactions?: number };
-          resolve(message as JSONRPCMessage);
-        },
-      });
-      transport
-        .send({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) })
-        .catch((error: unknown) => {
-          pendingCalls.delete(id);
-          clearTimeout(timer);
-          resolve(
-            upstreamFailure(error) === 'unauthorized'
-              ? new VaultError('mcp_upstream_unauthorized')
-              : new VaultError('mcp_upstream_unavailable', undefined, { cause: error }),
-          );
-        });
-    });
-
-  /** The upstream's tool list, every page, recorded against the pins (a restart may change a tool). */
-  const repin = async (transport: Transport) => {
-    let cursor: string | undefined;
-    for (let page = 0; page < 100; page += 1) {
-      const answer = await own(transport, 'tools/list', cursor === undefined ? {} : { cursor });
-      if (!isJSONRPCResultResponse(answer as JSONRPCMessage)) return;
-      const result = (answer as { result: { tools?: Record<string, unknown>[]; nextCursor?: unknown } })
-        .result;
-      if (Array.isArray(result.tools)) await deps.pins.observe(proxy, result.tools);
-      if (typeof result.nextCursor !== 'string') return;
-      cursor = result.nextCursor;
-    }
-  };
+    ownRequest(transport, pendingCalls, method, params);
 
   /**
    * A new upstream connection for a session whose upstream was lost: a decision like `initialize`'s
@@ -433,14 +316,14 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
       await transport.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
       const capabilities =
         (answer as { result: { capabilities?: Record<string, unknown> } }).result.capabilities ?? {};
-      if (capabilities.tools !== undefined) await repin(transport);
-      const told: string[] = [];
-      for (const list of listCapabilities) {
-        if (capabilities[list] === undefined) continue;
-        told.push(list);
-        await start.toAgent({ jsonrpc: '2.0', method: `notifications/${list}/list_changed` }, related);
-      }
-      return { result: undefined, details: { list_changed: told } };
+      if (capabilities.tools !== undefined)
+        await repinTools((method, params) => own(transport, method, params), deps.pins, proxy);
+      const notices = listChanged(capabilities);
+      for (const notice of notices) await start.toAgent(notice, related);
+      return {
+        result: undefined,
+        details: { list_changed: notices.map((n) => n.method.split('/')[1] ?? '') },
+      };
     });
 
   /** The upstream, connected again first when it was lost (one reconnect at a time). */
