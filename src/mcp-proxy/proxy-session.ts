@@ -197,6 +197,24 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
     }
   };
 
+  /**
+   * The upstream's answer stream for a request ended without its answer (it went away mid-answer):
+   * the request is refused now rather than left to the agent's timeout. An answer that came is
+   * taken off the waiting lists synchronously as it arrives (fromUpstream), before this runs.
+   */
+  const unanswered = (id: RequestId) =>
+    setImmediate(() => {
+      const gone = new VaultError('mcp_upstream_unavailable');
+      const pending = pendingCalls.get(id);
+      if (pending) {
+        pendingCalls.delete(id);
+        pending.resolve(gone);
+      } else if (inFlight.delete(id)) {
+        listRequests.delete(id);
+        void start.toAgent(refusalMessage(id, gone, lastRequestId), id).catch(() => undefined);
+      }
+    });
+
   /** A started transport to the upstream, its messages redacted on their way to the agent. */
   const openTransport = async (use: CredentialUse): Promise<Transport> => {
     const transport = upstreamTransport({
@@ -265,7 +283,10 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
       await ensureConnected(related);
       const transport = upstream as Transport;
       try {
-        await transport.send(message);
+        await transport.send(
+          message,
+          related === undefined ? undefined : { onRequestStreamEnd: () => unanswered(related) },
+        );
         return;
       } catch (error) {
         const failure = upstreamFailure(error);

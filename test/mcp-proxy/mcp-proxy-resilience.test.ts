@@ -219,6 +219,59 @@ describe('MCP proxy: an upstream restart is survived', () => {
   }
 });
 
+describe('MCP proxy: an HTTP upstream that goes away mid-call', () => {
+  let t: TestVault;
+  let addr: string;
+  let upstream: SdkUpstream;
+  let key: string;
+
+  beforeAll(async () => {
+    upstream = await startSdkUpstream({ hang: true });
+    t = await startTestVault({ settings: { outboundAllow: '127.0.0.1' } });
+    addr = await t.vault.listen();
+    await ok(t, 'POST', '/v1/admin/credentials', {
+      name: 'slow-token',
+      type: 'api_key',
+      secret: { api_key: canary },
+    });
+    await ok(t, 'POST', '/v1/admin/agents', { name: 'slow-agent' });
+    await ok(t, 'POST', '/v1/admin/grants', {
+      agent: 'slow-agent',
+      credential: 'slow-token',
+      until_revoked: true,
+    });
+    await ok(t, 'POST', '/v1/admin/mcp-proxies', {
+      name: 'slow',
+      url: upstream.url,
+      credential: 'slow-token',
+      injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
+    });
+    key = (await ok(t, 'POST', '/v1/admin/mcp-proxies/slow/keys', { agent: 'slow-agent' })).key as string;
+  }, 30_000);
+
+  afterAll(async () => {
+    await t?.stop();
+    await upstream?.stop();
+  });
+
+  it('refuses the call in flight at once (not at the agent’s timeout), and the next call works', async () => {
+    const agent = await connectAs('v2', new URL(`${addr}/mcp/slow`), key);
+    expect((await agent.list()).sort()).toEqual(['hang', 'whoami']);
+    const pending = agent.call('hang').catch((error: unknown) => String(error));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const port = Number(new URL(upstream.url).port);
+    const stoppedAt = Date.now();
+    await upstream.stop();
+    expect(await pending).toMatch(/could not be reached/);
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+    upstream = await startSdkUpstream({ port, hang: true });
+    expect(await agent.call('whoami')).toContain('authorization=[REDACTED]');
+    const calls = (await auditEvents(t, 'mcp_proxy.call')).map((e) => `${e.details.tool} ${e.reason}`);
+    expect(calls).toContain('hang mcp_upstream_unavailable');
+    await agent.close();
+  }, 30_000);
+});
+
 describe('MCP proxy: idle sessions', () => {
   let t: TestVault;
   let addr: string;

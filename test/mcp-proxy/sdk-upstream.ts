@@ -18,10 +18,14 @@ export interface SdkUpstream {
   stop(): Promise<void>;
 }
 
-/** `port`: listen there (an upstream restarted on the port it had); a free one when omitted. */
+/**
+ * `port`: listen there (an upstream restarted on the port it had); a free one when omitted.
+ * `hang`: also a tool `hang` that never answers (an upstream that goes away mid-call).
+ */
 export const startSdkUpstream = async ({
   port: wanted = 0,
-}: { port?: number } = {}): Promise<SdkUpstream> => {
+  hang = false,
+}: { port?: number; hang?: boolean } = {}): Promise<SdkUpstream> => {
   const requests: IncomingHttpHeaders[] = [];
   let initializes = 0;
   let description = 'Answers with the Authorization header it received.';
@@ -33,6 +37,7 @@ export const startSdkUpstream = async ({
     server.registerTool('whoami', { description }, async () => ({
       content: [{ type: 'text', text: `authorization=${authorization}` }],
     }));
+    if (hang) server.registerTool('hang', { description: 'Never answers.' }, () => new Promise(() => {}));
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       onsessioninitialized: (id) => void transports.set(id, transport),
