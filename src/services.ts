@@ -420,6 +420,8 @@ export const createServices = async ({
       freshen: oauthRefresh.freshen,
       approvals,
       fetch: outbound.fetch,
+      reauthorize: oauthRefresh.reauthorize,
+      idleMs: config.mcpSessionIdleSeconds * 1000,
       pins: mcpToolPins,
       log: (message, details) => logger.warn(details, message),
     }),

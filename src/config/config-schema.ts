@@ -468,6 +468,14 @@ export const settings = {
     default: 30_000,
     parse: parsePositiveInt(100, 600_000),
   },
+  mcpSessionIdleSeconds: {
+    flag: '--mcp-session-idle-seconds',
+    env: 'TOKENVAULT_MCP_SESSION_IDLE_SECONDS',
+    description:
+      'How long an MCP proxy session may go unused before it is closed, its upstream connection with it (a stdio command is killed).',
+    default: 1800,
+    parse: parsePositiveInt(1, 86_400),
+  },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 /** The audience when none is configured: the URL the vault listens on (https when it serves TLS). */

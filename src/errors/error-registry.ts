@@ -321,7 +321,12 @@ export const errorRegistry = {
   mcp_upstream_exited: {
     status: 502,
     message:
-      'The upstream MCP server (a stdio command) exited; the session has ended, so initialize a new one.',
+      'The upstream MCP server (a stdio command) exited before it answered; the session goes on, and its next request starts the command again.',
+  },
+  mcp_upstream_unauthorized: {
+    status: 502,
+    message:
+      'The upstream MCP server refused the credential the vault injected, also after refreshing it once; an admin may need to connect it again.',
   },
   origin_refused: {
     status: 403,

@@ -9,7 +9,7 @@ import { type AgentRequestDeps, createAgentRequests } from '../access/agent-requ
 import type { AuditDetails } from '../audit/audit-types.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { GuardedFetch } from '../net/outbound-guard.js';
-import { openProxySession, type ProxySession } from './proxy-session.js';
+import { openProxySession, type ProxySession, type SessionDeps } from './proxy-session.js';
 import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
 import { declaredCapabilities } from './modern-exchange.js';
@@ -34,11 +34,13 @@ import {
 
 export interface McpProxyServiceDeps extends AgentRequestDeps {
   fetch: GuardedFetch;
+  /** After an upstream 401 on an OAuth credential: one refresh, and the newer secret (proxy-session.ts). */
+  reauthorize?: SessionDeps['reauthorize'];
   pins: ToolPins;
   log: (message: string, details: Record<string, unknown>) => void;
   /** A session unused this long is closed, its upstream with it (default 30 min). */
   idleMs?: number | undefined;
-  /** How often idle sessions are looked for (default 60 s). */
+  /** How often idle sessions are looked for (default: a quarter of `idleMs`, from 1 s to 60 s). */
   sweepMs?: number | undefined;
 }
 
@@ -84,8 +86,18 @@ export const originAllowed = (origin: string | null, host: string | null): boole
 
 export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const requests = createAgentRequests(deps);
-  const { clock, idleMs = 30 * 60_000, sweepMs = 60_000 } = deps;
+  const { clock, idleMs = 30 * 60_000 } = deps;
+  const sweepMs = deps.sweepMs ?? Math.min(60_000, Math.max(1000, Math.floor(idleMs / 4)));
   const sessions = new Map<string, Held>();
+  const sessionDeps: SessionDeps = {
+    requests,
+    audit: deps.audit,
+    clock,
+    fetch: deps.fetch,
+    reauthorize: deps.reauthorize,
+    pins: deps.pins,
+    log: deps.log,
+  };
   /** The 2026-07-28 leg: shared upstream sessions, by proxy key and declared client capabilities. */
   const sharedSessions = new Map<string, { shared: SharedSession; lastSeen: number }>();
   let sweeper: NodeJS.Timeout | undefined;
@@ -101,10 +113,11 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const sweep = async () => {
     const oldest = clock.now().getTime() - idleMs;
     for (const [id, held] of sessions) if (held.lastSeen < oldest) await closeSession(id);
-    // Stored sessions no replica has used for as long are over everywhere.
+    // Stored sessions no replica has used for as long are over everywhere (`last_seen_at` moves at
+    // most once a minute, hence the minute more).
     await deps.store.db
       .deleteFrom('mcp_sessions')
-      .where('last_seen_at', '<', new Date(oldest).toISOString())
+      .where('last_seen_at', '<', new Date(oldest - 60_000).toISOString())
       .execute();
     for (const [keyId, held] of sharedSessions)
       if (held.lastSeen < oldest && sharedIdle(held.shared)) await closeShared(keyId);
@@ -135,10 +148,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     if (found) void closeShared(key);
     const opened = openSharedSession(
       (toAgent) =>
-        openProxySession(
-          { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
-          { caller, client: input.client, requestId: input.requestId, toAgent },
-        ),
+        openProxySession(sessionDeps, { caller, client: input.client, requestId: input.requestId, toAgent }),
       capabilities,
       input.requestId,
     );
@@ -162,16 +172,13 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     restored?: string,
   ) => {
     // `transport` is only used once a message flows, after both exist.
-    const session = openProxySession(
-      { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
-      {
-        caller,
-        client: input.client,
-        requestId: input.requestId,
-        toAgent: (message: JSONRPCMessage, related) =>
-          transport.send(message, related === undefined ? undefined : { relatedRequestId: related }),
-      },
-    );
+    const session = openProxySession(sessionDeps, {
+      caller,
+      client: input.client,
+      requestId: input.requestId,
+      toAgent: (message: JSONRPCMessage, related) =>
+        transport.send(message, related === undefined ? undefined : { relatedRequestId: related }),
+    });
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => restored ?? randomBytes(24).toString('base64url'),
       onsessioninitialized: async (id) => {
@@ -262,21 +269,32 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   };
 
   /**
-   * Keeps the stored session alive for the other replicas' sweeps (at most one write a minute), and
-   * learns there whether another replica ended it (`DELETE`): then it ends here too. So a session
-   * ended through one replica is refused by the others within a minute.
+   * Learns from the store whether another replica ended the session (`DELETE`): then it ends here
+   * too, so a session ended through one replica is refused by the others on their next request (one
+   * read by primary key, as the proxy key is read afresh). It also keeps the stored session alive
+   * for the other replicas' sweeps (at most one write a minute).
    */
   const touch = async (sessionId: string, held: Held) => {
     const now = clock.now();
     held.lastSeen = now.getTime();
-    if (now.getTime() - held.touched < 60_000) return;
-    held.touched = now.getTime();
-    const [updated] = await deps.store.db
-      .updateTable('mcp_sessions')
-      .set({ last_seen_at: now.toISOString() })
-      .where('id_hash', '=', idHash(sessionId))
-      .execute();
-    if (Number(updated?.numUpdatedRows ?? 0) === 0) {
+    let present: boolean;
+    if (now.getTime() - held.touched < 60_000) {
+      present =
+        (await deps.store.db
+          .selectFrom('mcp_sessions')
+          .select('id_hash')
+          .where('id_hash', '=', idHash(sessionId))
+          .executeTakeFirst()) !== undefined;
+    } else {
+      held.touched = now.getTime();
+      const [updated] = await deps.store.db
+        .updateTable('mcp_sessions')
+        .set({ last_seen_at: now.toISOString() })
+        .where('id_hash', '=', idHash(sessionId))
+        .execute();
+      present = Number(updated?.numUpdatedRows ?? 0) > 0;
+    }
+    if (!present) {
       await closeSession(sessionId);
       throw new VaultError('mcp_session_not_found');
     }

@@ -2,7 +2,11 @@ import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
@@ -172,7 +176,7 @@ describe('MCP proxy to a stdio upstream (server-everything)', () => {
     await client.close();
   }, 30_000);
 
-  it('answers a call whose stdio upstream exits mid-session with its own code, audited', async () => {
+  it('answers a call whose stdio upstream exits mid-session with its own code, audited, and starts it again', async () => {
     await ok(t, 'POST', '/v1/admin/mcp-proxies', {
       name: 'exiting',
       command: process.execPath,
@@ -182,6 +186,10 @@ describe('MCP proxy to a stdio upstream (server-everything)', () => {
     });
     const created = await ok(t, 'POST', '/v1/admin/mcp-proxies/exiting/keys', { agent: 'everything-agent' });
     const client = new ClientV1({ name: 'v1-agent', version: '1.0.0' });
+    let listChanged = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      listChanged += 1;
+    });
     await client.connect(
       new TransportV1(new URL(`${addr}/mcp/exiting`), {
         requestInit: { headers: { Authorization: `Bearer ${created.key as string}` } },
@@ -190,14 +198,21 @@ describe('MCP proxy to a stdio upstream (server-everything)', () => {
     await client.listTools();
     const refused = await client.callTool({ name: 'exit', arguments: {} }).catch((e: unknown) => e);
     expect(String(refused)).toMatch(/exited/);
-    const again = await client.listTools().catch((e: unknown) => e);
-    expect(String(again)).toMatch(/exited/);
+    // The call in flight is lost; the session is not: the next request starts the command again,
+    // and the agent is told to list the tools again.
+    const again = await client.listTools();
+    expect(again.tools.map((tool) => tool.name)).toEqual(['exit']);
+    expect(listChanged).toBe(1);
     const calls = (await auditEvents(t, 'mcp_proxy.call')).filter((e) => e.details.proxy_name === 'exiting');
     expect(calls.map((e) => e.reason)).toEqual(['mcp_upstream_exited']);
+    const reconnects = (await auditEvents(t, 'mcp_proxy.reconnect')).filter(
+      (e) => e.details.proxy_name === 'exiting',
+    );
+    expect(reconnects.map((e) => [e.decision, e.details.after])).toEqual([['allow', 'mcp_upstream_exited']]);
     const ends = (await auditEvents(t, 'mcp_proxy.session.end')).filter(
       (e) => e.details.proxy_name === 'exiting',
     );
-    expect(ends.map((e) => e.reason)).toEqual(['mcp_upstream_exited']);
+    expect(ends).toEqual([]);
     await client.close();
   }, 30_000);
 

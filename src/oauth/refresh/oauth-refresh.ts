@@ -153,6 +153,9 @@ export const createOAuthRefresh = ({
         : ('pass' as const);
     },
 
+    /** The MCP proxy's answer to an upstream 401: the use with a refreshed token, once, or undefined. */
+    reauthorize: (use: CredentialUse) => freshness.afterRefusal(use, 'proxy'),
+
     /** `tokenvault credential refresh NAME`: one refresh now (or the one in flight). */
     async refreshNow(namespace: string, name: string, user?: string) {
       const credential = await credentials.get(namespace, name, user);
