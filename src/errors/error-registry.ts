@@ -332,6 +332,11 @@ export const errorRegistry = {
     status: 400,
     message: 'The Mcp-Method or Mcp-Name header does not match the request body; send matching values.',
   },
+  mcp_sse_session_elsewhere: {
+    status: 421,
+    message:
+      'The stream of this HTTP+SSE session is open on another vault replica: route `/mcp/{proxy}/sse` and `/mcp/{proxy}/messages` with sticky sessions, or use Streamable HTTP.',
+  },
 
   // policies
   invalid_policy: {

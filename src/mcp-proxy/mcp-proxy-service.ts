@@ -12,6 +12,7 @@ import type { GuardedFetch } from '../net/outbound-guard.js';
 import { openProxySession, type ProxySession } from './proxy-session.js';
 import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
+import { createSseLeg } from './sse-leg.js';
 import {
   classify,
   ladderRefusal,
@@ -306,7 +307,27 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     }
   };
 
+  /** The deprecated HTTP+SSE transport (sse-leg.ts): the same admission and the same proxy session. */
+  const sse = createSseLeg({
+    store: deps.store,
+    clock,
+    idleMs,
+    admit: async (input) => {
+      if (!originAllowed(input.request.headers.get('origin'), input.request.headers.get('host')))
+        throw new VaultError('origin_refused');
+      return authenticated(input);
+    },
+    openSession: (caller, input, toAgent) =>
+      openProxySession(
+        { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
+        { caller, client: input.client, requestId: input.requestId, toAgent },
+      ),
+  });
+
   return {
+    /** `GET /mcp/{proxy}/sse` and `POST /mcp/{proxy}/messages` (the HTTP+SSE transport). */
+    sse: { open: sse.open, post: sse.post },
+
     async handle(input: McpHttpRequest): Promise<Response> {
       const { request, requestId } = input;
       try {
@@ -371,7 +392,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     },
 
     /** The number of open sessions (metrics, tests). */
-    sessionCount: () => sessions.size + sharedSessions.size,
+    sessionCount: () => sessions.size + sharedSessions.size + sse.count(),
 
     start() {
       sweeper = setInterval(() => void sweep().catch(() => undefined), sweepMs);
@@ -383,6 +404,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
       if (sweeper) clearInterval(sweeper);
       for (const id of [...sessions.keys()]) await closeSession(id);
       for (const keyId of [...sharedSessions.keys()]) await closeShared(keyId);
+      await sse.stop();
     },
   };
 };
