@@ -1,8 +1,10 @@
 import {
   Client as ClientV2,
+  SSEClientTransport as SseTransportV2,
   StreamableHTTPClientTransport as TransportV2,
 } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport as SseTransportV1 } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { expect, it } from 'vitest';
@@ -11,8 +13,9 @@ import { auditEvents, canary } from './mcp-proxy-fixtures.js';
 
 /**
  * What an agent must be able to do through an MCP proxy to server-everything, whatever the upstream's
- * transport (a stdio child, Streamable HTTP, SSE): the same cases, run by each upstream kind's test
- * with the official SDK clients v1 and v2. server-everything's `get-env` answers with a variable
+ * transport (a stdio child, Streamable HTTP, SSE) and whichever transport the agent speaks (Streamable
+ * HTTP, or the deprecated HTTP+SSE): the same cases, run by each test with the official SDK clients
+ * v1 and v2. server-everything's `get-env` answers with a variable
  * holding the credential's secret (injected into a stdio child; set in an HTTP server's environment),
  * so every answer is also a redaction test.
  */
@@ -26,6 +29,8 @@ export interface EverythingProxy {
   credential: string;
   /** Everything the agents received, for the canary check at the end. */
   seen: string[];
+  /** How the agents reach the vault: Streamable HTTP (`/mcp/{proxy}`, the default) or the deprecated HTTP+SSE. */
+  agentTransport?: 'streamable-http' | 'sse';
 }
 
 export const connectV1 = async (ctx: EverythingProxy, token = ctx.key) => {
@@ -33,19 +38,22 @@ export const connectV1 = async (ctx: EverythingProxy, token = ctx.key) => {
     { name: 'v1-agent', version: '1.0.0' },
     { capabilities: { sampling: {}, elicitation: {} } },
   );
-  const transport = new TransportV1(new URL(`${ctx.addr}/mcp/${ctx.proxy}`), {
-    requestInit: { headers: { Authorization: `Bearer ${token}`, Cookie: 'session=agent-cookie' } },
-  });
+  const requestInit = { headers: { Authorization: `Bearer ${token}`, Cookie: 'session=agent-cookie' } };
+  const transport =
+    ctx.agentTransport === 'sse'
+      ? new SseTransportV1(new URL(`${ctx.addr}/mcp/${ctx.proxy}/sse`), { requestInit })
+      : new TransportV1(new URL(`${ctx.addr}/mcp/${ctx.proxy}`), { requestInit });
   await client.connect(transport);
   return { client, transport };
 };
 
 export const connectV2 = async (ctx: EverythingProxy) => {
   const client = new ClientV2({ name: 'v2-agent', version: '2.0.0' }, { capabilities: {} });
+  const requestInit = { headers: { Authorization: `Bearer ${ctx.key}` } };
   await client.connect(
-    new TransportV2(new URL(`${ctx.addr}/mcp/${ctx.proxy}`), {
-      requestInit: { headers: { Authorization: `Bearer ${ctx.key}` } },
-    }),
+    ctx.agentTransport === 'sse'
+      ? new SseTransportV2(new URL(`${ctx.addr}/mcp/${ctx.proxy}/sse`), { requestInit })
+      : new TransportV2(new URL(`${ctx.addr}/mcp/${ctx.proxy}`), { requestInit }),
   );
   return client;
 };

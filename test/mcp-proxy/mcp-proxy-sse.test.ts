@@ -2,7 +2,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
-import { auditEvents, canary, ok, setUpStdioProxy } from './mcp-proxy-fixtures.js';
+import { everythingContract, type EverythingProxy, itNeverLeaksTheSecret } from './everything-contract.js';
+import { auditEvents, ok, setUpStdioProxy } from './mcp-proxy-fixtures.js';
 
 /**
  * The deprecated HTTP+SSE transport toward agents (MCP 2024-11-05): the v1 SDK's `SSEClientTransport`
@@ -14,20 +15,40 @@ describe('MCP proxy over the HTTP+SSE transport', () => {
   let t: TestVault;
   let addr: string;
   let key: string;
-  const seen: string[] = [];
+  let ctx: EverythingProxy;
 
   beforeAll(async () => {
     t = await startTestVault();
     addr = await t.vault.listen();
     ({ key } = await setUpStdioProxy(t, 'legacy'));
+    ctx = {
+      t,
+      addr,
+      proxy: 'legacy',
+      key,
+      agent: 'legacy-agent',
+      credential: 'legacy-token',
+      seen: [],
+      agentTransport: 'sse',
+    };
   }, 30_000);
 
   afterAll(async () => {
-    await t?.stop();
+    // Node's fetch (undici), in this test process, opens a spare connection whenever a connection
+    // of an aborted event stream ends, and sends nothing on it; the vault would wait out its
+    // headers timeout (a minute) for each before its server closes. They are the clients' leftovers,
+    // so they are cut while the vault stops.
+    const reaper = setInterval(() => t?.vault.app.server.closeAllConnections(), 50);
+    await t?.stop().finally(() => clearInterval(reaper));
   });
 
   const connect = async (token = key) => {
-    const client = new Client({ name: 'sse-agent', version: '1.0.0' }, { capabilities: {} });
+    // As server-everything lists its sampling and elicitation tools only to clients declaring them,
+    // the first listing (which pins the definitions) is made by such a client.
+    const client = new Client(
+      { name: 'sse-agent', version: '1.0.0' },
+      { capabilities: { sampling: {}, elicitation: {} } },
+    );
     const transport = new SSEClientTransport(new URL(`${addr}/mcp/legacy/sse`), {
       requestInit: { headers: { Authorization: `Bearer ${token}` } },
     });
@@ -49,7 +70,7 @@ describe('MCP proxy over the HTTP+SSE transport', () => {
     expect(text).toContain('[REDACTED]');
     const refused = await client.callTool({ name: 'get-tiny-image', arguments: {} }).catch((e: unknown) => e);
     expect(String(refused)).toMatch(/tool lists/);
-    seen.push(JSON.stringify([tools, echoed, env, String(refused)]));
+    ctx.seen.push(JSON.stringify([tools, echoed, env, String(refused)]));
 
     const calls = (await auditEvents(t, 'mcp_proxy.call')).filter((e) => e.details.proxy_name === 'legacy');
     expect(calls.map((e) => [e.details.tool, e.reason])).toEqual(
@@ -141,10 +162,8 @@ describe('MCP proxy over the HTTP+SSE transport', () => {
     controller.abort();
   }, 30_000);
 
-  it('never lets the injected secret reach the agent, the logs or the audit log', async () => {
-    expect(seen.join('\n')).not.toContain(canary);
-    expect(t.logs()).not.toContain(canary);
-    const all = (await t.request('GET', '/v1/admin/audit/events?limit=1000')).text;
-    expect(all).not.toContain(canary);
-  });
+  // Every case the other transports pass, with the v1 and v2 SDKs' SSE client transports.
+  everythingContract(() => ctx);
+
+  itNeverLeaksTheSecret(() => ctx);
 });
