@@ -148,6 +148,15 @@ describe('MCP proxy over the HTTP+SSE transport', () => {
     expect(((await otherKey.json()) as { error: { code: string } }).error.code).toBe('mcp_session_not_found');
     const notMessage = await post(key, { hello: 'world' });
     expect(notMessage.status).toBe(400);
+    // The vault's body limit holds here as on every route.
+    const huge = await post(key, {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'ping',
+      params: { pad: 'x'.repeat(1 << 20) },
+    });
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { error: { code: string } }).error.code).toBe('body_too_large');
     const unknown = await fetch(`${addr}/mcp/legacy/messages?sessionId=nope`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
