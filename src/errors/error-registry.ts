@@ -346,6 +346,11 @@ export const errorRegistry = {
     message:
       'The requestState of this retry is unknown, expired, already used, or from another request; send the original request again without it.',
   },
+  mcp_sse_session_elsewhere: {
+    status: 421,
+    message:
+      'The stream of this HTTP+SSE session is open on another vault replica: route `/mcp/{proxy}/sse` and `/mcp/{proxy}/messages` with sticky sessions, or use Streamable HTTP.',
+  },
 
   // policies
   invalid_policy: {

@@ -13,6 +13,7 @@ import { openProxySession, type ProxySession, type SessionDeps } from './proxy-s
 import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
 import { declaredCapabilities } from './modern-exchange.js';
+import { createSseLeg } from './sse-leg.js';
 import {
   classify,
   closeSharedSession,
@@ -338,7 +339,24 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     }
   };
 
+  /** The deprecated HTTP+SSE transport (sse-leg.ts): the same admission and the same proxy session. */
+  const sse = createSseLeg({
+    store: deps.store,
+    clock,
+    idleMs,
+    admit: async (input) => {
+      if (!originAllowed(input.request.headers.get('origin'), input.request.headers.get('host')))
+        throw new VaultError('origin_refused');
+      return authenticated(input);
+    },
+    openSession: (caller, input, toAgent) =>
+      openProxySession(sessionDeps, { caller, client: input.client, requestId: input.requestId, toAgent }),
+  });
+
   return {
+    /** `GET /mcp/{proxy}/sse` and `POST /mcp/{proxy}/messages` (the HTTP+SSE transport). */
+    sse: { open: sse.open, post: sse.post },
+
     async handle(input: McpHttpRequest): Promise<Response> {
       const { request, requestId } = input;
       try {
@@ -404,7 +422,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     },
 
     /** The number of open sessions (metrics, tests). */
-    sessionCount: () => sessions.size + sharedSessions.size,
+    sessionCount: () => sessions.size + sharedSessions.size + sse.count(),
 
     start() {
       sweeper = setInterval(() => void sweep().catch(() => undefined), sweepMs);
@@ -416,6 +434,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
       if (sweeper) clearInterval(sweeper);
       for (const id of [...sessions.keys()]) await closeSession(id);
       for (const keyId of [...sharedSessions.keys()]) await closeShared(keyId);
+      await sse.stop();
     },
   };
 };

@@ -35,8 +35,15 @@ export const auditEvents = async (t: TestVault, action: string): Promise<AuditIt
     }
   ).items;
 
-/** A credential, an agent granted it (proxy-only), a stdio proxy to server-everything, and a key. */
-export const setUpStdioProxy = async (t: TestVault, name = 'everything') => {
+/** How a proxy reaches server-everything: a stdio child (the default), or its HTTP modes. */
+export type EverythingUpstream = { kind: 'stdio' } | { kind: 'streamable-http' | 'sse'; url: string };
+
+/** A credential, an agent granted it (proxy-only), a proxy to server-everything, and a key. */
+export const setUpStdioProxy = async (
+  t: TestVault,
+  name = 'everything',
+  upstream: EverythingUpstream = { kind: 'stdio' },
+) => {
   await ok(t, 'POST', '/v1/admin/credentials', {
     name: `${name}-token`,
     type: 'api_key',
@@ -50,10 +57,18 @@ export const setUpStdioProxy = async (t: TestVault, name = 'everything') => {
   });
   await ok(t, 'POST', '/v1/admin/mcp-proxies', {
     name,
-    command: process.execPath,
-    args: [everythingBin, 'stdio'],
+    ...(upstream.kind === 'stdio'
+      ? {
+          command: process.execPath,
+          args: [everythingBin, 'stdio'],
+          injections: [{ in: 'env', name: 'UPSTREAM_API_TOKEN', template: '{{api_key}}' }],
+        }
+      : {
+          url: upstream.url,
+          transport: upstream.kind,
+          injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
+        }),
     credential: `${name}-token`,
-    injections: [{ in: 'env', name: 'UPSTREAM_API_TOKEN', template: '{{api_key}}' }],
     deny_tools: ['get-tiny-image'],
   });
   const key = await ok(t, 'POST', `/v1/admin/mcp-proxies/${name}/keys`, { agent: `${name}-agent` });

@@ -280,6 +280,13 @@ describe('tokenvault proxy and proxy key commands', () => {
       url,
       headers: { Authorization: 'Bearer ${input:tokenvault-github-key}' },
     });
+    const legacy = await json(['proxy', 'config', 'github', '--client', 'sse', '--key', 'tv_proxy_example']);
+    expect(legacy.url).toBe(`${url}/sse`);
+    expect(JSON.parse(legacy.config as string)).toEqual({
+      url: `${url}/sse`,
+      transport: 'sse',
+      headers: { Authorization: 'Bearer tv_proxy_example' },
+    });
     expect((await cli(['proxy', 'config', 'github', '--client', 'emacs'])).code).toBe(2);
   });
 
