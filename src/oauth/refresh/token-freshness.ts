@@ -37,10 +37,16 @@ export const createTokenFreshness = (deps: TokenFreshnessDeps) => {
   const maxEntries = deps.maxEntries ?? 10_000;
   const known = new Map<string, KnownExpiry>();
 
-  const expiryOf = async (credentialId: string, version: number): Promise<number | null> => {
+  /**
+   * The expiry of the version read, or `superseded` when the stored state already describes a newer
+   * version: a refresh (here or on another replica) committed after this request read its secret, so
+   * the read is stale and its token, expired or about to be, must not be handed out.
+   */
+  const expiryOf = async (credentialId: string, version: number): Promise<number | null | 'superseded'> => {
     const cached = known.get(credentialId);
     if (cached?.version === version) return cached.expiresAt;
     const row = await refreshStateRepo.get(store.db, credentialId);
+    if (row && Number(row.secret_version) > version) return 'superseded';
     // A state describing another version (a secret stored by hand, not yet adopted) says nothing.
     const expiresAt =
       row && Number(row.secret_version) === version && row.access_expires_at
@@ -58,6 +64,9 @@ export const createTokenFreshness = (deps: TokenFreshnessDeps) => {
       const { namespace, credentialId } = use.allowed;
       const now = clock.now().getTime();
       const expiresAt = await expiryOf(credentialId, use.read.version);
+      if (expiresAt === 'superseded') {
+        return { allowed: use.allowed, read: await credentials.readCurrentSecret(use.allowed) };
+      }
       if (!needsRefreshNow(now, expiresAt, settings.onDemandMs)) return use;
       const result = await refresher.refresh(namespace, credentialId, {
         trigger,
@@ -102,8 +111,6 @@ export const createTokenFreshness = (deps: TokenFreshnessDeps) => {
       if (result.outcome !== 'refreshed' && result.outcome !== 'refreshed_elsewhere') return undefined;
       return { allowed: use.allowed, read: await credentials.readCurrentSecret(use.allowed) };
     },
-    /** The expiry this process knows for a version (tests, `credential show`). */
-    expiryOf,
   };
 };
 
