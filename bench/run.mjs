@@ -14,6 +14,7 @@ import { busyShare, machineCpuSeconds, postgresCpuSeconds } from './cpu.mjs';
 import { openPostgres } from './postgres.mjs';
 import { adminSection } from './sections/admin.mjs';
 import { auditSection } from './sections/audit.mjs';
+import { mcpProxySection } from './sections/mcp-proxy.mjs';
 import { proxySection } from './sections/proxy.mjs';
 import { policiesSection } from './sections/policies.mjs';
 import { retrievalSection } from './sections/retrieval.mjs';
@@ -188,6 +189,7 @@ const main = async () => {
   if (has('audit')) await runSection(auditSection, {});
   if (has('proxy')) await runSection(proxySection, {});
   if (has('policies')) await runSection(policiesSection, {});
+  if (has('mcp-proxy')) await runSection(mcpProxySection, {});
 
   for (const [heading, table] of tables) console.log(`\n${heading}\n\n${table}`);
   console.log('\nTargets (bench/targets.mjs)');

@@ -3,6 +3,7 @@
 //   node bench/server-child.mjs fastify   Fastify alone with the retrieval route: the framework's floor
 //   node bench/server-child.mjs vault     the vault (SQLite in BENCH_DATA_DIR, or BENCH_CHILD_DATABASE_URL)
 //   node bench/server-child.mjs upstream  an API for the HTTP proxy to forward to (proxy-upstream.mjs)
+//   node bench/server-child.mjs mcp-upstream  an MCP server for the MCP proxy (mcp-upstream.mjs)
 // All listen on 127.0.0.1 only and take commands from the parent over the IPC channel.
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -131,6 +132,8 @@ const startVault = async () => {
       logLevel: process.env.BENCH_VAULT_LOG_LEVEL || undefined,
       // Every request authenticates with the same token from the same address; failures are bugs.
       authFailureLimit: '100000',
+      // The MCP proxy's upstream listens on the loopback address (BENCH_VAULT_OUTBOUND_ALLOW=127.0.0.1).
+      outboundAllow: process.env.BENCH_VAULT_OUTBOUND_ALLOW || undefined,
     },
     {},
   );
@@ -258,7 +261,14 @@ const auditCount = async (server, { afterSeq, action = 'credential.retrieve' }) 
 };
 
 const startUpstream = async () => (await import('./proxy-upstream.mjs')).startUpstream();
-const starters = { ceiling: startCeiling, fastify: startFastify, vault: startVault, upstream: startUpstream };
+const startMcpUpstream = async () => (await import('./mcp-upstream.mjs')).startMcpUpstream();
+const starters = {
+  ceiling: startCeiling,
+  fastify: startFastify,
+  vault: startVault,
+  upstream: startUpstream,
+  'mcp-upstream': startMcpUpstream,
+};
 if (!starters[kind]) throw new Error(`server-child: unknown kind ${kind}`);
 const server = await starters[kind]();
 let mark;
@@ -343,6 +353,15 @@ const commands = {
   /** Peak resident memory since the last reset (`resetPeakRss`), for the proxy's streaming run. */
   peakRss: async () => (await import('./proxy-upstream.mjs')).peakRss(),
   resetPeakRss: async () => (await import('./proxy-upstream.mjs')).resetPeakRss(),
+  setupMcpProxy: async (args) => (await import('./mcp-upstream.mjs')).setupMcpProxy(server, args),
+  /** The MCP upstream's counters: initialize requests, sessions ended, sessions held. */
+  mcpCounts: () => server.counts(),
+  /** Resident and heap memory after full collections, and the MCP proxy's open sessions. */
+  memoryAfterGc: async () => ({
+    ...(await (await import('./mcp-upstream.mjs')).memoryAfterGc()),
+    sessions: server.vault?.services.mcpEndpoint.sessionCount(),
+  }),
+  durableAppends: async (args) => (await import('./mcp-upstream.mjs')).durableAppends(server, args),
   auditHead: () => auditHead(server),
   auditCount: (args) => auditCount(server, args),
   stop: async () => {

@@ -81,7 +81,19 @@ describe('npm run bench, smoke pass', () => {
         // BENCH_PROXY_BODY_MB's smoke default, streamed each way.
         body: expect.objectContaining({ mb: 4 }),
       }),
+      'mcp-proxy': expect.objectContaining({
+        direct: expect.objectContaining({ runs: 1 }),
+        proxy: expect.objectContaining({ runs: 1 }),
+        stateless: expect.objectContaining({ runs: 1 }),
+        auditGaps: 0,
+        callGaps: 0,
+        // One upstream `initialize` per session, none per call; BENCH_MCP_SESSIONS's smoke default.
+        churn: expect.objectContaining({ total: 40, initializes: 40 }),
+      }),
     });
+    const mcp = saved['mcp-proxy'] as { initializes: number; sessionsOpened: number; proxy: { rps: number } };
+    expect(mcp.initializes).toBe(mcp.sessionsOpened);
+    expect(mcp.proxy.rps).toBeGreaterThan(0);
     const proxied = saved.proxy as { proxy: { rps: number }; direct: { rps: number } };
     expect(proxied.proxy.rps).toBeGreaterThan(0);
     expect(proxied.direct.rps).toBeGreaterThan(0);
@@ -108,6 +120,7 @@ describe('npm run bench, smoke pass', () => {
   it('prints the tables and one line per verdict', () => {
     expect(output).toContain('Agent retrieval at full speed');
     expect(output).toContain('HTTP proxy vs the upstream directly');
+    expect(output).toContain('MCP proxy vs the upstream directly');
     expect(output).toContain('Targets (bench/targets.mjs)');
     const lines = output.split('\n').filter((l) => /: (met|NOT met|n\/a)/.test(l));
     expect(lines).toHaveLength(saved.verdicts.length);
