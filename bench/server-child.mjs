@@ -24,12 +24,31 @@ const kind = process.argv[2];
  * too. One counter increment per statement; nothing else changes.
  */
 let statements = 0;
+/**
+ * BENCH_STATEMENT_TIMES=1: also the wall time each SQLite statement holds the main thread, by its
+ * text (a write waiting there for another connection's lock blocks the event loop meanwhile).
+ */
+const timeStatements = process.env.BENCH_STATEMENT_TIMES === '1';
+/** @type {Map<string, { n: number, ms: number, maxMs: number }>} */
+const statementTimes = new Map();
 const countCalls = (proto, names) => {
   for (const name of names) {
     const original = proto[name];
     proto[name] = function counted(...args) {
       statements += 1;
-      return original.apply(this, args);
+      if (!timeStatements || typeof this.source !== 'string') return original.apply(this, args);
+      const started = performance.now();
+      try {
+        return original.apply(this, args);
+      } finally {
+        const ms = performance.now() - started;
+        const entry = statementTimes.get(this.source) ?? { n: 0, ms: 0, maxMs: 0 };
+        statementTimes.set(this.source, {
+          n: entry.n + 1,
+          ms: entry.ms + ms,
+          maxMs: Math.max(entry.maxMs, ms),
+        });
+      }
     };
   }
 };
@@ -362,6 +381,12 @@ const commands = {
     sessions: server.vault?.services.mcpEndpoint.sessionCount(),
   }),
   durableAppends: async (args) => (await import('./mcp-upstream.mjs')).durableAppends(server, args),
+  /** The statements that held the main thread longest (BENCH_STATEMENT_TIMES=1), and a fresh start. */
+  statementTimes: ({ top = 10 }) => {
+    const rows = [...statementTimes].sort((a, b) => b[1].ms - a[1].ms).slice(0, top);
+    statementTimes.clear();
+    return rows.map(([sql, t]) => ({ sql: sql.slice(0, 160), ...t }));
+  },
   auditHead: () => auditHead(server),
   auditCount: (args) => auditCount(server, args),
   stop: async () => {

@@ -76,11 +76,25 @@ const benchMcpProxy = async () => {
     for (const path of paths)
       await callEcho(path.url, /** @type {Record<string, string>} */ (path.sessions[0]), nextId++);
 
+    /**
+     * Waits until the calls still in flight when a run ends (autocannon stops waiting for them) have
+     * reached the upstream and, through the vault, their audit event: so each run's counts are its own.
+     */
+    const settle = async () => {
+      let last = '';
+      for (;;) {
+        const now = JSON.stringify([(await upstreamCounts()).calls, await vault.call('auditHead')]);
+        if (now === last) return;
+        last = now;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
     /** @param {McpTarget} path @param {number} connections @param {number} duration */
     const load = async (path, connections, duration) => {
       let sent = 0;
       let assigned = 0;
-      const auditBefore = path.label === 'direct' ? 0 : await vault.call('auditHead');
+      await settle();
+      const auditBefore = await vault.call('auditHead');
       const callsBefore = (await upstreamCounts()).calls;
       const result = await runLoad({
         url: path.url,
@@ -99,6 +113,7 @@ const benchMcpProxy = async () => {
           };
         },
       });
+      await settle();
       const upstreamCalls = (await upstreamCounts()).calls - callsBefore;
       const audit =
         path.label === 'direct'
@@ -112,6 +127,8 @@ const benchMcpProxy = async () => {
         await load(path, settings.connections, settings.warmup);
       }
     }
+    const timingStatements = process.env.BENCH_STATEMENT_TIMES === '1';
+    if (timingStatements) await vault.call('statementTimes', {});
     /** @type {Record<string, any[]>} */
     const runs = {};
     for (let round = 1; round <= settings.rounds; round++) {
@@ -128,6 +145,8 @@ const benchMcpProxy = async () => {
         }
       }
     }
+    /** @type {{ sql: string, n: number, ms: number, maxMs: number }[] | undefined} */
+    const statementTimes = timingStatements ? await vault.call('statementTimes', { top: 8 }) : undefined;
     // Opening `connections` sessions through the proxy, the stateless key's one shared session, and
     // every call since: one upstream `initialize` for each session, none per call.
     const initializes = (await upstreamCounts()).initialize - initializeBefore - directSessions.length;
@@ -209,6 +228,7 @@ const benchMcpProxy = async () => {
       auditGaps,
       durable,
       profile,
+      statementTimes,
       churn,
       runs,
     };
@@ -306,8 +326,17 @@ const report = (r) => {
     `one durable audit event alone: p50 ${fmt(r.durable.p50Ms, 3)} ms, p99 ${fmt(r.durable.p99Ms, 3)} ms (${r.durable.n} in a row)`,
     `upstream initialize: ${r.initializes} for ${r.sessionsOpened} proxied sessions; runs with audit gaps: ${r.auditGaps}, with call gaps: ${r.callGaps}`,
     `${c.total} sessions opened, called once and closed (${c.concurrency} at a time, ${fmt(c.seconds, 1)} s): ${c.initializes} upstream initialize`,
-    `  vault after GC (start, middle, end): heap ${c.samples.map((s) => fmt(s.heapUsedMiB, 1)).join(' / ')} MiB, RSS ${c.samples.map((s) => fmt(s.rssMiB, 1)).join(' / ')} MiB; sessions left ${c.sessionsLeft}`,
+    `  vault after GC (start, middle, end): heap ${c.samples.map((s) => fmt(s.heapUsedMiB, 1)).join(' / ')} MiB, RSS ${c.samples.map((s) => fmt(s.rssMiB, 1)).join(' / ')} MiB; sessions held ${c.samples.map((s) => s.sessions).join(' / ')}`,
     `  upstream: ${c.upstreamDeleted} sessions ended by DELETE, ${c.upstreamHeld} still held`,
+    ...(r.statementTimes
+      ? [
+          'SQLite statements holding the main thread in the measured rounds (BENCH_STATEMENT_TIMES=1):',
+          ...r.statementTimes.map(
+            (t) =>
+              `  ${fmt(t.ms, 0).padStart(6)} ms  ${String(t.n).padStart(7)}×  max ${fmt(t.maxMs, 1)} ms  ${t.sql}`,
+          ),
+        ]
+      : []),
     ...(r.profile
       ? [`CPU profile of a proxied run (${fmt(r.profile.rps, 0)} calls/s): ${r.profile.file}`]
       : []),
