@@ -18,7 +18,7 @@ import { z } from 'zod';
 export const startMcpUpstream = async ({ idleMs = 60_000 } = {}) => {
   /** @type {Map<string, { transport: WebStandardStreamableHTTPServerTransport, lastSeen: number }>} */
   const sessions = new Map();
-  const counts = { initialize: 0, deleted: 0, idleDropped: 0, calls: 0 };
+  const counts = { initialize: 0, deleted: 0, idleDropped: 0, calls: 0, requests: 0, connections: 0 };
 
   const newSession = async () => {
     const server = new McpServer({ name: 'bench-upstream', version: '1.0.0' });
@@ -54,6 +54,7 @@ export const startMcpUpstream = async ({ idleMs = 60_000 } = {}) => {
   sweeper.unref();
 
   const http = createServer((req, res) => {
+    counts.requests += 1;
     void (async () => {
       const chunks = [];
       for await (const chunk of req) chunks.push(chunk);
@@ -88,6 +89,7 @@ export const startMcpUpstream = async ({ idleMs = 60_000 } = {}) => {
       res.end(String(error));
     });
   });
+  http.on('connection', () => (counts.connections += 1));
   await new Promise((resolve) => http.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (http.address()).port}/mcp`,

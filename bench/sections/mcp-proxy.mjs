@@ -46,7 +46,7 @@ const benchMcpProxy = async () => {
       agentName: 'bench-mcp-agent',
     });
     const proxyUrl = `${vault.url}/mcp/${proxyName}`;
-    /** @returns {Promise<{ initialize: number, deleted: number, idleDropped: number, calls: number, held: number }>} */
+    /** @returns {Promise<{ initialize: number, deleted: number, idleDropped: number, calls: number, held: number, requests: number, connections: number }>} */
     const upstreamCounts = () => upstream.call('mcpCounts');
 
     // One session per connection on each session path; the first proxied one lists the tools, which
@@ -95,7 +95,10 @@ const benchMcpProxy = async () => {
       let assigned = 0;
       await settle();
       const auditBefore = await vault.call('auditHead');
-      const callsBefore = (await upstreamCounts()).calls;
+      const countsBefore = await upstreamCounts();
+      const callsBefore = countsBefore.calls;
+      const proxied = path.label !== 'direct';
+      await Promise.all([upstream.call('mark'), proxied ? vault.call('mark') : undefined]);
       const result = await runLoad({
         url: path.url,
         connections,
@@ -113,13 +116,34 @@ const benchMcpProxy = async () => {
           };
         },
       });
+      // CPU per answered call, and how busy each event loop was: waiting, or working.
+      const [upstreamUse, vaultUse] = await Promise.all([
+        upstream.call('measure'),
+        proxied ? vault.call('measure') : undefined,
+      ]);
+      const use = (/** @type {any} */ m) =>
+        m && { cpuMsPerCall: m.cpuMs / Math.max(1, result.ok), eventLoopUtilization: m.eventLoopUtilization };
       await settle();
-      const upstreamCalls = (await upstreamCounts()).calls - callsBefore;
+      const counted = await upstreamCounts();
+      const upstreamCalls = counted.calls - callsBefore;
+      // What reached the upstream per call: HTTP requests, and new connections (keep-alive or not).
+      const perCall = {
+        requests: (counted.requests - countsBefore.requests) / Math.max(1, upstreamCalls),
+        connections: (counted.connections - countsBefore.connections) / Math.max(1, upstreamCalls),
+      };
       const audit =
         path.label === 'direct'
           ? undefined
           : await vault.call('auditCount', { afterSeq: auditBefore, action: 'mcp_proxy.call' });
-      return { ...result, sent, upstreamCalls, audit };
+      return {
+        ...result,
+        sent,
+        upstreamCalls,
+        audit,
+        upstreamCpu: use(upstreamUse),
+        perCall,
+        vaultCpu: use(vaultUse),
+      };
     };
     if (settings.warmup > 0) {
       for (const path of paths) {
@@ -187,6 +211,9 @@ const benchMcpProxy = async () => {
         p50Ms: median(list.map((r) => r.latencyMs.p50)),
         p99Ms: median(list.map((r) => r.latencyMs.p99)),
         non2xx: list.reduce((s, r) => s + r.non2xx + r.errors, 0),
+        vaultCpuMsPerCall: median(list.map((r) => r.vaultCpu?.cpuMsPerCall ?? NaN)),
+        vaultEventLoopUse: median(list.map((r) => r.vaultCpu?.eventLoopUtilization ?? NaN)),
+        upstreamCpuMsPerCall: median(list.map((r) => r.upstreamCpu?.cpuMsPerCall ?? NaN)),
       };
     };
     // Every answered call reached the upstream, and (through the vault) was one allowed, durable event.
@@ -310,7 +337,7 @@ const report = (r) => {
   ];
   const c = r.churn;
   const lines = [
-    'path               connections  calls/s  p50 ms  p99 ms  non-2xx',
+    'path               connections  calls/s  p50 ms  p99 ms  non-2xx  CPU ms/call vault (loop busy)  upstream',
     ...rows.map(({ what, connections, s }) =>
       [
         what.padEnd(19),
@@ -318,7 +345,9 @@ const report = (r) => {
         fmt(s.rps, 0).padEnd(9),
         fmt(s.p50Ms, 3).padEnd(8),
         fmt(s.p99Ms, 3).padEnd(8),
-        String(s.non2xx),
+        String(s.non2xx).padEnd(9),
+        `${fmt(s.vaultCpuMsPerCall, 3)} (${fmt(s.vaultEventLoopUse * 100, 0)} %)`.padEnd(31),
+        fmt(s.upstreamCpuMsPerCall, 3),
       ].join(''),
     ),
     '',
