@@ -55,6 +55,10 @@ export const refusalMessage = (id: RequestId, error: unknown, requestId: string)
   };
 };
 
+/** How long closing a session waits for the upstream to acknowledge the end of its session. */
+const terminateWaitMs = 2_000;
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 const argumentsHash = (args: unknown): string =>
   createHash('sha256')
     .update(JSON.stringify(args ?? {}))
@@ -354,6 +358,13 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
       ended ??= new VaultError('mcp_session_not_found');
       if (transport) {
         transport.onclose = undefined;
+        // A Streamable HTTP upstream keeps each session until told (`DELETE`); without this it held
+        // every one of the bench's 10,000 closed sessions (docs/benchmarks.md). Bounded: an upstream
+        // that does not answer does not hold up the close, which aborts the request.
+        if ('terminateSession' in transport) {
+          const told = (transport as { terminateSession(): Promise<void> }).terminateSession();
+          await Promise.race([told.catch(() => undefined), delay(terminateWaitMs)]);
+        }
         await transport.close().catch(() => undefined);
       }
     },

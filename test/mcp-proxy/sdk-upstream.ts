@@ -13,6 +13,8 @@ export interface SdkUpstream {
   url: string;
   requests: IncomingHttpHeaders[];
   initializeCount(): number;
+  /** Sessions ended by the client (`DELETE`). */
+  closedCount(): number;
   /** The description `whoami` has in sessions opened from now on (a tool changing under the agent). */
   setDescription(text: string): void;
   stop(): Promise<void>;
@@ -21,6 +23,7 @@ export interface SdkUpstream {
 export const startSdkUpstream = async (): Promise<SdkUpstream> => {
   const requests: IncomingHttpHeaders[] = [];
   let initializes = 0;
+  let closed = 0;
   let description = 'Answers with the Authorization header it received.';
   const transports = new Map<string, WebStandardStreamableHTTPServerTransport>();
 
@@ -33,6 +36,7 @@ export const startSdkUpstream = async (): Promise<SdkUpstream> => {
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       onsessioninitialized: (id) => void transports.set(id, transport),
+      onsessionclosed: () => void (closed += 1),
     });
     await server.connect(transport);
     return { transport, setAuthorization: (value: string) => (authorization = value) };
@@ -81,6 +85,7 @@ export const startSdkUpstream = async (): Promise<SdkUpstream> => {
     url: `http://127.0.0.1:${port}/mcp`,
     requests,
     initializeCount: () => initializes,
+    closedCount: () => closed,
     setDescription: (text) => {
       description = text;
     },
