@@ -65,7 +65,7 @@ export const settings = {
   // The body streamed each way through the HTTP proxy (MB) while the vault's peak memory is watched.
   proxyBodyMb: Math.round(positive('BENCH_PROXY_BODY_MB', 100, 4)),
   // Sessions opened and closed through the MCP proxy while the vault's memory is watched.
-  mcpSessions: Math.round(positive('BENCH_MCP_SESSIONS', 10_000, 40)),
+  mcpSessions: Math.round(positive('BENCH_MCP_SESSIONS', 10_000, 20)),
   postgres: process.env.BENCH_POSTGRES !== '0',
   profileDir: process.env.BENCH_CPU_PROF || undefined,
   heapProfileDir: process.env.BENCH_HEAP_PROF || undefined,

@@ -88,7 +88,7 @@ describe('npm run bench, smoke pass', () => {
         auditGaps: 0,
         callGaps: 0,
         // One upstream `initialize` per session, none per call; BENCH_MCP_SESSIONS's smoke default.
-        churn: expect.objectContaining({ total: 40, initializes: 40 }),
+        churn: expect.objectContaining({ total: 20, initializes: 20, upstreamDeleted: 20 }),
       }),
     });
     const mcp = saved['mcp-proxy'] as { initializes: number; sessionsOpened: number; proxy: { rps: number } };
