@@ -15,6 +15,7 @@ import { openPostgres } from './postgres.mjs';
 import { adminSection } from './sections/admin.mjs';
 import { auditSection } from './sections/audit.mjs';
 import { mcpProxySection } from './sections/mcp-proxy.mjs';
+import { oauthRefreshSection } from './sections/oauth-refresh.mjs';
 import { proxySection } from './sections/proxy.mjs';
 import { policiesSection } from './sections/policies.mjs';
 import { retrievalSection } from './sections/retrieval.mjs';
@@ -190,6 +191,7 @@ const main = async () => {
   if (has('proxy')) await runSection(proxySection, {});
   if (has('policies')) await runSection(policiesSection, {});
   if (has('mcp-proxy')) await runSection(mcpProxySection, {});
+  if (has('oauth-refresh')) await runSection(oauthRefreshSection, {});
 
   for (const [heading, table] of tables) console.log(`\n${heading}\n\n${table}`);
   console.log('\nTargets (bench/targets.mjs)');

@@ -4,6 +4,7 @@
 //   node bench/server-child.mjs vault     the vault (SQLite in BENCH_DATA_DIR, or BENCH_CHILD_DATABASE_URL)
 //   node bench/server-child.mjs upstream  an API for the HTTP proxy to forward to (proxy-upstream.mjs)
 //   node bench/server-child.mjs mcp-upstream  an MCP server for the MCP proxy (mcp-upstream.mjs)
+//   node bench/server-child.mjs op        an OAuth server for the refresh bench (oauth-provider.mjs)
 // All listen on 127.0.0.1 only and take commands from the parent over the IPC channel.
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -153,6 +154,15 @@ const startVault = async () => {
       authFailureLimit: '100000',
       // The MCP proxy's upstream listens on the loopback address (BENCH_VAULT_OUTBOUND_ALLOW=127.0.0.1).
       outboundAllow: process.env.BENCH_VAULT_OUTBOUND_ALLOW || undefined,
+      // The oauth-refresh section: its OAuth server is on loopback over http, and the refresh margin
+      // is the section's (each seeded token expires one margin after it is due).
+      ...(process.env.BENCH_VAULT_OAUTH_MARGIN
+        ? {
+            oauthAllowHttp: true,
+            outboundAllow: '127.0.0.1',
+            oauthRefreshMargin: process.env.BENCH_VAULT_OAUTH_MARGIN,
+          }
+        : {}),
     },
     {},
   );
@@ -281,12 +291,14 @@ const auditCount = async (server, { afterSeq, action = 'credential.retrieve' }) 
 
 const startUpstream = async () => (await import('./proxy-upstream.mjs')).startUpstream();
 const startMcpUpstream = async () => (await import('./mcp-upstream.mjs')).startMcpUpstream();
+const startOp = async () => (await import('./oauth-provider.mjs')).startOAuthProvider();
 const starters = {
   ceiling: startCeiling,
   fastify: startFastify,
   vault: startVault,
   upstream: startUpstream,
   'mcp-upstream': startMcpUpstream,
+  op: startOp,
 };
 if (!starters[kind]) throw new Error(`server-child: unknown kind ${kind}`);
 const server = await starters[kind]();
@@ -387,6 +399,16 @@ const commands = {
     statementTimes.clear();
     return rows.map(([sql, t]) => ({ sql: sql.slice(0, 160), ...t }));
   },
+  // The oauth-refresh section (oauth-provider.mjs in the `op` child, oauth-seed.mjs in the vault).
+  opClient: () => ({ url: server.url, client: server.client, resource: server.resource }),
+  mint: (args) => server.mint(args),
+  opStats: () => server.stats(),
+  setupOAuthApp: async (args) => (await import('./oauth-seed.mjs')).setupOAuthApp(server, args),
+  seedOAuth: async (args) => (await import('./oauth-seed.mjs')).seedOAuthCredentials(server, args),
+  refreshProgress: async (args) => (await import('./oauth-seed.mjs')).refreshProgress(server, args),
+  refreshOutcome: async (args) => (await import('./oauth-seed.mjs')).refreshOutcome(server, args),
+  idlePasses: async (args) => (await import('./oauth-seed.mjs')).idlePasses(server, args),
+  refreshAtRate: async (args) => (await import('./oauth-seed.mjs')).refreshAtRate(server, args),
   auditHead: () => auditHead(server),
   auditCount: (args) => auditCount(server, args),
   stop: async () => {

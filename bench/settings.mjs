@@ -8,10 +8,19 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killChildren } from './children.mjs';
 
-/** @typedef {'admin' | 'retrieval' | 'rewrap' | 'audit' | 'proxy' | 'policies' | 'mcp-proxy'} SectionName */
+/** @typedef {'admin' | 'retrieval' | 'rewrap' | 'audit' | 'proxy' | 'policies' | 'oauth-refresh' | 'mcp-proxy'} SectionName */
 
 /** @type {SectionName[]} */
-export const allSections = ['admin', 'retrieval', 'rewrap', 'audit', 'proxy', 'policies', 'mcp-proxy'];
+export const allSections = [
+  'admin',
+  'retrieval',
+  'rewrap',
+  'audit',
+  'proxy',
+  'policies',
+  'oauth-refresh',
+  'mcp-proxy',
+];
 
 /**
  * `BENCH_SMOKE=1`: tiny counts and quarter-second runs, so every section runs in seconds and the bench
@@ -66,6 +75,14 @@ export const settings = {
   proxyBodyMb: Math.round(positive('BENCH_PROXY_BODY_MB', 100, 4)),
   // Sessions opened and closed through the MCP proxy while the vault's memory is watched.
   mcpSessions: Math.round(positive('BENCH_MCP_SESSIONS', 10_000, 20)),
+  // The oauth-refresh section: credentials due within one window (their refresh tokens minted by the
+  // local OAuth server), the sizes the scheduler's pass with nothing due is measured at, and the
+  // refreshes a second run beside retrieval.
+  oauthRefreshCount: Math.round(positive('BENCH_OAUTH_REFRESH_COUNT', 10_000, 40)),
+  oauthRefreshWindow: positive('BENCH_OAUTH_REFRESH_WINDOW', 600, 3),
+  oauthIdleSmall: Math.round(positive('BENCH_OAUTH_IDLE_SMALL', 1000, 100)),
+  oauthIdleLarge: Math.round(positive('BENCH_OAUTH_IDLE_LARGE', 100_000, 400)),
+  oauthRefreshRate: positive('BENCH_OAUTH_REFRESH_RATE', 100, 10),
   postgres: process.env.BENCH_POSTGRES !== '0',
   profileDir: process.env.BENCH_CPU_PROF || undefined,
   heapProfileDir: process.env.BENCH_HEAP_PROF || undefined,

@@ -9,6 +9,7 @@ import { chooseLogFormat, loggerOptions } from './http/logger-options.js';
 import { logsEveryRequest } from './http/request-log.js';
 import { createMetrics } from './http/metrics.js';
 import { buildServer } from './http/server.js';
+import { readTlsFiles } from './http/tls-options.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { startComponents } from './lib/components.js';
 import { createServices, type ServicesDeps, type VaultServices } from './services.js';
@@ -53,6 +54,8 @@ export const packageVersion = (): string =>
  */
 export const createVault = async (config: Config, options: VaultOptions = {}): Promise<Vault> => {
   const clock = options.clock ?? systemClock;
+  // Before anything opens: a bad certificate or key stops the start with a sentence naming the setting.
+  const https = readTlsFiles(config);
   const stdoutLog = options.logDestination
     ? undefined
     : createStdoutLog(chooseLogFormat(config.logFormat, process.stdout.isTTY === true));
@@ -113,6 +116,7 @@ export const createVault = async (config: Config, options: VaultOptions = {}): P
         trustedProxies: config.trustedProxies,
         version: packageVersion(),
         durable: store.durable,
+        https,
       });
       await start({ name: 'http', stop: () => app.close() });
       for (const worker of workers) await start(worker);

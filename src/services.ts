@@ -162,27 +162,6 @@ export interface ServicesDeps {
 }
 
 /**
- * Renews client-credentials tokens before they expire (connect-service.ts `renewDue`), every 15 s.
- * TODO(oauth-refresh): fold into the refresh scheduler when it lands, because that one is indexed by
- * due time and leased across replicas; until then a duplicate renewal costs one token request.
- */
-const clientCredentialsRenewer = (connect: ConnectService, logger: Logger): Component => {
-  let timer: NodeJS.Timeout | undefined;
-  return {
-    name: 'client-credentials renewer',
-    start: async () => {
-      timer = setInterval(() => {
-        connect
-          .renewDue()
-          .catch((error: unknown) => logger.warn({ err: error }, 'client-credentials renewal failed'));
-      }, 15_000);
-      timer.unref();
-    },
-    stop: async () => clearInterval(timer),
-  };
-};
-
-/**
  * Builds the vault's services over an open store and a started audit writer, with what `/readyz` checks
  * and the background workers to start once everything is built. A new capability is one more entry
  * here (its service, and a worker if it runs in the background) plus its route modules in one of
@@ -275,14 +254,15 @@ export const createServices = async ({
     catalog: oauthProviders,
     discover: (issuer) =>
       discoverIssuer(issuer, { fetch: outbound.fetch as typeof fetch, allowHttp: config.oauthAllowHttp }),
-    discoverMcp: (mcpUrl, redirectUri) =>
+    discoverMcp: (mcpUrl, client) =>
       discoverMcpServer(mcpUrl, {
         fetch: outbound.fetch as typeof fetch,
         allowHttp: config.oauthAllowHttp,
-        redirectUri,
         clientName: 'Token Vault',
+        ...client,
       }),
     publicUrl,
+    clientName: 'Token Vault',
     allowHttp: config.oauthAllowHttp,
   });
 
@@ -300,6 +280,7 @@ export const createServices = async ({
     allowHttp: config.oauthAllowHttp,
     // Built below, over the same apps; called only once a person connects, long after start.
     onConnected: (token) => oauthRefresh.connected(token),
+    logger,
   });
   // An agent asking for a provider its user has not connected gets a link to show them (docs/oauth.md).
   const connectFor = async (request: Parameters<ConnectService['linkForAgent']>[0]) =>
@@ -439,6 +420,8 @@ export const createServices = async ({
       freshen: oauthRefresh.freshen,
       approvals,
       fetch: outbound.fetch,
+      reauthorize: oauthRefresh.reauthorize,
+      idleMs: config.mcpSessionIdleSeconds * 1000,
       pins: mcpToolPins,
       log: (message, details) => logger.warn(details, message),
     }),
@@ -476,8 +459,7 @@ export const createServices = async ({
   const workers: Component[] = [
     { name: 'key-job runner', start: () => runner.start(), stop: () => runner.stop() },
     { name: 'audit checkpoints', start: () => checkpointWriter.start(), stop: () => checkpointWriter.stop() },
-    { name: 'device-flow polls', stop: async () => connect.stop() },
-    clientCredentialsRenewer(connect, logger),
+    { name: 'device-flow polls', start: async () => connect.startPolling(), stop: () => connect.stop() },
     {
       name: 'mcp proxy sessions',
       start: () => services.mcpEndpoint.start(),

@@ -51,6 +51,8 @@ export interface AgentRequest {
   requestId: string;
   proxy?: ProxyOnPath | undefined;
   endUser?: string | undefined;
+  /** The consent flow to start when the end user has not connected (`?flow=`): the app's default if absent. */
+  connectFlow?: 'browser' | 'device' | undefined;
   attributes?: Readonly<Record<string, string>> | undefined;
   /** Facts every event of the request carries from the start (`via: 'mcp'`, the MCP tool called). */
   details?: AuditDetails | undefined;
@@ -92,8 +94,19 @@ export interface AgentRequestDeps {
     service: string;
     user: string;
     reveal: boolean;
+    flow?: 'browser' | 'device' | undefined;
   }) => Promise<
-    { url: string; expiresAt: string; device?: { userCode: string; verificationUri: string } } | undefined
+    | {
+        url: string;
+        expiresAt: string;
+        device?: {
+          userCode: string;
+          verificationUri: string;
+          verificationUriComplete?: string | undefined;
+          interval: number;
+        };
+      }
+    | undefined
   >;
   /**
    * Step after reading the secret: an OAuth token expired or about to expire is refreshed first
@@ -189,20 +202,33 @@ export const createAgentRequests = ({
         service: request.service,
         user: request.endUser,
         reveal: request.channel === 'reveal',
+        flow: request.connectFlow,
       });
       if (link) {
         facts.connect_url_issued = true;
+        facts.connect_flow = link.device ? 'device' : 'browser';
+        const who = `User "${request.endUser.slice(0, 64)}" has not connected "${request.service.slice(0, 64)}" yet`;
         throw new VaultError(
           'authorization_required',
-          `User "${request.endUser.slice(0, 64)}" has not connected "${request.service.slice(0, 64)}" yet: show them connect_url; once they finish, ask again.`,
+          link.device
+            ? `${who}: show them user_code and verification_uri (or verification_uri_complete); once they approve, ask again.`
+            : `${who}: show them connect_url; once they finish, ask again.`,
           {
             details: {
               action: {
                 connect_url: link.url,
                 expires_at: link.expiresAt,
                 ...(link.device
-                  ? { user_code: link.device.userCode, verification_uri: link.device.verificationUri }
-                  : {}),
+                  ? {
+                      flow: 'device',
+                      user_code: link.device.userCode,
+                      verification_uri: link.device.verificationUri,
+                      ...(link.device.verificationUriComplete
+                        ? { verification_uri_complete: link.device.verificationUriComplete }
+                        : {}),
+                      interval: link.device.interval,
+                    }
+                  : { flow: 'browser' }),
               },
             },
           },

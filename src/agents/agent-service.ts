@@ -10,6 +10,7 @@ import type { Database } from '../store/schema.js';
 import { isUniqueViolation } from '../store/store-errors.js';
 import { type AuditContext, auditedChange, type RecordAllowed } from '../audit/audit-context.js';
 import { grantRepo } from '../grants/grant-repo.js';
+import { proxyKeyRepo } from '../mcp-proxy/proxy-repo.js';
 import { validatePublicJwks } from './agent-jwks.js';
 import { agentKeyRepo, agentRepo, bindingRepo, type Db, toAgent, toAgentKey } from './agent-repo.js';
 import {
@@ -198,11 +199,13 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     const bindings = await bindingRepo.removeForAgent(trx, agent.id);
     // A grant must not outlive its agent; the grants module removes its own rows.
     const grantsDeleted = await grantRepo.removeForAgent(trx, agent.id);
+    const proxyKeysDeleted = await proxyKeyRepo.removeForAgent(trx, agent.id);
     await agentRepo.remove(trx, agent.id);
     await recordOn(record, agent, {
       keys_deleted: Number(keys.numDeletedRows),
       bindings_deleted: Number(bindings.numDeletedRows),
       grants_deleted: grantsDeleted,
+      proxy_keys_deleted: proxyKeysDeleted,
     });
     return agent;
   };

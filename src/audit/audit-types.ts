@@ -64,6 +64,8 @@ export const auditActions = [
   'mcp_proxy.call',
   'mcp_proxy.redact',
   'mcp_proxy.session.end',
+  'mcp_proxy.reconnect',
+  'mcp_proxy.reauthorize',
   'mcp_proxy.tools.pin',
   'mcp_proxy.tools.change',
   'mcp_proxy.tools.accept',

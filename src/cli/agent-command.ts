@@ -142,7 +142,7 @@ export const registerAgentCommand = (program: Command, io: CliIo): void => {
   }
 
   withClientOptions(agent.command('rm <name>'))
-    .description('delete an agent with its keys, workload bindings and grants')
+    .description('delete an agent with its keys, workload bindings, grants and MCP proxy keys')
     .action(async (name: string, _flags: unknown, command: Command) => {
       const ctx = contextFor(command, io);
       await ctx.api.delete(path(name));

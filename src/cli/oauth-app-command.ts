@@ -14,10 +14,17 @@ interface OAuthAppView {
   parameters: Record<string, string>;
   endpoints: Record<string, string> | null;
   agent_connect: boolean;
+  agent_connect_flows?: string[];
   resource: string | null;
   redirect_uri: string;
+  registration: 'client_id_metadata_document' | 'dynamic_client_registration' | null;
   created_at: string;
 }
+
+const registrationText: Record<NonNullable<OAuthAppView['registration']>, string> = {
+  client_id_metadata_document: 'client ID metadata document (the client id is the vault’s own URL)',
+  dynamic_client_registration: 'dynamic client registration (RFC 7591)',
+};
 
 interface AddFlags {
   name?: string;
@@ -33,7 +40,8 @@ interface AddFlags {
   introspectionUrl?: string;
   clientAuth?: string;
   resource?: string;
-  agentConnect?: boolean;
+  /** `--agent-connect` alone: true; `--agent-connect device` or `browser,device`: the flows. */
+  agentConnect?: boolean | string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -54,11 +62,27 @@ const show = (a: OAuthAppView) =>
     ['scopes', a.scopes],
     ['parameters', Object.entries(a.parameters).map(([k, v]) => `${k}=${v}`)],
     ['endpoints', a.endpoints ? Object.entries(a.endpoints).map(([k, v]) => `${k} ${v}`) : null],
-    ['agent connect', a.agent_connect ? 'allowed' : 'no'],
+    [
+      'agent connect',
+      a.agent_connect ? `allowed (${(a.agent_connect_flows ?? ['browser']).join(', ')})` : 'no',
+    ],
     ['resource', a.resource],
+    ['registration', a.registration ? registrationText[a.registration] : null],
     ['redirect uri', a.redirect_uri],
     ['created at', a.created_at],
   ]);
+
+const registrationOf = (value: string | undefined) => {
+  if (value === undefined) return undefined;
+  const known: Record<string, string> = {
+    auto: 'auto',
+    'metadata-document': 'client_id_metadata_document',
+    dynamic: 'dynamic_client_registration',
+  };
+  const choice = known[value];
+  if (!choice) throw new InputError('--registration is auto, metadata-document or dynamic');
+  return choice;
+};
 
 const parameters = (pairs: string[] = []) =>
   Object.fromEntries(
@@ -111,7 +135,10 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
     .option('--introspection-url <url>', 'generic: the introspection endpoint')
     .option('--client-auth <method>', 'basic or post (oidc/generic; default from discovery or basic)')
     .option('--resource <uri>', 'RFC 8707 resource indicator to send on every request')
-    .option('--agent-connect', 'let agents ask their users to connect through this app')
+    .option(
+      '--agent-connect [flows]',
+      'let agents ask their users to connect through this app; optionally through which flows: browser, device (RFC 8628) or browser,device',
+    )
     .action(async (provider: string, flags: AddFlags, command: Command) => {
       const ctx = contextFor(command, io);
       const clientSecret = flags.clientSecretStdin
@@ -130,7 +157,9 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
         endpoints: endpoints(flags),
         client_auth: clientAuthOf(flags.clientAuth),
         resource: flags.resource,
-        agent_connect: flags.agentConnect,
+        agent_connect: flags.agentConnect === undefined ? undefined : true,
+        agent_connect_flows:
+          typeof flags.agentConnect === 'string' ? splitList(flags.agentConnect) : undefined,
       });
       ctx.out.result(
         added,
@@ -142,15 +171,25 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
 
   withClientOptions(app.command('discover'))
     .description(
-      'add an app for a remote MCP server: its authorization discovery, then dynamic client registration',
+      'add an app for a remote MCP server: its authorization discovery, then the vault’s client ID metadata document where the server supports it, else dynamic client registration',
     )
     .requiredOption('--mcp-url <url>', 'the MCP server’s URL (it must answer 401 with its resource metadata)')
     .option('--name <name>', 'the app name (default: the MCP server’s host name)')
     .option('--scopes <list>', 'scopes to ask for (default: those the server’s resource metadata advertises)')
     .option('--agent-connect', 'let agents ask their users to connect through this app')
+    .option(
+      '--registration <how>',
+      'auto (default), metadata-document (the vault’s client ID metadata document, or fail) or dynamic (RFC 7591 even where a document would do: a vault the server cannot reach)',
+    )
     .action(
       async (
-        flags: { mcpUrl: string; name?: string; scopes?: string; agentConnect?: boolean },
+        flags: {
+          mcpUrl: string;
+          name?: string;
+          scopes?: string;
+          agentConnect?: boolean;
+          registration?: string;
+        },
         command: Command,
       ) => {
         const ctx = contextFor(command, io);
@@ -159,11 +198,13 @@ export const registerOAuthAppCommand = (oauth: Command, io: CliIo): void => {
           name: flags.name,
           scopes: flags.scopes === undefined ? undefined : splitList(flags.scopes),
           agent_connect: flags.agentConnect,
+          registration: registrationOf(flags.registration),
         });
         ctx.out.result(
           added,
           () =>
-            `Registered with ${added.issuer ?? 'the authorization server'} as client "${added.client_id}"; ` +
+            `${added.registration === 'client_id_metadata_document' ? 'Identified to' : 'Registered with'} ` +
+            `${added.issuer ?? 'the authorization server'} as client "${added.client_id}"; ` +
             `added OAuth app "${added.name}" for the resource ${added.resource ?? '(none)'}.\n` +
             `Connect users with: tokenvault connect ${added.name} --agent AGENT --user USER`,
         );

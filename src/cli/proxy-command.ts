@@ -241,7 +241,7 @@ export const registerProxyCommand = (program: Command, io: CliIo): void => {
         const url = proxyUrl(addr, found.name);
         const config = clientConfig(flags.client as McpClient, found.name, url, flags.key);
         ctx.out.result(
-          { client: flags.client, url, where: config.where, config: config.text },
+          { client: flags.client, url: config.url, where: config.where, config: config.text },
           () => `# ${config.where}\n${config.text}`,
         );
       },

@@ -123,6 +123,19 @@ export const settings = {
     default: 8200,
     parse: parsePort,
   },
+  tlsCertFile: {
+    flag: '--tls-cert-file',
+    env: 'TOKENVAULT_TLS_CERT_FILE',
+    description:
+      'PEM certificate (chain) file: the vault serves HTTPS itself. Goes with TOKENVAULT_TLS_KEY_FILE; both or neither. Unset: plain HTTP (behind a TLS-terminating proxy).',
+    parse: parseNonEmpty,
+  },
+  tlsKeyFile: {
+    flag: '--tls-key-file',
+    env: 'TOKENVAULT_TLS_KEY_FILE',
+    description: 'PEM private key file of the TLS certificate. Goes with TOKENVAULT_TLS_CERT_FILE.',
+    parse: parseNonEmpty,
+  },
   dataDir: {
     flag: '--data-dir',
     env: 'TOKENVAULT_DATA_DIR',
@@ -455,11 +468,21 @@ export const settings = {
     default: 30_000,
     parse: parsePositiveInt(100, 600_000),
   },
+  mcpSessionIdleSeconds: {
+    flag: '--mcp-session-idle-seconds',
+    env: 'TOKENVAULT_MCP_SESSION_IDLE_SECONDS',
+    description:
+      'How long an MCP proxy session may go unused before it is closed, its upstream connection with it (a stdio command is killed).',
+    default: 1800,
+    parse: parsePositiveInt(1, 86_400),
+  },
 } satisfies Record<string, SettingSpec<unknown>>;
 
-/** The audience when none is configured: the URL the vault listens on. */
-export const defaultAudience = (config: Pick<Config, 'host' | 'port'>): string =>
-  `http://${config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host}:${config.port}`;
+/** The audience when none is configured: the URL the vault listens on (https when it serves TLS). */
+export const defaultAudience = (
+  config: Pick<Config, 'host' | 'port'> & Partial<Pick<Config, 'tlsCertFile'>>,
+): string =>
+  `${config.tlsCertFile ? 'https' : 'http'}://${config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host}:${config.port}`;
 
 type Settings = typeof settings;
 type Parsed<S> = S extends SettingSpec<infer T> ? T : never;

@@ -68,6 +68,13 @@ export const loadConfig = (
     );
   }
 
+  const tlsInvalid = invalid.has('tlsCertFile') || invalid.has('tlsKeyFile');
+  if (!tlsInvalid && Boolean(values.tlsCertFile) !== Boolean(values.tlsKeyFile)) {
+    problems.push(
+      'TOKENVAULT_TLS_CERT_FILE and TOKENVAULT_TLS_KEY_FILE (--tls-cert-file, --tls-key-file) go together: set both or neither',
+    );
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(values) as Config;
 };

@@ -212,7 +212,9 @@ export const validateSecret = (type: CredentialType, secret: unknown): SecretFie
   }
   if (type === 'oauth2') assertNotTokenResponse(secret as SecretFields);
   const allowed = new Set([...spec.required, ...spec.optional]);
-  const unknown = [...given].filter((field) => !allowed.has(field));
+  const unknown = [...given].filter(
+    (field) => !allowed.has(field) && !(type === 'oauth2' && nestedTokenField.test(field)),
+  );
   if (unknown.length > 0) {
     throw new VaultError(
       'invalid_secret',
@@ -221,6 +223,13 @@ export const validateSecret = (type: CredentialType, secret: unknown): SecretFie
   }
   return Object.fromEntries(entries) as SecretFields;
 };
+
+/**
+ * The fields of a further token an oauth2 credential holds beside its own (Slack's user token next to
+ * the bot token: `user_access_token`, `user_refresh_token`, `user_token_type`; see
+ * src/oauth/refresh/token-fields.ts), named by the provider catalog rather than listed here.
+ */
+const nestedTokenField = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*_(?:access_token|refresh_token|token_type)$/;
 
 /**
  * A whole token response stored as the access token would hand its refresh token to every agent that

@@ -321,7 +321,12 @@ export const errorRegistry = {
   mcp_upstream_exited: {
     status: 502,
     message:
-      'The upstream MCP server (a stdio command) exited; the session has ended, so initialize a new one.',
+      'The upstream MCP server (a stdio command) exited before it answered; the session goes on, and its next request starts the command again.',
+  },
+  mcp_upstream_unauthorized: {
+    status: 502,
+    message:
+      'The upstream MCP server refused the credential the vault injected, also after refreshing it once; an admin may need to connect it again.',
   },
   origin_refused: {
     status: 403,
@@ -331,6 +336,20 @@ export const errorRegistry = {
   mcp_header_mismatch: {
     status: 400,
     message: 'The Mcp-Method or Mcp-Name header does not match the request body; send matching values.',
+  },
+  mcp_request_cancelled: {
+    status: 499,
+    message: 'The agent cancelled the request (closed its stream, or sent notifications/cancelled).',
+  },
+  mcp_request_state_invalid: {
+    status: 400,
+    message:
+      'The requestState of this retry is unknown, expired, already used, or from another request; send the original request again without it.',
+  },
+  mcp_sse_session_elsewhere: {
+    status: 421,
+    message:
+      'The stream of this HTTP+SSE session is open on another vault replica: route `/mcp/{proxy}/sse` and `/mcp/{proxy}/messages` with sticky sessions, or use Streamable HTTP.',
   },
 
   // policies
@@ -399,7 +418,7 @@ export const errorRegistry = {
   mcp_client_registration_failed: {
     status: 502,
     message:
-      'The MCP server’s authorization server offers no dynamic client registration (RFC 7591) or refused it; register a client by hand and use `oauth app add generic --resource`.',
+      'No way to register the vault at the MCP server’s authorization server (no dynamic client registration; metadata documents need an https public URL), or it refused; add one by hand with `--resource`.',
   },
   connect_session_not_found: {
     status: 404,
@@ -440,7 +459,12 @@ export const errorRegistry = {
   authorization_required: {
     status: 403,
     message:
-      'The end user has not connected this provider yet: show them `connect_url`; once they finish, the same request returns the token.',
+      'The end user has not connected this provider yet: show them `connect_url` (for the device flow, `user_code` to enter at `verification_uri`); once they finish, the same request returns the token.',
+  },
+  connect_flow_not_allowed: {
+    status: 403,
+    message:
+      'The operator does not let agents start this consent flow for this app (`?flow=`); ask without `flow`, or ask the operator to allow it (`oauth app add … --agent-connect browser,device`).',
   },
   end_user_required: {
     status: 400,

@@ -22,6 +22,8 @@ export interface RetrievalRequest {
   endUser?: string | undefined;
   /** `?approval=`: the approval a retry after `approval_pending` names (docs/approvals.md). */
   approvalId?: string | undefined;
+  /** `?flow=`: the consent flow an `authorization_required` answer starts (docs/oauth.md). */
+  connectFlow?: 'browser' | 'device' | undefined;
 }
 
 export interface RetrievedCredential extends RevealedToken {

@@ -19,8 +19,13 @@ declare module 'fastify' {
 /** Fields an error may carry for the caller to act on (never a secret): `authorization_required`'s link. */
 export interface ErrorActionFields {
   connect_url?: string;
+  /** `browser` or `device`: which consent flow the link starts. */
+  flow?: string;
   user_code?: string;
   verification_uri?: string;
+  verification_uri_complete?: string;
+  /** Device flow: seconds between the vault's polls (the agent may ask again at this pace). */
+  interval?: number;
   expires_at?: string;
 }
 

@@ -22,6 +22,7 @@ import { registerApprovalPageRoutes } from './routes/approval-page-routes.js';
 import { registerApprovalRoutes } from './routes/approval-routes.js';
 import { registerAgentApprovalRoutes } from './routes/agent-approval-routes.js';
 import { registerAuditRoutes } from './routes/audit-routes.js';
+import { registerClientMetadataRoutes } from './routes/client-metadata-routes.js';
 import { registerCredentialRoutes } from './routes/credential-routes.js';
 import { registerRefreshRoutes } from './routes/refresh-routes.js';
 import { registerGrantRoutes } from './routes/grant-routes.js';
@@ -37,6 +38,7 @@ import { type ReadinessCheck, registerOpsRoutes } from './routes/ops-routes.js';
 import { registerProxyRoutes } from './routes/proxy-routes.js';
 import { registerRetrievalRoutes } from './routes/retrieval-routes.js';
 import { registerVaultMcpRoutes } from './routes/vault-mcp-routes.js';
+import type { TlsFiles } from './tls-options.js';
 
 export interface ServerDeps {
   /** The vault's services (see services.ts); each route module takes the ones it uses. */
@@ -54,6 +56,8 @@ export interface ServerDeps {
   version: string;
   /** Resolves once every commit so far is on disk (the store's `durable`). */
   durable: () => Promise<void>;
+  /** `TOKENVAULT_TLS_CERT_FILE` / `_KEY_FILE` read (tls-options.ts): the vault serves HTTPS itself. */
+  https?: TlsFiles | undefined;
 }
 
 type RouteModule = (app: FastifyInstance, services: VaultServices) => void;
@@ -101,6 +105,9 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
   const { services } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const app = Fastify({
+    // Native TLS when configured. The instance's type stays the HTTP one: no route depends on the
+    // socket type, and the request's `protocol` tells HTTPS apart where it matters.
+    ...(deps.https ? { https: deps.https } : {}),
     loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimit,
     // Off: the client address comes from installClientInfo, and Host/Proto headers are never trusted.
@@ -202,5 +209,6 @@ export const buildServer = async (deps: ServerDeps): Promise<FastifyInstance> =>
     registerConnectPageRoutes(pages, services);
   });
   registerApprovalPageRoutes(app, { ...services, clock: deps.clock });
+  registerClientMetadataRoutes(app, services);
   return app;
 };

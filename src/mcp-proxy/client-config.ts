@@ -3,13 +3,16 @@
  * prints it (`tokenvault proxy config NAME --client …`) and docs/mcp-proxy.md shows each.
  */
 
-export const mcpClients = ['claude', 'cursor', 'vscode', 'generic'] as const;
+/** `sse`: a client that only speaks the deprecated HTTP+SSE transport (MCP 2024-11-05). */
+export const mcpClients = ['claude', 'cursor', 'vscode', 'generic', 'sse'] as const;
 export type McpClient = (typeof mcpClients)[number];
 
 /** Stands for the key in a printed configuration when none is given: the key is shown only once. */
 export const keyPlaceholder = 'tv_proxy_…';
 
 export interface ClientConfig {
+  /** The URL the client connects to. */
+  url: string;
   /** Where the text goes (a file, or a command to run). */
   where: string;
   /** The configuration itself: JSON, or a shell command. */
@@ -19,6 +22,9 @@ export interface ClientConfig {
 /** The proxy's URL: the vault's address and `/mcp/{proxy}`. */
 export const proxyUrl = (vaultAddr: string, proxy: string): string =>
   `${vaultAddr.replace(/\/+$/, '')}/mcp/${encodeURIComponent(proxy)}`;
+
+/** Where a client of the deprecated HTTP+SSE transport opens its stream (it is told where to post). */
+export const sseUrl = (url: string): string => `${url}/sse`;
 
 const json = (value: unknown) => JSON.stringify(value, null, 2);
 
@@ -34,6 +40,7 @@ export const clientConfig = (
   switch (client) {
     case 'claude':
       return {
+        url,
         where: 'run in a shell (Claude Code), or add under "mcpServers" in .mcp.json',
         text:
           `claude mcp add --transport http ${name} ${url} --header "Authorization: Bearer ${key}"\n\n` +
@@ -41,6 +48,7 @@ export const clientConfig = (
       };
     case 'cursor':
       return {
+        url,
         where: '~/.cursor/mcp.json (or .cursor/mcp.json in a project)',
         text: json({ mcpServers: { [name]: { url, headers } } }),
       };
@@ -48,6 +56,7 @@ export const clientConfig = (
       // VS Code asks for the key once and keeps it in its secret storage, so the file holds none.
       const input = `${name}-key`;
       return {
+        url,
         where: '.vscode/mcp.json',
         text: json({
           inputs: [
@@ -64,8 +73,16 @@ export const clientConfig = (
     }
     case 'generic':
       return {
+        url,
         where: 'any Streamable HTTP MCP client',
         text: json({ url, transport: 'streamable-http', headers }),
+      };
+    case 'sse':
+      return {
+        url: sseUrl(url),
+        where:
+          'an MCP client that only speaks the deprecated HTTP+SSE transport (sends the key on every request)',
+        text: json({ url: sseUrl(url), transport: 'sse', headers }),
       };
   }
 };

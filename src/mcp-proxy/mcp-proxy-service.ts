@@ -9,16 +9,19 @@ import { type AgentRequestDeps, createAgentRequests } from '../access/agent-requ
 import type { AuditDetails } from '../audit/audit-types.js';
 import { isVaultError, VaultError } from '../errors/vault-error.js';
 import type { GuardedFetch } from '../net/outbound-guard.js';
-import { openProxySession, type ProxySession } from './proxy-session.js';
+import { openProxySession, type ProxySession, type SessionDeps } from './proxy-session.js';
 import type { ToolPins } from './tool-pins.js';
 import { authenticateProxyKey, presentedProxyKey } from './proxy-key-auth.js';
+import { declaredCapabilities } from './modern-exchange.js';
+import { createSseLeg } from './sse-leg.js';
 import {
   classify,
+  closeSharedSession,
   ladderRefusal,
-  deliverTo,
-  initializeShared,
+  openSharedSession,
   serveModern,
   type SharedSession,
+  sharedIdle,
   standardHeaderMismatch,
 } from './stateless-leg.js';
 
@@ -32,11 +35,13 @@ import {
 
 export interface McpProxyServiceDeps extends AgentRequestDeps {
   fetch: GuardedFetch;
+  /** After an upstream 401 on an OAuth credential: one refresh, and the newer secret (proxy-session.ts). */
+  reauthorize?: SessionDeps['reauthorize'];
   pins: ToolPins;
   log: (message: string, details: Record<string, unknown>) => void;
   /** A session unused this long is closed, its upstream with it (default 30 min). */
   idleMs?: number | undefined;
-  /** How often idle sessions are looked for (default 60 s). */
+  /** How often idle sessions are looked for (default: a quarter of `idleMs`, from 1 s to 60 s). */
   sweepMs?: number | undefined;
 }
 
@@ -82,9 +87,19 @@ export const originAllowed = (origin: string | null, host: string | null): boole
 
 export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const requests = createAgentRequests(deps);
-  const { clock, idleMs = 30 * 60_000, sweepMs = 60_000 } = deps;
+  const { clock, idleMs = 30 * 60_000 } = deps;
+  const sweepMs = deps.sweepMs ?? Math.min(60_000, Math.max(1000, Math.floor(idleMs / 4)));
   const sessions = new Map<string, Held>();
-  /** The 2026-07-28 leg: one shared upstream session per proxy key. */
+  const sessionDeps: SessionDeps = {
+    requests,
+    audit: deps.audit,
+    clock,
+    fetch: deps.fetch,
+    reauthorize: deps.reauthorize,
+    pins: deps.pins,
+    log: deps.log,
+  };
+  /** The 2026-07-28 leg: shared upstream sessions, by proxy key and declared client capabilities. */
   const sharedSessions = new Map<string, { shared: SharedSession; lastSeen: number }>();
   let sweeper: NodeJS.Timeout | undefined;
 
@@ -99,40 +114,50 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   const sweep = async () => {
     const oldest = clock.now().getTime() - idleMs;
     for (const [id, held] of sessions) if (held.lastSeen < oldest) await closeSession(id);
-    // Stored sessions no replica has used for as long are over everywhere.
+    // Stored sessions no replica has used for as long are over everywhere (`last_seen_at` moves at
+    // most once a minute, hence the minute more).
     await deps.store.db
       .deleteFrom('mcp_sessions')
-      .where('last_seen_at', '<', new Date(oldest).toISOString())
+      .where('last_seen_at', '<', new Date(oldest - 60_000).toISOString())
       .execute();
-    for (const [keyId, held] of sharedSessions) if (held.lastSeen < oldest) await closeShared(keyId);
+    for (const [keyId, held] of sharedSessions)
+      if (held.lastSeen < oldest && sharedIdle(held.shared)) await closeShared(keyId);
   };
 
   const closeShared = async (keyId: string) => {
     const held = sharedSessions.get(keyId);
     if (!held) return;
     sharedSessions.delete(keyId);
-    await held.shared.session.close();
+    await closeSharedSession(held.shared);
   };
 
-  /** The shared session of a proxy key (2026-07-28 leg), opened on its first request. */
-  const sharedFor = (caller: Awaited<ReturnType<typeof authenticateProxyKey>>, input: McpHttpRequest) => {
-    const found = sharedSessions.get(caller.keyId);
-    if (found) {
+  /**
+   * The shared session of a proxy key and the client capabilities a request declares (2026-07-28
+   * leg), opened on its first request; one whose upstream ended is replaced.
+   */
+  const sharedFor = (
+    caller: Awaited<ReturnType<typeof authenticateProxyKey>>,
+    input: McpHttpRequest,
+    capabilities: string[],
+  ) => {
+    const key = `${caller.keyId} ${capabilities.join(',')}`;
+    const found = sharedSessions.get(key);
+    if (found && !found.shared.ended) {
       found.lastSeen = clock.now().getTime();
       return found.shared;
     }
-    const waiting: SharedSession['waiting'] = new Map();
-    const session = openProxySession(
-      { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
-      { caller, client: input.client, requestId: input.requestId, toAgent: deliverTo(waiting) },
+    if (found) void closeShared(key);
+    const opened = openSharedSession(
+      (toAgent) =>
+        openProxySession(sessionDeps, { caller, client: input.client, requestId: input.requestId, toAgent }),
+      capabilities,
+      input.requestId,
     );
-    const opened: SharedSession = { session, waiting, next: 0, ready: Promise.resolve({}) };
-    opened.ready = initializeShared(opened, input.requestId);
     // A refused or failed start is not kept: the next request tries afresh (and is decided afresh).
     opened.ready.catch(() => {
-      if (sharedSessions.get(caller.keyId)?.shared === opened) void closeShared(caller.keyId);
+      if (sharedSessions.get(key)?.shared === opened) void closeShared(key);
     });
-    sharedSessions.set(caller.keyId, { shared: opened, lastSeen: clock.now().getTime() });
+    sharedSessions.set(key, { shared: opened, lastSeen: clock.now().getTime() });
     return opened;
   };
 
@@ -148,16 +173,13 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     restored?: string,
   ) => {
     // `transport` is only used once a message flows, after both exist.
-    const session = openProxySession(
-      { requests, audit: deps.audit, clock, fetch: deps.fetch, pins: deps.pins, log: deps.log },
-      {
-        caller,
-        client: input.client,
-        requestId: input.requestId,
-        toAgent: (message: JSONRPCMessage, related) =>
-          transport.send(message, related === undefined ? undefined : { relatedRequestId: related }),
-      },
-    );
+    const session = openProxySession(sessionDeps, {
+      caller,
+      client: input.client,
+      requestId: input.requestId,
+      toAgent: (message: JSONRPCMessage, related) =>
+        transport.send(message, related === undefined ? undefined : { relatedRequestId: related }),
+    });
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => restored ?? randomBytes(24).toString('base64url'),
       onsessioninitialized: async (id) => {
@@ -248,21 +270,32 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
   };
 
   /**
-   * Keeps the stored session alive for the other replicas' sweeps (at most one write a minute), and
-   * learns there whether another replica ended it (`DELETE`): then it ends here too. So a session
-   * ended through one replica is refused by the others within a minute.
+   * Learns from the store whether another replica ended the session (`DELETE`): then it ends here
+   * too, so a session ended through one replica is refused by the others on their next request (one
+   * read by primary key, as the proxy key is read afresh). It also keeps the stored session alive
+   * for the other replicas' sweeps (at most one write a minute).
    */
   const touch = async (sessionId: string, held: Held) => {
     const now = clock.now();
     held.lastSeen = now.getTime();
-    if (now.getTime() - held.touched < 60_000) return;
-    held.touched = now.getTime();
-    const [updated] = await deps.store.db
-      .updateTable('mcp_sessions')
-      .set({ last_seen_at: now.toISOString() })
-      .where('id_hash', '=', idHash(sessionId))
-      .execute();
-    if (Number(updated?.numUpdatedRows ?? 0) === 0) {
+    let present: boolean;
+    if (now.getTime() - held.touched < 60_000) {
+      present =
+        (await deps.store.db
+          .selectFrom('mcp_sessions')
+          .select('id_hash')
+          .where('id_hash', '=', idHash(sessionId))
+          .executeTakeFirst()) !== undefined;
+    } else {
+      held.touched = now.getTime();
+      const [updated] = await deps.store.db
+        .updateTable('mcp_sessions')
+        .set({ last_seen_at: now.toISOString() })
+        .where('id_hash', '=', idHash(sessionId))
+        .execute();
+      present = Number(updated?.numUpdatedRows ?? 0) > 0;
+    }
+    if (!present) {
       await closeSession(sessionId);
       throw new VaultError('mcp_session_not_found');
     }
@@ -306,7 +339,24 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     }
   };
 
+  /** The deprecated HTTP+SSE transport (sse-leg.ts): the same admission and the same proxy session. */
+  const sse = createSseLeg({
+    store: deps.store,
+    clock,
+    idleMs,
+    admit: async (input) => {
+      if (!originAllowed(input.request.headers.get('origin'), input.request.headers.get('host')))
+        throw new VaultError('origin_refused');
+      return authenticated(input);
+    },
+    openSession: (caller, input, toAgent) =>
+      openProxySession(sessionDeps, { caller, client: input.client, requestId: input.requestId, toAgent }),
+  });
+
   return {
+    /** `GET /mcp/{proxy}/sse` and `POST /mcp/{proxy}/messages` (the HTTP+SSE transport). */
+    sse: { open: sse.open, post: sse.post },
+
     async handle(input: McpHttpRequest): Promise<Response> {
       const { request, requestId } = input;
       try {
@@ -336,12 +386,13 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
                 settled: true,
               });
             }
-            const answer = await serveModern(sharedFor(caller, input), route.message, requestId);
-            // An upstream that ended takes its shared session with it: the next request opens anew.
-            const code = (answer as { error?: { data?: { code?: string } } }).error?.data?.code;
-            if (code === 'mcp_upstream_exited' || code === 'mcp_upstream_unavailable')
-              await closeShared(caller.keyId);
-            return Response.json(answer);
+            const capabilities = declaredCapabilities(route.message);
+            return await serveModern(
+              sharedFor(caller, input, capabilities),
+              route.message,
+              request,
+              requestId,
+            );
           }
           if (request.method !== 'POST' || !isInitializeRequest(input.body)) {
             throw new VaultError(
@@ -371,7 +422,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
     },
 
     /** The number of open sessions (metrics, tests). */
-    sessionCount: () => sessions.size + sharedSessions.size,
+    sessionCount: () => sessions.size + sharedSessions.size + sse.count(),
 
     start() {
       sweeper = setInterval(() => void sweep().catch(() => undefined), sweepMs);
@@ -383,6 +434,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
       if (sweeper) clearInterval(sweeper);
       for (const id of [...sessions.keys()]) await closeSession(id);
       for (const keyId of [...sharedSessions.keys()]) await closeShared(keyId);
+      await sse.stop();
     },
   };
 };

@@ -149,6 +149,14 @@ export const proxyKeyRepo = {
       .returningAll()
       .executeTakeFirst(),
 
+  /** An agent's keys with their sessions: a key must not outlive its agent. */
+  async removeForAgent(db: Db, agentId: string): Promise<number> {
+    const keys = db.selectFrom('mcp_proxy_keys').select('id').where('agent_id', '=', agentId);
+    await db.deleteFrom('mcp_sessions').where('key_id', 'in', keys).execute();
+    const deleted = await db.deleteFrom('mcp_proxy_keys').where('agent_id', '=', agentId).executeTakeFirst();
+    return Number(deleted.numDeletedRows);
+  },
+
   /** Bookkeeping only (no trigger listens to it): written at most once a minute per key. */
   touch: (db: Db, keyId: string, now: string, before: string) =>
     db

@@ -11,8 +11,18 @@ import type { AccessClient } from '../access/access-types.js';
 import type { AuditRecorder } from '../audit/audit-types.js';
 import { errorRegistry } from '../errors/error-registry.js';
 import { VaultError } from '../errors/vault-error.js';
+import { closeListeners, type ListenTable, offerToListeners, serveListen } from './modern-listen.js';
+import {
+  cancelExchanges,
+  deliverTo,
+  type Exchange,
+  ownRequest,
+  type ExchangeTable,
+  resumeExchange,
+  startExchange,
+} from './modern-exchange.js';
 import type { ProxyCaller } from './proxy-key-auth.js';
-import type { ProxySession } from './proxy-session.js';
+import { type ProxySession, refusalMessage } from './proxy-session.js';
 
 /**
  * The 2026-07-28 revision on `/mcp/{proxy}`: stateless requests, each carrying its protocol version,
@@ -89,82 +99,152 @@ export const standardHeaderMismatch = (request: Request, message: JSONRPCRequest
 /** The keys of the per-request envelope: for the vault, not for a 2025-era upstream. */
 const envelopePrefix = 'io.modelcontextprotocol/';
 
-const withoutEnvelope = (message: JSONRPCRequest, id: RequestId): JSONRPCRequest => {
-  const params = { ...(message.params ?? {}) } as Record<string, unknown>;
+/**
+ * A request as the 2025-era upstream gets it: the vault's id and progress token for the client's
+ * (unique across the clients sharing the session), without the per-request envelope or the
+ * retry fields, which are the vault's business.
+ */
+const withoutEnvelope = (
+  message: JSONRPCRequest,
+  id: RequestId,
+  progressToken: string | undefined,
+): JSONRPCRequest => {
+  const {
+    inputResponses: _responses,
+    requestState: _state,
+    ...params
+  } = {
+    ...(message.params ?? {}),
+  } as Record<string, unknown>;
   const meta = params._meta as Record<string, unknown> | undefined;
   if (meta) {
-    const kept = Object.fromEntries(Object.entries(meta).filter(([key]) => !key.startsWith(envelopePrefix)));
+    const kept = Object.fromEntries(
+      Object.entries(meta).filter(([key]) => !key.startsWith(envelopePrefix) && key !== 'progressToken'),
+    );
+    if (progressToken !== undefined) kept.progressToken = progressToken;
     if (Object.keys(kept).length > 0) params._meta = kept;
     else delete params._meta;
   }
   return { ...message, id, params };
 };
 
-export interface SharedSession {
-  session: ProxySession;
+export interface SharedSession extends ExchangeTable, ListenTable {
   /** The upstream's `initialize` result, once it answered. */
   ready: Promise<Record<string, unknown>>;
-  /** Internal request id → the HTTP request waiting for its answer. */
-  waiting: Map<RequestId, (message: JSONRPCMessage) => void>;
-  next: number;
+  /** The upstream ended (or never started): the next request opens a new shared session. */
+  ended: boolean;
 }
 
-/** What the session's `toAgent` does for a shared session: answers go to the request that waits. */
-export const deliverTo = (waiting: SharedSession['waiting']) => async (message: JSONRPCMessage) => {
-  // Notifications and server requests have no HTTP request of their own in this leg: dropped.
-  if (!isJSONRPCResultResponse(message) && !isJSONRPCErrorResponse(message)) return;
-  const resolve = waiting.get(message.id as RequestId);
-  if (!resolve) return;
-  waiting.delete(message.id as RequestId);
-  resolve(message);
-};
+/** A 2026-07-28 answer in the vault's shape: the request's id, and the revision's result fields. */
+const shapeAnswer =
+  (initialized: () => Record<string, unknown>) =>
+  (exchange: Pick<Exchange, 'clientId' | 'method'>, answer: JSONRPCMessage): JSONRPCMessage => {
+    // The vault's own `initialize` (openSharedSession) is the upstream's answer as it is.
+    if (exchange.method === 'initialize') return answer;
+    if (!isJSONRPCResultResponse(answer)) return { ...answer, id: exchange.clientId } as JSONRPCMessage;
+    // A 2026-07-28 result says it is complete; lists and reads say how long they may be cached: not
+    // at all, as what an agent sees is its own (the proxy's lists and pins filter it) and a 2025-era
+    // upstream says nothing about it.
+    const cacheable = exchange.method.endsWith('/list') || exchange.method === 'resources/read';
+    const result: Record<string, unknown> = {
+      resultType: 'complete',
+      ...(cacheable ? { ttlMs: 0, cacheScope: 'private' } : {}),
+      ...(answer.result as Record<string, unknown>),
+    };
+    result._meta = {
+      ...((result._meta as Record<string, unknown> | undefined) ?? {}),
+      [`${envelopePrefix}serverInfo`]: initialized().serverInfo,
+    };
+    return { ...answer, id: exchange.clientId, result } as JSONRPCMessage;
+  };
 
-/** Sends one request through the shared session and waits for its answer. */
-const exchange = (shared: SharedSession, message: JSONRPCRequest, requestId: string) => {
-  shared.next += 1;
-  const internal = `tv-${shared.next}`;
-  return new Promise<JSONRPCMessage>((resolve) => {
-    shared.waiting.set(internal, resolve);
-    void shared.session.fromAgent(withoutEnvelope(message, internal), requestId).catch(() => undefined);
-  });
-};
+/** The upstream `initialize` of a shared session: the vault's, declaring what its clients declared. */
+const initializeRequest = (capabilities: readonly string[]): JSONRPCRequest => ({
+  jsonrpc: '2.0',
+  id: 'tv-initialize',
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-06-18',
+    capabilities: Object.fromEntries(capabilities.map((name) => [name, {}])),
+    clientInfo: { name: 'tokenvault-mcp-proxy', version: '1' },
+  },
+});
 
-/** Opens the upstream of a new shared session, as a 2025-era client would. */
-export const initializeShared = async (shared: SharedSession, requestId: string) => {
-  const answer = await exchange(
-    shared,
-    {
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-06-18',
-        capabilities: {},
-        clientInfo: { name: 'tokenvault-mcp-proxy', version: '1' },
-      },
-    },
+/**
+ * A shared session (one per proxy key and set of declared client capabilities, so the upstream
+ * sees the capabilities its clients have: a server lists its sampling tools only to a client that
+ * can sample): the proxy session `open` builds, with this leg's routing as its `toAgent`, and its
+ * upstream opened as a 2025-era client would.
+ */
+export const openSharedSession = (
+  open: (toAgent: (message: JSONRPCMessage) => Promise<void>) => ProxySession,
+  capabilities: readonly string[],
+  requestId: string,
+  inputWaitMs = 10 * 60_000,
+): SharedSession => {
+  let initialized: Record<string, unknown> = {};
+  // The session is set just below: its `toAgent` is this table's routing.
+  const shared = {
+    exchanges: new Map(),
+    progress: new Map(),
+    parked: new Map(),
+    listeners: new Set(),
+    subscribed: new Map(),
+    next: 0,
     requestId,
-  );
-  if (!isJSONRPCResultResponse(answer)) throw answer;
-  await shared.session.fromAgent({ jsonrpc: '2.0', method: 'notifications/initialized' }, requestId);
-  return answer.result as Record<string, unknown>;
+    inputWaitMs,
+    shape: shapeAnswer(() => initialized),
+    offer: (message: JSONRPCMessage) => offerToListeners(shared, message),
+    ready: Promise.resolve({}),
+    ended: false,
+  } as unknown as SharedSession;
+  const deliver = deliverTo(shared);
+  shared.session = open(async (message) => {
+    await deliver(message);
+    const code = (message as { error?: { data?: { code?: string } } }).error?.data?.code;
+    if (code === 'mcp_upstream_exited' || code === 'mcp_upstream_unavailable') shared.ended = true;
+  });
+  shared.ready = (async () => {
+    const answer = await ownRequest(shared, initializeRequest(capabilities));
+    if (!isJSONRPCResultResponse(answer)) {
+      shared.ended = true;
+      throw answer;
+    }
+    await shared.session.fromAgent({ jsonrpc: '2.0', method: 'notifications/initialized' }, requestId);
+    initialized = answer.result as Record<string, unknown>;
+    return initialized;
+  })();
+  return shared;
 };
 
-/** The JSON-RPC answer to one modern request (a request with an id; notifications get 202). */
+/** Whether nothing is in flight or listening (so an idle sweep may close the shared session). */
+export const sharedIdle = (shared: SharedSession) =>
+  shared.exchanges.size === 0 && shared.parked.size === 0 && shared.listeners.size === 0;
+
+/** Closes a shared session: its listen streams end, its calls are cancelled, its upstream closes. */
+export const closeSharedSession = async (shared: SharedSession) => {
+  closeListeners(shared);
+  cancelExchanges(shared, 'the vault closed the session');
+  await shared.session.close();
+};
+
+/** The answer to one modern request (a request with an id; notifications get 202). */
 export const serveModern = async (
   shared: SharedSession,
   message: JSONRPCRequest,
+  request: Request,
   requestId: string,
-): Promise<JSONRPCMessage> => {
+): Promise<Response> => {
   let initialized: Record<string, unknown>;
   try {
     initialized = await shared.ready;
   } catch (failure) {
     // The upstream refused or the decision did: that answer, under this request's id.
     if (isJSONRPCErrorResponse(failure as JSONRPCMessage))
-      return { ...(failure as JSONRPCMessage & object), id: message.id } as JSONRPCMessage;
+      return Response.json({ ...(failure as JSONRPCMessage & object), id: message.id });
     throw failure instanceof VaultError ? failure : new VaultError('mcp_upstream_unavailable');
   }
+  shared.requestId = requestId;
   if (message.method === 'server/discover') {
     const result: Record<string, unknown> = {
       supportedVersions: [modernRevision],
@@ -175,26 +255,20 @@ export const serveModern = async (
       resultType: 'complete',
       _meta: { [`${envelopePrefix}serverInfo`]: initialized.serverInfo },
     };
-    return { jsonrpc: '2.0', id: message.id, result } as JSONRPCMessage;
+    return Response.json({ jsonrpc: '2.0', id: message.id, result });
   }
-  const answer = await exchange(shared, message, requestId);
-  if (isJSONRPCResultResponse(answer)) {
-    // A 2026-07-28 result says it is complete (the upstream's era has no `input_required`); lists
-    // and reads say how long they may be cached: not at all, as what an agent sees is its own (the
-    // proxy's lists and pins filter it) and a 2025-era upstream says nothing about it.
-    const cacheable = message.method.endsWith('/list') || message.method === 'resources/read';
-    const result: Record<string, unknown> = {
-      resultType: 'complete',
-      ...(cacheable ? { ttlMs: 0, cacheScope: 'private' } : {}),
-      ...(answer.result as Record<string, unknown>),
-    };
-    result._meta = {
-      ...((result._meta as Record<string, unknown> | undefined) ?? {}),
-      [`${envelopePrefix}serverInfo`]: initialized.serverInfo,
-    };
-    return { ...answer, id: message.id, result } as JSONRPCMessage;
+  if (message.method === 'subscriptions/listen')
+    return serveListen(shared, message, request.signal, initialized);
+  if ((message.params as { requestState?: unknown } | undefined)?.requestState !== undefined) {
+    const resumed = resumeExchange(shared, message, request.signal);
+    if (resumed) return resumed;
+    return Response.json(refusalMessage(message.id, new VaultError('mcp_request_state_invalid'), requestId));
   }
-  return { ...answer, id: message.id } as JSONRPCMessage;
+  return startExchange(shared, message, request.signal, (internal, upstreamToken) => {
+    void shared.session
+      .fromAgent(withoutEnvelope(message, internal, upstreamToken), requestId)
+      .catch(() => undefined);
+  });
 };
 
 /** A refusal of the SDK's classifier (JSON-RPC), with the vault's code when it has one. */

@@ -108,3 +108,22 @@ export const upstreamTransport = ({
     ? new SSEClientTransport(url, { fetch: injecting })
     : new StreamableHTTPClientTransport(url, { fetch: injecting });
 };
+
+/**
+ * What a failed send to the upstream means for the session:
+ * - `unauthorized`: HTTP 401, the credential was refused (an OAuth one gets one refresh and one retry);
+ * - `session_lost`: HTTP 404 on a request with the upstream's session id: the upstream restarted and
+ *   forgot the session (the specification's signal to initialize again); nothing was processed;
+ * - `unreachable`: the connection was refused: the upstream is down (or restarting); nothing was sent;
+ * - `failed`: anything else (a dropped connection may have delivered the request: never resent).
+ */
+export type UpstreamFailure = 'unauthorized' | 'session_lost' | 'unreachable' | 'failed';
+
+export const upstreamFailure = (error: unknown): UpstreamFailure => {
+  const status = (error as { status?: unknown } | null)?.status;
+  if (status === 401) return 'unauthorized';
+  if (status === 404) return 'session_lost';
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+  if (error instanceof TypeError && cause?.code === 'ECONNREFUSED') return 'unreachable';
+  return 'failed';
+};

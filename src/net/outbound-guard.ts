@@ -6,6 +6,14 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { embeddedIpv4, nonPublicRange } from './ip-ranges.js';
 
+/** A request failed on a kept-alive connection the server had closed: nothing reached the server. */
+class StaleConnection extends Error {
+  code = 'ECONNRESET';
+  constructor() {
+    super('socket hang up (a kept-alive connection the server had closed)');
+  }
+}
+
 /**
  * The one way the vault makes an HTTP request to a URL someone else chose: an issuer's discovery
  * document and key set today; OAuth endpoints, proxied upstreams and event webhooks later. The
@@ -198,6 +206,8 @@ export const createOutboundGuard = ({
       request.on('error', (error) => {
         // As fetch does: a refused address or a failed connection is a TypeError whose cause says why.
         if (error.name === 'AbortError' || error.name === 'TimeoutError') reject(error);
+        else if (request.reusedSocket && (error as NodeJS.ErrnoException).code === 'ECONNRESET')
+          reject(new StaleConnection());
         else reject(new TypeError('fetch failed', { cause: error }));
       });
       if (body instanceof Readable) body.pipe(request);
@@ -205,12 +215,28 @@ export const createOutboundGuard = ({
     });
   };
 
+  /**
+   * A kept-alive connection the server closed (it restarted, or timed it out) fails the request
+   * sent on it before the server read it: sent again, on another connection, as Node's documentation
+   * advises. Never a streamed body (it is spent).
+   */
+  const onFreshConnection = async (url: URL, init: RequestInit, body: Buffer | Readable | undefined) => {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await once(url, init, body);
+      } catch (error) {
+        if (!(error instanceof StaleConnection)) throw error;
+        if (body instanceof Readable || attempt >= 3) throw new TypeError('fetch failed', { cause: error });
+      }
+    }
+  };
+
   const guardedFetch: GuardedFetch = async (input, init = {}, { redirects = 0 } = {}) => {
     let url = new URL(String(input));
     let current = { ...init };
     let body = bodyOf(init.body);
     for (let hop = 0; ; hop += 1) {
-      const response = await once(url, current, body);
+      const response = await onFreshConnection(url, current, body);
       const location = response.headers.get('location');
       if (!redirectStatuses.has(response.status) || !location || hop >= redirects) return response;
       await response.body?.cancel();

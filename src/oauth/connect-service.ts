@@ -27,13 +27,16 @@ import {
   type ConnectSessionRow,
   hashOf,
 } from './connect-session-repo.js';
-import { createDevicePoller, type DeviceInfo } from './device-poller.js';
+import { devicePollRepo } from './device-poll-repo.js';
+import { createDevicePoller, type DeviceInfo, type DevicePollerOptions } from './device-poller.js';
 import { normalizeTokenResponse } from './normalize-token-response.js';
+import type { AgentConnectFlow } from './oauth-app-repo.js';
 import type { OAuthAppService, OpenedOAuthApp } from './oauth-app-service.js';
 import { resolveApi } from './provider-template.js';
 import { readTokenResponse } from './token-client.js';
 import type { TokenSet } from './token-set.js';
 import type { ConnectedToken } from './refresh/connected-token.js';
+import { earliestExpiry, tokenSetToSecret } from './refresh/token-fields.js';
 
 export interface StartConnectInput {
   /** The OAuth app's name (by default the provider's). */
@@ -70,10 +73,15 @@ export interface ConnectServiceDeps extends FlowDeps {
   /** How long a connect link works (default 15 minutes). */
   sessionTtlSeconds?: number | undefined;
   /**
-   * Told of every token a connection stored that has a refresh token (the refresh service schedules
-   * its refresh from the expiry the provider gave: oauth/refresh/connected-token.ts).
+   * Told of every token a connection stored that can be renewed, by its refresh token or by a new
+   * client-credentials grant (the refresh service schedules its renewal from the expiry the provider
+   * gave: oauth/refresh/connected-token.ts).
    */
   onConnected?: ((token: ConnectedToken) => Promise<void>) | undefined;
+  /** Where the device-flow poller reports polls that failed (it tries again). */
+  logger?: { warn(object: object, message: string): void } | undefined;
+  /** Tuning of the device-flow poller (tests). */
+  devicePolls?: Partial<DevicePollerOptions> | undefined;
 }
 
 /** What the vault's own consent page shows. */
@@ -172,11 +180,13 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
    * it when this user connected before), then the agent's grant on it.
    */
   const store = async (row: ConnectSessionRow, opened: OpenedOAuthApp, token: TokenSet) => {
-    const secret = secretOf(token);
+    const secret = tokenSetToSecret(token);
     // The credential itself expires with its access token only when nothing can renew it: a token
-    // with a refresh token is the refresh service's to keep valid, and an agent asking after the
-    // access token's expiry gets a refreshed one, not `credential_expired`.
-    const credentialExpiry = token.refreshToken === undefined ? (token.expiresAt ?? null) : null;
+    // with a refresh token, or the app's own client-credentials token, is the refresh service's to
+    // keep valid, and an agent asking after the access token's expiry gets a renewed one, not
+    // `credential_expired`.
+    const renewable = token.refreshToken !== undefined || row.flow === 'client_credentials';
+    const credentialExpiry = renewable ? null : (token.expiresAt ?? null);
     const requested = JSON.parse(row.scopes) as string[];
     const scopes = validateScopes(token.scopes ?? requested);
     const api = resolveApi(opened.provider, opened.client.settings?.parameters, token);
@@ -223,12 +233,12 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
       },
       ctx,
     );
-    if (token.refreshToken !== undefined) {
+    if (renewable) {
       await deps.onConnected?.({
         namespace: row.namespace,
         credentialId: credential.id,
         version: credential.version,
-        accessExpiresAt: token.expiresAt ?? null,
+        accessExpiresAt: earliestExpiry(token) ?? null,
         expiryAssumed: token.expiresAtAssumed,
         refreshable: true,
       });
@@ -255,7 +265,10 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
   };
 
   const poller = createDevicePoller({
+    store: deps.store,
     clock,
+    logger: deps.logger,
+    options: deps.devicePolls,
     poll: async (sessionId) => {
       const row = await db
         .selectFrom('connect_sessions')
@@ -409,7 +422,7 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
           if (options.reuse && !clientCredentials) {
             const open = await connectSessionRepo.findOpen(
               db,
-              { namespace, agentId: agent.id, subject: input.user, appId: opened.app.id },
+              { namespace, agentId: agent.id, subject: input.user, appId: opened.app.id, flow },
               now.toISOString(),
             );
             const link = open ? (await unseal(opened, open)).link : undefined;
@@ -476,7 +489,16 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
           details: { ...sessionFacts(row), reused },
         });
         const device = row.device ? (JSON.parse(row.device) as DeviceInfo) : undefined;
-        if (device && !reused) poller.start(row.id, device.interval);
+        // The poll is in the store with the session: whichever process is up polls it, even after
+        // this one stops (device-poller.ts).
+        if (device && !reused) {
+          await devicePollRepo.insert(trx, {
+            sessionId: row.id,
+            namespace,
+            intervalSeconds: Math.max(1, device.interval),
+            firstPollAt: new Date(clock.now().getTime() + Math.max(1, device.interval) * 1000).toISOString(),
+          });
+        }
         return {
           id: row.id,
           url: device ? (device.verificationUriComplete ?? device.verificationUri) : linkOf(token),
@@ -510,46 +532,8 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
     return { ...link, url: '', expiresAt: credential.expiresAt ?? link.expiresAt };
   };
 
-  /**
-   * Client-credentials tokens the vault renews by itself: every credential a client-credentials
-   * session made that expires within `marginSeconds` gets a new token (a new secret version). Two
-   * replicas renewing the same one at once cost one extra token request, nothing more: such tokens
-   * do not rotate anything. Returns how many were renewed.
-   */
-  const renewDue = async (marginSeconds = 60): Promise<number> => {
-    const due = await db
-      .selectFrom('connect_sessions as s')
-      .innerJoin('credentials as c', 'c.id', 's.credential_id')
-      .select(['s.namespace', 's.app_id', 's.scopes', 'c.name', 'c.id'])
-      .where('s.flow', '=', 'client_credentials')
-      .where('s.status', '=', 'completed')
-      .where('c.status', '=', 'active')
-      .where('c.expires_at', '<', new Date(clock.now().getTime() + marginSeconds * 1000).toISOString())
-      .limit(500)
-      .execute();
-    let renewed = 0;
-    for (const row of due) {
-      const opened = await deps.apps.openById(row.namespace, row.app_id);
-      if (!opened) continue;
-      try {
-        const token = await clientCredentialsToken(opened, JSON.parse(row.scopes) as string[]);
-        await deps.credentials.update(
-          row.namespace,
-          row.name,
-          { secret: secretOf(token), expiresAt: token.expiresAt ?? null },
-          systemContext,
-        );
-        renewed += 1;
-      } catch {
-        // The current token stays in use until it expires; the next round tries again.
-      }
-    }
-    return renewed;
-  };
-
   return {
     start,
-    renewDue,
 
     /**
      * For an agent asking for a provider its user has not connected: a link to show the user, when an
@@ -562,10 +546,18 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
       service: string;
       user: string;
       reveal: boolean;
+      /** The flow the agent asked for (`?flow=`); absent: the app's preferred one. */
+      flow?: AgentConnectFlow | undefined;
     }): Promise<ConnectLink | undefined> {
       const app = (await deps.apps.list(request.namespace)).find((a) => a.name === request.service);
       if (!app?.agentConnect) return undefined;
-      const flow = app.settings.endpoints?.authorization || app.provider !== 'generic' ? 'browser' : 'device';
+      const flow = request.flow ?? app.agentConnectFlows[0] ?? 'browser';
+      if (!app.agentConnectFlows.includes(flow)) {
+        throw new VaultError(
+          'connect_flow_not_allowed',
+          `Agents may connect "${app.name}" through ${app.agentConnectFlows.join(' or ')} only, not ${flow}.`,
+        );
+      }
       return start(
         request.namespace,
         { app: app.name, agent: request.agentId, user: request.user, reveal: request.reveal, flow },
@@ -688,7 +680,9 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
       };
     },
 
-    /** Stops the device-flow pollers of this process (sessions left open simply expire). */
+    /** Starts polling the device flows waiting in the store (this process's and any other's). */
+    startPolling: () => poller.start(),
+    /** Stops polling here; open device flows stay in the store, resumed by the next process. */
     stop: () => poller.stop(),
   };
 
@@ -759,14 +753,6 @@ export const createConnectService = (deps: ConnectServiceDeps) => {
     }
     return store(row, opened, await tokensFrom(opened, response));
   }
-};
-
-/** The credential fields of a token set: the tokens only, encrypted by the credential service. */
-const secretOf = (token: TokenSet): Record<string, string> => {
-  const secret: Record<string, string> = { access_token: token.accessToken, token_type: token.tokenType };
-  if (token.refreshToken) secret.refresh_token = token.refreshToken;
-  if (token.idToken) secret.id_token = token.idToken;
-  return secret;
 };
 
 /** The facts every connect event carries (never a token, a code, a verifier or a nonce). */

@@ -33,10 +33,13 @@ export const connectSessionRepo = {
       .where('id', '=', id)
       .executeTakeFirst(),
 
-  /** A session still open for the same agent, user and app (an agent asking again gets the same link). */
+  /**
+   * A session still open for the same agent, user, app and flow (an agent asking again gets the same
+   * link, or the same user code).
+   */
   findOpen: (
     db: Db,
-    key: { namespace: string; agentId: string; subject: string; appId: string },
+    key: { namespace: string; agentId: string; subject: string; appId: string; flow: ConnectFlow },
     now: string,
   ) =>
     db
@@ -46,6 +49,7 @@ export const connectSessionRepo = {
       .where('agent_id', '=', key.agentId)
       .where('subject', '=', key.subject)
       .where('app_id', '=', key.appId)
+      .where('flow', '=', key.flow)
       .where('status', 'in', ['created', 'started'])
       .where('expires_at', '>', now)
       .orderBy('created_at', 'desc')

@@ -11,7 +11,11 @@ import type { ProviderEndpoints, ProviderEntry } from './provider-schema.js';
  *   2. that document names the resource (sent as RFC 8707 `resource` on every request) and its
  *      authorization server;
  *   3. the authorization server's metadata (RFC 8414, else OpenID Connect discovery);
- *   4. dynamic client registration (RFC 7591) with the vault's redirect URI.
+ *   4. the client: where the server advertises `client_id_metadata_document_supported` and the vault is
+ *      reachable over https, the vault's own Client ID Metadata Document URL is its client_id (nothing
+ *      is sent to the server now; it fetches the document at the first authorization request, see
+ *      client-metadata-document.ts); else dynamic client registration (RFC 7591) with the vault's
+ *      redirect URI.
  *
  * Every fetch goes through the caller's (outbound-guarded) fetch: each URL here is one a remote server
  * chose, not the operator.
@@ -24,6 +28,14 @@ export interface McpDiscoveryDeps {
   redirectUri: string;
   /** `client_name` in the registration. */
   clientName: string;
+  /** The vault's Client ID Metadata Document URL; undefined when the vault has no https public URL. */
+  clientIdMetadataUrl?: string | undefined;
+  /**
+   * `auto` (default): the metadata document where the server supports it, else dynamic registration.
+   * Either way by name forces it: `dynamic_client_registration` for a vault the server cannot reach
+   * (an internal vault and a SaaS server), `client_id_metadata_document` to refuse a registration.
+   */
+  registration?: McpRegistrationChoice | undefined;
   timeoutMs?: number;
 }
 
@@ -38,7 +50,33 @@ export interface DiscoveredMcpServer {
   scopes: string[];
   clientId: string;
   clientSecret?: string;
+  /** How the vault became a client of the authorization server. */
+  registration: McpClientRegistration;
 }
+
+export type McpClientRegistration = 'client_id_metadata_document' | 'dynamic_client_registration';
+export type McpRegistrationChoice = 'auto' | McpClientRegistration;
+
+/**
+ * Step 4's choice, pure. A metadata document client is public (no secret can be in a public document),
+ * so it is chosen only where the server takes PKCE S256 and public clients (`none`, when it lists its
+ * methods); otherwise dynamic registration gives a confidential client as before.
+ */
+export const chooseRegistration = (
+  as: Pick<
+    oauth.AuthorizationServer,
+    'code_challenge_methods_supported' | 'token_endpoint_auth_methods_supported'
+  > & { client_id_metadata_document_supported?: unknown },
+  clientIdMetadataUrl: string | undefined,
+): McpClientRegistration => {
+  const methods = as.token_endpoint_auth_methods_supported;
+  return as.client_id_metadata_document_supported === true &&
+    clientIdMetadataUrl !== undefined &&
+    as.code_challenge_methods_supported?.includes('S256') === true &&
+    (methods === undefined || methods.includes('none'))
+    ? 'client_id_metadata_document'
+    : 'dynamic_client_registration';
+};
 
 const clip = (text: string) => text.slice(0, 200);
 
@@ -185,12 +223,47 @@ export const discoverMcpServer = async (
     !methods.includes('client_secret_basic') && methods.includes('client_secret_post')
       ? 'client_secret_post'
       : 'client_secret_basic';
-  const pkce = as.code_challenge_methods_supported?.includes('S256') ? 'supported' : 'none';
+  const pkce: ProviderEntry['pkce'] = as.code_challenge_methods_supported?.includes('S256')
+    ? 'supported'
+    : 'none';
 
-  // 4. Dynamic client registration (RFC 7591): a confidential client with the vault's callback.
+  const found = { resource, issuer: as.issuer, endpoints, pkce, scopes };
+
   const refused = (why: string, cause?: unknown) =>
     new VaultError('mcp_client_registration_failed', `${clip(issuer.href)}: ${why}.`, { cause });
-  if (!as.registration_endpoint) throw refused('it offers no dynamic client registration');
+  const choice = deps.registration ?? 'auto';
+  const documentUsable = chooseRegistration(as, deps.clientIdMetadataUrl) === 'client_id_metadata_document';
+  const noHttpsUrl =
+    'client ID metadata documents need the vault reachable over https (an https TOKENVAULT_PUBLIC_URL)';
+
+  // 4a. A Client ID Metadata Document: the client_id is the vault's document URL, a public client.
+  if (documentUsable && choice !== 'dynamic_client_registration') {
+    return {
+      ...found,
+      clientAuth,
+      clientId: deps.clientIdMetadataUrl!,
+      registration: 'client_id_metadata_document',
+    };
+  }
+  if (choice === 'client_id_metadata_document') {
+    throw refused(
+      as.client_id_metadata_document_supported !== true
+        ? 'it does not advertise client_id_metadata_document_supported'
+        : !deps.clientIdMetadataUrl
+          ? noHttpsUrl
+          : 'it does not take the public client a metadata document describes (PKCE S256 and token_endpoint_auth_method none)',
+    );
+  }
+
+  // 4b. Dynamic client registration (RFC 7591): a confidential client with the vault's callback.
+  if (!as.registration_endpoint) {
+    const cimdOnly = as.client_id_metadata_document_supported === true && !deps.clientIdMetadataUrl;
+    throw refused(
+      cimdOnly
+        ? `it offers no dynamic client registration, and ${noHttpsUrl}`
+        : 'it offers no dynamic client registration',
+    );
+  }
   let client: oauth.OmitSymbolProperties<oauth.Client>;
   try {
     const response = await oauth.dynamicClientRegistrationRequest(
@@ -213,14 +286,11 @@ export const discoverMcpServer = async (
     throw refused(`registration refused (${error instanceof Error ? clip(error.message) : 'error'})`, error);
   }
   return {
-    resource,
-    issuer: as.issuer,
-    endpoints,
+    ...found,
     clientAuth,
-    pkce,
-    scopes,
     clientId: client.client_id,
     ...(typeof client.client_secret === 'string' ? { clientSecret: client.client_secret } : {}),
+    registration: 'dynamic_client_registration',
   };
 };
 

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database, OAuthAppTable } from '../store/schema.js';
 import type { ProviderAppSettings } from './provider-template.js';
+import type { McpClientRegistration } from './mcp-discovery.js';
 import type { ProviderEntry } from './provider-schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -13,7 +14,18 @@ export interface StoredAppSettings extends ProviderAppSettings {
   pkce?: ProviderEntry['pkce'];
   /** RFC 8707: the resource sent on every authorization and token request (MCP servers). */
   resource?: string;
+  /**
+   * The flows an agent's `authorization_required` may start, in the operator's order of preference
+   * (the first when the agent names none). Absent: the browser flow, or the device flow for an app
+   * with no authorization endpoint.
+   */
+  agentConnectFlows?: AgentConnectFlow[];
+  /** Apps from MCP discovery: how the vault became the server's client (mcp-discovery.ts). */
+  registration?: McpClientRegistration;
 }
+
+/** The consent flows an agent may start for its user. */
+export type AgentConnectFlow = 'browser' | 'device';
 
 /** An OAuth app without its secret. */
 export interface OAuthApp {
@@ -29,11 +41,21 @@ export interface OAuthApp {
   settings: StoredAppSettings;
   /** Agents may ask a user to connect through this app (`authorization_required`). */
   agentConnect: boolean;
+  /** Through which flows, preferred first; empty when agents may not. */
+  agentConnectFlows: AgentConnectFlow[];
   createdAt: string;
   updatedAt: string;
 }
 
 export type OAuthAppRow = Selectable<OAuthAppTable>;
+
+/** The flows agents may start through an app, as its settings say or by default. */
+const agentConnectFlowsOf = (row: OAuthAppRow, settings: StoredAppSettings): AgentConnectFlow[] => {
+  if (Number(row.agent_connect) !== 1) return [];
+  if (settings.agentConnectFlows && settings.agentConnectFlows.length > 0) return settings.agentConnectFlows;
+  // Catalog and discovered apps have an authorization endpoint; a generic app may have only a device one.
+  return settings.endpoints?.authorization || row.provider !== 'generic' ? ['browser'] : ['device'];
+};
 
 export const toOAuthApp = (row: OAuthAppRow): OAuthApp => ({
   id: row.id,
@@ -47,6 +69,7 @@ export const toOAuthApp = (row: OAuthAppRow): OAuthApp => ({
   scopes: JSON.parse(row.scopes) as string[],
   settings: JSON.parse(row.settings) as StoredAppSettings,
   agentConnect: Number(row.agent_connect) === 1,
+  agentConnectFlows: agentConnectFlowsOf(row, JSON.parse(row.settings) as StoredAppSettings),
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });

@@ -9,13 +9,24 @@ import { newId } from '../lib/ids.js';
 import type { Store } from '../store/database.js';
 import { isUniqueViolation } from '../store/store-errors.js';
 import {
+  type AgentConnectFlow,
   type OAuthApp,
   oauthAppRepo,
   type OAuthAppRow,
   type StoredAppSettings,
   toOAuthApp,
 } from './oauth-app-repo.js';
-import type { DiscoveredMcpServer } from './mcp-discovery.js';
+import {
+  clientIdMetadataUrlFor,
+  clientMetadataDocument,
+  type ClientMetadataDocument,
+} from './client-metadata-document.js';
+import type {
+  DiscoveredMcpServer,
+  McpClientRegistration,
+  McpDiscoveryDeps,
+  McpRegistrationChoice,
+} from './mcp-discovery.js';
 import type { DiscoveredIssuer } from './oauth-discovery.js';
 import type { ProviderCatalog } from './provider-catalog.js';
 import type { ProviderEndpoints, ProviderEntry } from './provider-schema.js';
@@ -41,6 +52,10 @@ export interface AddOAuthAppInput {
   resource?: string | undefined;
   /** Agents may ask their users to connect through this app (`authorization_required`). */
   agentConnect?: boolean | undefined;
+  /** Through which flows (preferred first); giving them implies `agentConnect`. */
+  agentConnectFlows?: AgentConnectFlow[] | undefined;
+  /** Set by MCP discovery only: how the client was registered. */
+  registration?: McpClientRegistration | undefined;
 }
 
 export interface DiscoverMcpAppInput {
@@ -50,6 +65,8 @@ export interface DiscoverMcpAppInput {
   /** Defaults to the scopes the server's resource metadata advertises. */
   scopes?: string[] | undefined;
   agentConnect?: boolean | undefined;
+  /** Default `auto`: the vault's metadata document where the server supports it, else registration. */
+  registration?: McpRegistrationChoice | undefined;
 }
 
 /** An app name from a host: lowercase, only the characters app names allow. */
@@ -70,10 +87,18 @@ export interface OAuthAppServiceDeps {
   catalog: Pick<ProviderCatalog, 'get'>;
   /** OIDC discovery of an issuer (through the outbound guard). */
   discover: (issuer: string) => Promise<DiscoveredIssuer>;
-  /** MCP authorization discovery and client registration (through the outbound guard). */
-  discoverMcp: (mcpUrl: string, redirectUri: string) => Promise<DiscoveredMcpServer>;
+  /**
+   * MCP authorization discovery and client registration (through the outbound guard); the vault's
+   * Client ID Metadata Document URL is undefined when its public URL is not https.
+   */
+  discoverMcp: (
+    mcpUrl: string,
+    client: Pick<McpDiscoveryDeps, 'redirectUri' | 'clientIdMetadataUrl' | 'registration'>,
+  ) => Promise<DiscoveredMcpServer>;
   /** The vault's public base URL: the redirect URI is built from it. */
   publicUrl: string;
+  /** The vault's name as a client (`client_name` of its registrations and metadata document). */
+  clientName: string;
   /** Local test providers only: endpoints may be http://. */
   allowHttp: boolean;
 }
@@ -84,6 +109,27 @@ export interface OpenedOAuthApp {
   provider: ProviderEntry;
   client: OAuthClientApp;
 }
+
+/**
+ * The flows an operator lets agents start, checked against what the provider can do: the device
+ * flow needs a device authorization endpoint, the browser flow an authorization endpoint.
+ */
+const agentFlows = (flows: readonly string[], endpoints: ProviderEndpoints): AgentConnectFlow[] => {
+  const unique = [...new Set(flows)];
+  if (unique.length === 0 || unique.some((flow) => flow !== 'browser' && flow !== 'device')) {
+    throw new VaultError('invalid_request', 'Agent connect flows are `browser`, `device` or both.');
+  }
+  if (unique.includes('device') && !endpoints.deviceAuthorization) {
+    throw new VaultError('connect_device_unsupported');
+  }
+  if (unique.includes('browser') && !endpoints.authorization) {
+    throw new VaultError(
+      'invalid_request',
+      'This app has no authorization endpoint: agents can use `device` only.',
+    );
+  }
+  return unique as AgentConnectFlow[];
+};
 
 const appNamePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const secretField = 'client_secret';
@@ -96,6 +142,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
   const { db } = deps.store;
   const { audit, clock } = deps;
   const redirectUri = redirectUriFor(deps.publicUrl);
+  const clientIdMetadataUrl = clientIdMetadataUrlFor(deps.publicUrl);
 
   const spec = (ctx: AuditContext, namespace: string, action: AuditAction, name: string): AuditSpec => ({
     ctx,
@@ -168,8 +215,12 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
           throw invalid(`The ${entry.name} app takes no issuer; its endpoints are in the catalog.`);
       }
       if (input.resource !== undefined) settings.resource = input.resource;
+      if (input.registration !== undefined) settings.registration = input.registration;
       // Fails now, with every problem named, rather than at the first connect.
-      resolveEndpoints(forApp(entry), settings, { allowHttp: deps.allowHttp });
+      const resolved = resolveEndpoints(forApp(entry), settings, { allowHttp: deps.allowHttp });
+      if (input.agentConnectFlows !== undefined) {
+        settings.agentConnectFlows = agentFlows(input.agentConnectFlows, resolved);
+      }
     } catch (error) {
       if (error instanceof ProviderSettingsError) throw invalid(error.message);
       throw error;
@@ -194,7 +245,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       issuer,
       scopes: JSON.stringify(scopes),
       settings: JSON.stringify(settings),
-      agent_connect: input.agentConnect ? 1 : 0,
+      agent_connect: input.agentConnect || input.agentConnectFlows !== undefined ? 1 : 0,
       created_at: now,
       updated_at: now,
     };
@@ -238,6 +289,18 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
 
   return {
     redirectUri,
+    clientIdMetadataUrl,
+
+    /** The vault's Client ID Metadata Document, or undefined without an https public URL to serve it at. */
+    clientMetadataDocument: (): ClientMetadataDocument | undefined =>
+      clientIdMetadataUrl === undefined
+        ? undefined
+        : clientMetadataDocument({
+            clientId: clientIdMetadataUrl,
+            publicUrl: deps.publicUrl,
+            redirectUri,
+            clientName: deps.clientName,
+          }),
 
     add: (namespace: string, input: AddOAuthAppInput, ctx: AuditContext = systemContext) =>
       auditedChange(
@@ -255,7 +318,12 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
             throw error;
           }
           await record({
-            details: { app_id: row.id, provider: row.provider, client_secret: row.client_secret !== null },
+            details: {
+              app_id: row.id,
+              provider: row.provider,
+              client_secret: row.client_secret !== null,
+              ...(input.registration ? { registration: input.registration } : {}),
+            },
           });
           return toOAuthApp(row);
         },
@@ -263,9 +331,9 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
 
     /**
      * `oauth app discover`: the MCP server's authorization server found and the vault registered with
-     * it (see mcp-discovery.ts), then stored like a `generic` app whose every authorization and token
-     * request carries the server's resource (RFC 8707). The name is checked first, so a taken name
-     * registers no client at the server.
+     * it (see mcp-discovery.ts: by its metadata document URL, else by dynamic registration), then stored
+     * like a `generic` app whose every authorization and token request carries the server's resource
+     * (RFC 8707). The name is checked first, so a taken name registers no client at the server.
      */
     async discoverMcp(
       namespace: string,
@@ -277,7 +345,11 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
       if (appNamePattern.test(name) && (await oauthAppRepo.findByName(db, namespace, name))) {
         throw appExists(namespace, name);
       }
-      const found = await deps.discoverMcp(input.mcpUrl, redirectUri);
+      const found = await deps.discoverMcp(input.mcpUrl, {
+        redirectUri,
+        clientIdMetadataUrl,
+        registration: input.registration,
+      });
       return this.add(
         namespace,
         {
@@ -291,6 +363,7 @@ export const createOAuthAppService = (deps: OAuthAppServiceDeps) => {
           clientAuth: found.clientAuth,
           resource: found.resource,
           agentConnect: input.agentConnect,
+          registration: found.registration,
         },
         ctx,
       );

@@ -10,6 +10,7 @@ import {
   validateProviderEntry,
 } from './provider-catalog.js';
 import type { ProviderEntry } from './provider-schema.js';
+import { canNarrowScopes } from './refresh/downscope.js';
 import {
   ProviderSettingsError,
   resolveApi,
@@ -110,6 +111,24 @@ describe('the shipped provider catalog', () => {
     });
     expect(entry('oidc').kind).toBe('oidc');
     expect(entry('generic').kind).toBe('generic');
+  });
+
+  it('declares narrower-scope refresh only where the provider documents it', () => {
+    // Google and Microsoft identity platform v2 take `scope` on a refresh (a subset of the grant),
+    // Dropbox calls it downscoping; no other catalog provider documents it.
+    const narrowing = catalog
+      .list()
+      .filter((e) => e.kind === 'oauth2' && e.refresh.narrowerScopes === true)
+      .map((e) => e.name)
+      .sort();
+    expect(narrowing).toEqual(['dropbox', 'google', 'microsoft']);
+    expect(canNarrowScopes(entry('google'))).toBe(true);
+    expect(canNarrowScopes(entry('slack'))).toBe(false);
+    expect(canNarrowScopes(entry('oidc'))).toBe(true);
+    const refresh = { expires: true, supported: false, rotation: 'never', singleUse: false };
+    expect(problemsOf({ ...minimal(), refresh: { ...refresh, narrowerScopes: true } })).toEqual([
+      'acme.json: /refresh/narrowerScopes: narrower scopes are asked for on a refresh, which this provider has not',
+    ]);
   });
 });
 

@@ -111,6 +111,11 @@ const crossCheck = (entry: ProviderEntry): string[] => {
   if (entry.refresh.singleUse && entry.refresh.rotation === 'never') {
     problems.push('/refresh: a single-use refresh token must rotate');
   }
+  if (entry.refresh.narrowerScopes && !entry.refresh.supported) {
+    problems.push(
+      '/refresh/narrowerScopes: narrower scopes are asked for on a refresh, which this provider has not',
+    );
+  }
 
   const extras = Object.keys(entry.tokenResponse.extraFields ?? {});
   const nestedKeys = (entry.tokenResponse.nestedTokens ?? []).map((n) => n.key);

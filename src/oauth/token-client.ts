@@ -55,7 +55,8 @@ export const clientAuthFor = (method: ProviderEntry['clientAuth'], app: OAuthCli
     if (!app.privateKey) throw new Error('private_key_jwt needs the app’s private key');
     return oauth.PrivateKeyJwt(app.privateKey);
   }
-  if (app.clientSecret === undefined) throw new Error(`${method} needs the app’s client secret`);
+  // A public client (a Client ID Metadata Document app) has no secret to present: as at the code exchange.
+  if (app.clientSecret === undefined) return oauth.None();
   return method === 'client_secret_basic'
     ? oauth.ClientSecretBasic(app.clientSecret)
     : oauth.ClientSecretPost(app.clientSecret);
@@ -84,40 +85,47 @@ export const readTokenResponse = async (response: Response): Promise<RawTokenRes
 const isTimeout = (error: unknown): boolean =>
   error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
 
+export interface ClientCredentialsRequest {
+  provider: ProviderEntry;
+  app: OAuthClientApp;
+  /** The scopes to ask for; none: the provider's default for the client. */
+  scopes: readonly string[];
+}
+
 export const createTokenClient = (deps: TokenClientDeps) => {
   const timeoutMs = deps.timeoutMs ?? 15_000;
 
-  /** One refresh-token grant. Never throws for what the provider or the network did: see TokenOutcome. */
-  const refresh = async ({ provider, app, refreshToken, scopes }: RefreshRequest): Promise<TokenOutcome> => {
+  /**
+   * One grant at the app's token endpoint (`refresh` when the entry has its own refresh endpoint),
+   * normalised by the catalog. Never throws for what the provider or the network did: see TokenOutcome.
+   */
+  const grant = async (
+    provider: ProviderEntry,
+    app: OAuthClientApp,
+    parameters: Record<string, string>,
+    send: (
+      as: oauth.AuthorizationServer,
+      clientAuth: oauth.ClientAuth,
+      options: oauth.ClientCredentialsGrantRequestOptions,
+    ) => Promise<Response>,
+  ): Promise<TokenOutcome> => {
     const endpoints = resolveEndpoints(provider, app.settings ?? {}, { allowHttp: deps.allowHttp ?? false });
     const tokenEndpoint = endpoints.refresh ?? endpoints.token;
     const as: oauth.AuthorizationServer = {
       issuer: app.issuer ?? tokenEndpoint,
       token_endpoint: tokenEndpoint,
     };
-    const parameters: Record<string, string> = {
-      ...provider.extraParams?.token,
-      ...provider.extraParams?.refresh,
-    };
-    if (scopes) parameters.scope = scopes.join(provider.scopes.separator);
     if (app.resource) parameters.resource = app.resource;
 
     let response: Response;
     try {
-      response = await oauth.refreshTokenGrantRequest(
-        as,
-        { client_id: app.clientId },
-        clientAuthFor(app.clientAuth ?? provider.clientAuth, app),
-        refreshToken,
-        {
-          additionalParameters: parameters,
-          signal: AbortSignal.timeout(timeoutMs),
-          ...(deps.fetch ? { [oauth.customFetch]: deps.fetch } : {}),
-          ...(deps.allowHttp ? { [oauth.allowInsecureRequests]: true } : {}),
-        },
-      );
+      response = await send(as, clientAuthFor(app.clientAuth ?? provider.clientAuth, app), {
+        signal: AbortSignal.timeout(timeoutMs),
+        ...(deps.fetch ? { [oauth.customFetch]: deps.fetch } : {}),
+        ...(deps.allowHttp ? { [oauth.allowInsecureRequests]: true } : {}),
+      });
     } catch (error) {
-      // No answer at all: the current token stays in use and the refresh is tried again later.
+      // No answer at all: the current token stays in use and the request is tried again later.
       return {
         ok: false,
         failure: {
@@ -131,7 +139,31 @@ export const createTokenClient = (deps: TokenClientDeps) => {
     return normalizeTokenResponse(provider, await readTokenResponse(response), deps.clock.now());
   };
 
-  return { refresh };
+  /** One refresh-token grant (RFC 6749 §6). */
+  const refresh = ({ provider, app, refreshToken, scopes }: RefreshRequest): Promise<TokenOutcome> => {
+    const parameters: Record<string, string> = {
+      ...provider.extraParams?.token,
+      ...provider.extraParams?.refresh,
+    };
+    if (scopes) parameters.scope = scopes.join(provider.scopes.separator);
+    return grant(provider, app, parameters, (as, clientAuth, options) =>
+      oauth.refreshTokenGrantRequest(as, { client_id: app.clientId }, clientAuth, refreshToken, {
+        ...options,
+        additionalParameters: parameters,
+      }),
+    );
+  };
+
+  /** One client-credentials grant (RFC 6749 §4.4): the app's own token, renewed by asking again. */
+  const clientCredentials = ({ provider, app, scopes }: ClientCredentialsRequest): Promise<TokenOutcome> => {
+    const parameters: Record<string, string> = { ...provider.extraParams?.token };
+    if (scopes.length > 0) parameters.scope = scopes.join(provider.scopes.separator);
+    return grant(provider, app, parameters, (as, clientAuth, options) =>
+      oauth.clientCredentialsGrantRequest(as, { client_id: app.clientId }, clientAuth, parameters, options),
+    );
+  };
+
+  return { refresh, clientCredentials };
 };
 
 export type TokenClient = ReturnType<typeof createTokenClient>;

@@ -1,5 +1,6 @@
 /** `token-vault/sdk`: the agent-side client. See docs/agents-quickstart.md. */
 export {
+  type AuthorizationRequired,
   createVaultClient,
   type GetCredentialOptions,
   isVaultClientError,

@@ -2,7 +2,12 @@ import type { CredentialToken } from '../http/schemas/response-types.js';
 import { isVaultClientError, VaultClientError, vaultRefusal } from './client-error.js';
 import { createProxyFetch, type VaultFetchInit } from './proxy-fetch.js';
 
-export { isVaultClientError, VaultClientError, type VaultClientErrorCode } from './client-error.js';
+export {
+  type AuthorizationRequired,
+  isVaultClientError,
+  VaultClientError,
+  type VaultClientErrorCode,
+} from './client-error.js';
 export type { VaultFetchInit } from './proxy-fetch.js';
 
 /**
@@ -40,6 +45,14 @@ export interface GetCredentialOptions {
   scope?: string | readonly string[];
   /** Skip the cache (still shares a request already in flight). */
   forceRefresh?: boolean;
+  /** The end user whose connection to use (per-user OAuth credentials: `?user=`). */
+  user?: string;
+  /**
+   * When that user has not connected yet, which consent flow the vault starts: `browser` (a link) or
+   * `device` (a code to enter at the provider); absent, the app's preferred one. The refusal is a
+   * `VaultClientError` with code `authorization_required` and `authorization` saying what to show.
+   */
+  flow?: 'browser' | 'device';
 }
 
 export interface VaultClientOptions {
@@ -175,8 +188,16 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
   const inFlight = new Map<string, Promise<VaultCredential>>();
 
   /** One attempt: the credential, or a VaultClientError saying whether another attempt may help. */
-  const attempt = async (service: string, scopes: string[]): Promise<VaultCredential> => {
-    const query = scopes.length > 0 ? `?scope=${encodeURIComponent(scopes.join(','))}` : '';
+  const attempt = async (
+    service: string,
+    scopes: string[],
+    who: Pick<GetCredentialOptions, 'user' | 'flow'>,
+  ): Promise<VaultCredential> => {
+    const params = new URLSearchParams();
+    if (scopes.length > 0) params.set('scope', scopes.join(','));
+    if (who.user !== undefined) params.set('user', who.user);
+    if (who.flow !== undefined) params.set('flow', who.flow);
+    const query = params.toString() === '' ? '' : `?${params.toString()}`;
     const url = `${base}/v1/agents/${encodeURIComponent(options.agentId)}/credentials/${encodeURIComponent(service)}${query}`;
     const headers = { authorization: `Bearer ${await token()}`, accept: 'application/json' };
     let response: Response;
@@ -217,10 +238,14 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
     return credential;
   };
 
-  const fetchWithRetries = async (service: string, scopes: string[]): Promise<VaultCredential> => {
+  const fetchWithRetries = async (
+    service: string,
+    scopes: string[],
+    who: Pick<GetCredentialOptions, 'user' | 'flow'>,
+  ): Promise<VaultCredential> => {
     for (let n = 0; ; n += 1) {
       try {
-        return await attempt(service, scopes);
+        return await attempt(service, scopes, who);
       } catch (error) {
         if (!isVaultClientError(error) || !error.retryable || n >= retries) throw error;
         await sleep(backoffMs(n));
@@ -239,13 +264,14 @@ export const createVaultClient = (options: VaultClientOptions): VaultClient => {
   return {
     getCredential(service, getOptions = {}) {
       const scopes = normalizeScopes(getOptions.scope);
-      const key = `${service}\n${scopes.join(' ')}`;
+      // One entry per end user too: two users' tokens of one service are different credentials.
+      const key = `${service}\n${scopes.join(' ')}\n${getOptions.user ?? ''}`;
       const cached = cache.get(key);
       if (!getOptions.forceRefresh && cached && now() < cached.freshUntil)
         return Promise.resolve(cached.value);
       const pending = inFlight.get(key);
       if (pending) return pending;
-      const request = fetchWithRetries(service, scopes)
+      const request = fetchWithRetries(service, scopes, { user: getOptions.user, flow: getOptions.flow })
         .then(
           (value) => {
             remember(key, value);

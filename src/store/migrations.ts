@@ -684,6 +684,48 @@ export const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0014_device_polls': {
+    async up(db: Kysely<unknown>) {
+      // Device-flow polls that outlive a process (src/oauth/device-poller.ts): when each pending
+      // device code is polled next, and a lease so that with several replicas one process at a time
+      // polls it. Bookkeeping only: no access rule watches this table, so a poll never moves the
+      // access generation. The device code stays sealed in connect_sessions.secrets.
+      await db.schema
+        .createTable('device_polls')
+        .addColumn('session_id', 'text', (c) => c.primaryKey())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('interval_seconds', 'integer', (c) => c.notNull())
+        .addColumn('next_poll_at', 'text', (c) => c.notNull())
+        .addColumn('polls', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .addColumn('fence', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('device_polls_due').on('device_polls').column('next_poll_at').execute();
+    },
+  },
+  '0015_refresh_kinds': {
+    async up(db: Kysely<unknown>) {
+      // Client-credentials credentials are renewed by the refresh scheduler (a new grant instead of
+      // a refresh-token grant), which tells them apart by the connection that made them.
+      await db.schema
+        .createIndex('connect_sessions_credential')
+        .on('connect_sessions')
+        .column('credential_id')
+        .execute();
+      const clientCredentials = sql`(select credential_id from connect_sessions
+        where flow = 'client_credentials' and credential_id is not null)`;
+      // Until now they were adopted as unmanaged (no refresh token) and renewed elsewhere: start
+      // them over, so the scheduler adopts them afresh and renews them by due time.
+      await sql`delete from oauth_refresh_state
+        where status = 'unmanaged' and credential_id in ${clientCredentials}`.execute(db);
+      // They carried their first token's expiry as the credential's own, which would refuse them
+      // (`credential_expired`) before the renewal on retrieval could run.
+      await sql`update credentials set expires_at = null
+        where expires_at is not null and id in ${clientCredentials}`.execute(db);
+    },
+  },
 };
 
 /**

@@ -38,6 +38,7 @@ export interface Database {
   oauth_refresh_state: OAuthRefreshStateTable;
   approvals: ApprovalTable;
   approval_push_subscriptions: ApprovalPushSubscriptionTable;
+  device_polls: DevicePollTable;
 }
 
 /** One row (id = 1): moved by triggers on every change to the tables access depends on (0003, 0004). */
@@ -344,6 +345,25 @@ export interface ConnectSessionTable {
   created_at: string;
   updated_at: string;
   expires_at: string;
+}
+
+/**
+ * A device-flow session still waiting for its person (migration 0014, src/oauth/device-poller.ts):
+ * when the provider may be polled next and which process holds the poll. The device code itself is
+ * not here: it stays sealed in the session's `secrets`. Bookkeeping only, no access trigger.
+ */
+export interface DevicePollTable {
+  session_id: string;
+  namespace: string;
+  /** Seconds between polls: the provider's `interval`, 5 s longer after each `slow_down`. */
+  interval_seconds: number;
+  next_poll_at: string;
+  polls: number;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  /** Grows with every lease taken: a holder whose lease was taken over writes nothing. */
+  fence: number;
+  updated_at: string;
 }
 
 /** An MCP proxy (migration 0013, src/mcp-proxy/): JSON columns are text; no secret is stored here. */

@@ -72,6 +72,10 @@ const concerns: Record<AuditAction, Concerns> = {
   'mcp_proxy.call': 'both',
   'mcp_proxy.redact': 'agent',
   'mcp_proxy.session.end': 'agent',
+  // Each needs an upstream that restarted or refused its token: mcp-proxy-resilience.test.ts and
+  // mcp-proxy-reauthorize.test.ts check that --agent and --credential find them.
+  'mcp_proxy.reconnect': { none: 'needs an upstream restart: mcp-proxy-resilience.test.ts checks' },
+  'mcp_proxy.reauthorize': { none: 'needs an upstream 401: mcp-proxy-reauthorize.test.ts checks' },
   'mcp_proxy.tools.pin': { none: 'about an MCP proxy’s upstream tools' },
   'mcp_proxy.tools.change': { none: 'about an MCP proxy’s upstream tools' },
   'mcp_proxy.tools.accept': { none: 'about an MCP proxy’s upstream tools' },

@@ -88,7 +88,12 @@ describe('npm run bench, smoke pass', () => {
         auditGaps: 0,
         callGaps: 0,
         // One upstream `initialize` per session, none per call; BENCH_MCP_SESSIONS's smoke default.
-        churn: expect.objectContaining({ total: 20, initializes: 20, upstreamDeleted: 20 }),
+        churn: expect.objectContaining({ total: 20, initializes: 20 }),
+      }),
+      // Every credential of the window refreshed at the local OAuth server, each request answered 200.
+      'oauth-refresh': expect.objectContaining({
+        window: expect.objectContaining({ count: 40, refreshed: 40, providerSuccesses: 40, failures: 0 }),
+        idle: expect.objectContaining({ small: expect.objectContaining({ states: 100 }) }),
       }),
     });
     const mcp = saved['mcp-proxy'] as { initializes: number; sessionsOpened: number; proxy: { rps: number } };
@@ -121,6 +126,7 @@ describe('npm run bench, smoke pass', () => {
     expect(output).toContain('Agent retrieval at full speed');
     expect(output).toContain('HTTP proxy vs the upstream directly');
     expect(output).toContain('MCP proxy vs the upstream directly');
+    expect(output).toContain('OAuth refresh: due in one window');
     expect(output).toContain('Targets (bench/targets.mjs)');
     const lines = output.split('\n').filter((l) => /: (met|NOT met|n\/a)/.test(l));
     expect(lines).toHaveLength(saved.verdicts.length);

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TestVault, TestVaultOptions } from '../helpers/vault.js';
 import { waitForJob } from '../helpers/jobs.js';
+import { startOAuthServer, type TestOAuthServer } from '../helpers/oauth-server.js';
 import { startTestVault } from '../helpers/vault.js';
 
 export const canary = 'CANARY-7f3a9c-do-not-leak';
@@ -33,6 +34,7 @@ export const canaryContract = (
   dumpDatabase: (t: TestVault) => Promise<string | Buffer>,
 ) => {
   let t: TestVault;
+  let op: TestOAuthServer;
   let cleanup: (() => Promise<void>) | undefined;
   const bodies: string[] = [];
 
@@ -45,7 +47,13 @@ export const canaryContract = (
   beforeAll(async () => {
     const options = await storeOptions();
     cleanup = options.cleanup;
-    t = await startTestVault(options);
+    // A local OAuth provider whose device codes carry the canary: a device code the vault holds
+    // while it polls must be as invisible as any stored secret.
+    op = await startOAuthServer({ deviceInterval: 1, deviceCodePrefix: canary });
+    t = await startTestVault({
+      ...options,
+      settings: { ...options.settings, outboundAllow: '127.0.0.1', oauthAllowHttp: 'true' },
+    });
 
     const secrets: [string, string, Record<string, string>][] = [
       ['k', 'api_key', { api_key: canary }],
@@ -93,13 +101,23 @@ export const canaryContract = (
         (await call('GET', '/v1/admin/keys/status')).body as { job: { finished_at: string | null } },
     );
     await call('POST', '/v1/admin/keys/verify');
+    await deviceFlows(call, op);
     await call('GET', '/metrics', { token: null });
     await call('GET', '/readyz', { token: null });
   });
 
   afterAll(async () => {
     await t?.stop();
+    await op?.stop();
     await cleanup?.();
+  });
+
+  it('really held the canary device codes (the provider was polled with them)', () => {
+    expect(op.deviceCodes().length).toBe(2);
+    for (const code of op.deviceCodes()) {
+      expect(code.startsWith(canary)).toBe(true);
+      expect(op.devicePolls().some((p) => p.deviceCode === code)).toBe(true);
+    }
   });
 
   it('really stored the canary (it decrypts)', async () => {
@@ -122,6 +140,45 @@ export const canaryContract = (
   it('is nowhere in the database', async () => {
     expectNoCanary('the database', await dumpDatabase(t));
   });
+};
+
+/**
+ * Two device flows whose device codes carry the canary: one an admin starts and the person approves
+ * (the code is polled, then redeemed), one an agent starts through `authorization_required` and
+ * nobody approves (the code stays sealed in the store while the vault polls it).
+ */
+const deviceFlows = async (
+  call: (...args: Parameters<TestVault['request']>) => ReturnType<TestVault['request']>,
+  op: TestOAuthServer,
+) => {
+  const app = await call('POST', '/v1/admin/oauth/apps', {
+    body: {
+      provider: 'oidc',
+      name: 'corp',
+      issuer: op.issuer,
+      client_id: op.client.client_id,
+      client_secret: op.client.client_secret,
+      scopes: ['openid', 'offline_access'],
+      agent_connect_flows: ['device'],
+    },
+  });
+  expect(app.status, app.text).toBe(201);
+  const agent = await call('POST', '/v1/admin/agents', { body: { name: 'canary-agent' } });
+  const started = await call('POST', '/v1/admin/connect', {
+    body: { app: 'corp', agent: 'canary-agent', user: 'ann', device: true },
+  });
+  expect(started.status, started.text).toBe(201);
+  const asked = await call('GET', '/v1/agents/canary-agent/credentials/corp?user=bob', {
+    token: (agent.body as { api_key: string }).api_key,
+  });
+  expect((asked.body as { error: { code: string } }).error.code).toBe('authorization_required');
+  await op.browser({ account: 'ann' }).approveDevice((started.body as { user_code: string }).user_code);
+  const id = (started.body as { id: string }).id;
+  const until = Date.now() + 20_000;
+  while (((await call('GET', `/v1/admin/connect/${id}`)).body as { status: string }).status !== 'completed') {
+    if (Date.now() > until) throw new Error('the approved device flow did not complete');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 };
 
 /** The SQLite files as bytes: the database, its WAL and its shared-memory index. */

@@ -67,7 +67,7 @@ export const startServer = (
       // Only the tail is kept: it is for failure messages, and a request log can be long.
       output = (output + chunk.toString()).slice(-100_000);
       if (listening) return;
-      const match = /listening on (http:\/\/\S+)/.exec(output);
+      const match = /listening on (https?:\/\/\S+)/.exec(output);
       if (match) {
         listening = true;
         clearTimeout(timer);

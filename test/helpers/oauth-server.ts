@@ -15,9 +15,11 @@
  *   await browser.approveDevice(userCode);                 // RFC 8628: enter the code, sign in, consent
  *
  *   op.tokenRequests('refresh_token')  // token-endpoint requests of that grant type (all when omitted)
+ *   op.devicePolls()                   // each device-code token request: { deviceCode, at, slowDown }
  *   op.tokenSuccesses('refresh_token') // ... of those, answered 200
  *   op.tokenResources('refresh_token') // the RFC 8707 `resource` each of those sent ('' for none)
  *   op.failTokenRequests({ grantType: 'refresh_token', status: 503, times: 2 }) // inject failures
+ *   op.metadataDocumentFetches()       // client_id URLs it fetched as Client ID Metadata Documents
  *   await op.introspect(accessToken)   // RFC 7662, as the default client
  *   await op.stop()
  *
@@ -28,6 +30,9 @@
  * truth), the device authorization grant with an `interval` and `slow_down` when polled faster than
  * it, client credentials, introspection, revocation, resource indicators, dynamic client registration
  * (RFC 7591, open) and RFC 9207 `iss` in authorization responses. Its state lives in memory per server.
+ * With `clientIdMetadataDocuments`, it also accepts an https URL as a client_id and fetches the client's
+ * metadata from it (its experimental `clientIdMetadataDocument` feature, draft 02) with the fetch given,
+ * which a test points at a server with its own certificate.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -48,9 +53,16 @@ export interface OAuthServerOptions {
   deviceInterval?: number;
   /** Answer the first poll of each device code with `slow_down`, to prove a client honours it. */
   slowDownFirstPoll?: boolean;
+  /**
+   * Prefix every device code it issues with this (and strip it from polls): a canary test's marker,
+   * so a device code leaked anywhere is found by the canary search.
+   */
+  deviceCodePrefix?: string;
   /** The API's resource indicator and its scopes. */
   resource?: string;
   resourceScopes?: string[];
+  /** Accept Client ID Metadata Documents, fetched with this (it replaces the SSRF-guarded default). */
+  clientIdMetadataDocuments?: { fetch: (url: string, init: RequestInit) => Promise<Response> };
 }
 
 export interface BrowserPage {
@@ -83,6 +95,10 @@ export interface TestOAuthServer {
   addClient(metadata: ClientMetadata): void;
   browser(options?: { account?: string; deny?: boolean }): TestBrowser;
   tokenRequests(grantType?: string): number;
+  /** Every device-code token request, in order: the code as the client sent it, when, and whether it was told `slow_down`. */
+  devicePolls(): { deviceCode: string; at: number; slowDown: boolean }[];
+  /** The device codes issued so far, as the client got them. */
+  deviceCodes(): string[];
   tokenSuccesses(grantType?: string): number;
   tokenResources(grantType: string): string[];
   failTokenRequests(failure: {
@@ -93,6 +109,7 @@ export interface TestOAuthServer {
     headers?: Record<string, string>;
   }): void;
   introspect(token: string): Promise<Record<string, unknown>>;
+  metadataDocumentFetches(): string[];
   stop(): Promise<void>;
 }
 
@@ -153,6 +170,8 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const Adapter = memoryAdapter(clients);
+  const documentFetches: string[] = [];
+  const documents = options.clientIdMetadataDocuments;
   const provider = new Provider(issuer, {
     adapter: Adapter,
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -167,7 +186,17 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
     issueRefreshToken: (_ctx: unknown, c: { grantTypeAllowed(type: string): boolean }) =>
       c.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: () => true,
+    // Its only outbound fetch in these tests is of metadata documents: counted, then made as told.
+    ...(documents
+      ? {
+          fetch: (url: URL | string, init: RequestInit) => {
+            documentFetches.push(String(url));
+            return documents.fetch(String(url), init);
+          },
+        }
+      : {}),
     features: {
+      clientIdMetadataDocument: { enabled: !!documents, ...(documents ? { ack: 'draft-02' } : {}) },
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       deviceFlow: { enabled: true },
@@ -210,7 +239,11 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
       ctx.body &&
       typeof ctx.body === 'object'
     ) {
-      (ctx.body as Record<string, unknown>).interval = deviceInterval;
+      const body = ctx.body as Record<string, unknown>;
+      body.interval = deviceInterval;
+      if (options.deviceCodePrefix)
+        body.device_code = `${options.deviceCodePrefix}${String(body.device_code)}`;
+      issuedDeviceCodes.push(String(body.device_code));
     }
   });
 
@@ -226,13 +259,21 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
     headers?: Record<string, string>;
   }> = [];
   const lastPoll = new Map<string, number>();
+  const issuedDeviceCodes: string[] = [];
+  const devicePolls: { deviceCode: string; at: number; slowDown: boolean }[] = [];
   const providerCallback = provider.callback();
 
   const onToken = async (request: IncomingMessage, response: ServerResponse) => {
     // Read the form here to count and shape it; oidc-provider then uses `req.body` as already parsed.
-    const raw = await readBody(request);
-    (request as IncomingMessage & { body?: string }).body = raw;
+    let raw = await readBody(request);
     const grantType = new URLSearchParams(raw).get('grant_type') ?? 'unknown';
+    const sentDeviceCode = new URLSearchParams(raw).get('device_code') ?? '';
+    if (grantType === deviceCodeGrant && options.deviceCodePrefix) {
+      const form = new URLSearchParams(raw);
+      form.set('device_code', sentDeviceCode.replace(options.deviceCodePrefix, ''));
+      raw = form.toString();
+    }
+    (request as IncomingMessage & { body?: string }).body = raw;
     bump(requests, grantType);
     resources.push({ grantType, resource: new URLSearchParams(raw).get('resource') ?? '' });
     const failure = failures.find((f) => f.grantType === grantType && f.times > 0);
@@ -241,13 +282,13 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
       return sendJson(response, failure.status, failure.body ?? { error: 'server_error' }, failure.headers);
     }
     if (grantType === deviceCodeGrant) {
-      const deviceCode = new URLSearchParams(raw).get('device_code') ?? '';
+      const deviceCode = sentDeviceCode;
       const previous = lastPoll.get(deviceCode);
       lastPoll.set(deviceCode, Date.now());
       const tooFast = previous !== undefined && Date.now() - previous < deviceInterval * 1000 - 50;
-      if (tooFast || (previous === undefined && options.slowDownFirstPoll)) {
-        return sendJson(response, 400, { error: 'slow_down' });
-      }
+      const slowDown = tooFast || (previous === undefined && !!options.slowDownFirstPoll);
+      devicePolls.push({ deviceCode, at: Date.now(), slowDown });
+      if (slowDown) return sendJson(response, 400, { error: 'slow_down' });
     }
     response.on('finish', () => {
       if (response.statusCode === 200) bump(successes, grantType);
@@ -283,9 +324,12 @@ export const startOAuthServer = async (options: OAuthServerOptions = {}): Promis
     browser: (browserOptions = {}) =>
       createBrowser(issuer, browserOptions.account ?? 'alice', !!browserOptions.deny),
     tokenRequests: (grantType) => count(requests, grantType),
+    devicePolls: () => [...devicePolls],
+    deviceCodes: () => [...issuedDeviceCodes],
     tokenSuccesses: (grantType) => count(successes, grantType),
     tokenResources: (grantType) => resources.filter((r) => r.grantType === grantType).map((r) => r.resource),
     failTokenRequests: (failure) => failures.push({ ...failure, times: failure.times ?? 1 }),
+    metadataDocumentFetches: () => [...documentFetches],
     async introspect(token) {
       const response = await fetch(`${issuer}/token/introspection`, {
         method: 'POST',

@@ -47,6 +47,7 @@ const tableNames: Record<keyof Database, true> = {
   oauth_refresh_state: true,
   approvals: true,
   approval_push_subscriptions: true,
+  device_polls: true,
 };
 export const expectedTables = Object.keys(tableNames).sort();
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import type { TestVault } from '../helpers/vault.js';
 
@@ -34,8 +35,15 @@ export const auditEvents = async (t: TestVault, action: string): Promise<AuditIt
     }
   ).items;
 
-/** A credential, an agent granted it (proxy-only), a stdio proxy to server-everything, and a key. */
-export const setUpStdioProxy = async (t: TestVault, name = 'everything') => {
+/** How a proxy reaches server-everything: a stdio child (the default), or its HTTP modes. */
+export type EverythingUpstream = { kind: 'stdio' } | { kind: 'streamable-http' | 'sse'; url: string };
+
+/** A credential, an agent granted it (proxy-only), a proxy to server-everything, and a key. */
+export const setUpStdioProxy = async (
+  t: TestVault,
+  name = 'everything',
+  upstream: EverythingUpstream = { kind: 'stdio' },
+) => {
   await ok(t, 'POST', '/v1/admin/credentials', {
     name: `${name}-token`,
     type: 'api_key',
@@ -49,12 +57,49 @@ export const setUpStdioProxy = async (t: TestVault, name = 'everything') => {
   });
   await ok(t, 'POST', '/v1/admin/mcp-proxies', {
     name,
-    command: process.execPath,
-    args: [everythingBin, 'stdio'],
+    ...(upstream.kind === 'stdio'
+      ? {
+          command: process.execPath,
+          args: [everythingBin, 'stdio'],
+          injections: [{ in: 'env', name: 'UPSTREAM_API_TOKEN', template: '{{api_key}}' }],
+        }
+      : {
+          url: upstream.url,
+          transport: upstream.kind,
+          injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
+        }),
     credential: `${name}-token`,
-    injections: [{ in: 'env', name: 'UPSTREAM_API_TOKEN', template: '{{api_key}}' }],
     deny_tools: ['get-tiny-image'],
   });
   const key = await ok(t, 'POST', `/v1/admin/mcp-proxies/${name}/keys`, { agent: `${name}-agent` });
   return { agent, grant, key: key.key as string, keyId: key.id as string };
+};
+
+/** The process ids of this process's children whose command line contains `pattern` (stdio upstreams). */
+export const childPids = (pattern: string): number[] =>
+  execFileSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
+    .filter(
+      (m): m is RegExpExecArray => m !== null && Number(m[2]) === process.pid && m[3]!.includes(pattern),
+    )
+    .map((m) => Number(m[1]));
+
+/** Whether a process of that id is still running. */
+export const running = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Polls `check` until it holds (or `ms` pass), for what happens in the background. */
+export const eventually = async (check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 };

@@ -280,7 +280,23 @@ describe('tokenvault proxy and proxy key commands', () => {
       url,
       headers: { Authorization: 'Bearer ${input:tokenvault-github-key}' },
     });
+    const legacy = await json(['proxy', 'config', 'github', '--client', 'sse', '--key', 'tv_proxy_example']);
+    expect(legacy.url).toBe(`${url}/sse`);
+    expect(JSON.parse(legacy.config as string)).toEqual({
+      url: `${url}/sse`,
+      transport: 'sse',
+      headers: { Authorization: 'Bearer tv_proxy_example' },
+    });
     expect((await cli(['proxy', 'config', 'github', '--client', 'emacs'])).code).toBe(2);
+  });
+
+  it('removes an agent’s proxy keys with the agent, and counts them in its audit event', async () => {
+    expect((await cli(['agent', 'create', 'agent-short-lived'])).code).toBe(0);
+    const created = await json(['proxy', 'key', 'create', 'github', '--agent', 'agent-short-lived']);
+    expect((await cli(['agent', 'rm', 'agent-short-lived'])).code).toBe(0);
+    const rows = await t.vault.store.db.selectFrom('mcp_proxy_keys').select('id').execute();
+    expect(rows.map((r) => r.id)).not.toContain(created.id);
+    expect((await events('agent.delete'))[0]).toMatchObject({ details: { proxy_keys_deleted: 1 } });
   });
 
   it('removes a proxy with its keys', async () => {

@@ -20,7 +20,14 @@ export interface SdkUpstream {
   stop(): Promise<void>;
 }
 
-export const startSdkUpstream = async (): Promise<SdkUpstream> => {
+/**
+ * `port`: listen there (an upstream restarted on the port it had); a free one when omitted.
+ * `hang`: also a tool `hang` that never answers (an upstream that goes away mid-call).
+ */
+export const startSdkUpstream = async ({
+  port: wanted = 0,
+  hang = false,
+}: { port?: number; hang?: boolean } = {}): Promise<SdkUpstream> => {
   const requests: IncomingHttpHeaders[] = [];
   let initializes = 0;
   let closed = 0;
@@ -33,6 +40,7 @@ export const startSdkUpstream = async (): Promise<SdkUpstream> => {
     server.registerTool('whoami', { description }, async () => ({
       content: [{ type: 'text', text: `authorization=${authorization}` }],
     }));
+    if (hang) server.registerTool('hang', { description: 'Never answers.' }, () => new Promise(() => {}));
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       onsessioninitialized: (id) => void transports.set(id, transport),
@@ -79,7 +87,7 @@ export const startSdkUpstream = async (): Promise<SdkUpstream> => {
       res.writeHead(500).end(String(error));
     });
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => http.listen(wanted, '127.0.0.1', resolve));
   const { port } = http.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/mcp`,

@@ -92,11 +92,15 @@ describe('device flow consent', () => {
     const link = JSON.parse(made.stdout) as { id: string; user_code: string };
     await op.browser({ account: 'frank', deny: true }).approveDevice(link.user_code);
     expect(await settled(link.id)).toMatchObject({ status: 'failed', error_code: 'connect_denied' });
-    const events = (await t.request('GET', '/v1/admin/audit/events?limit=1000')).body as {
-      items: { action: string; decision: string; reason: string | null }[];
+    // The session is marked failed just before its refusal is recorded: wait for the event too.
+    const deniedRecorded = async () => {
+      const events = (await t.request('GET', '/v1/admin/audit/events?limit=1000')).body as {
+        items: { action: string; decision: string; reason: string | null }[];
+      };
+      return events.items.some((e) => e.action === 'connect.complete' && e.reason === 'connect_denied');
     };
-    expect(events.items.some((e) => e.action === 'connect.complete' && e.reason === 'connect_denied')).toBe(
-      true,
-    );
+    const until = Date.now() + 5000;
+    while (!(await deniedRecorded()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect(await deniedRecorded()).toBe(true);
   }, 30_000);
 });

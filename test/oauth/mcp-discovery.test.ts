@@ -129,6 +129,8 @@ describe('MCP authorization discovery', () => {
       issuer: op.issuer,
       resource: mcp.url,
       client_secret_set: true,
+      // This provider does not advertise client ID metadata documents (mcp-cimd.test.ts: one that does).
+      registration: 'dynamic_client_registration',
       scopes: ['openid', 'offline_access', 'api:read'],
       endpoints: { authorization: oidcMetadata.authorization_endpoint, token: oidcMetadata.token_endpoint },
     });

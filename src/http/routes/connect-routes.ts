@@ -57,6 +57,8 @@ const ConnectLinkView = Type.Object({
   expires_at: Type.String(),
   user_code: Type.Optional(Type.String()),
   verification_uri: Type.Optional(Type.String()),
+  verification_uri_complete: Type.Optional(Type.String()),
+  interval: Type.Optional(Type.Integer({ description: 'Seconds between the vault’s polls.' })),
 });
 
 const ConnectSessionView = Type.Object({
@@ -105,7 +107,14 @@ export const registerConnectRoutes = (app: FastifyInstance, { connect }: Pick<Va
         url: link.url,
         expires_at: link.expiresAt,
         ...(link.device
-          ? { user_code: link.device.userCode, verification_uri: link.device.verificationUri }
+          ? {
+              user_code: link.device.userCode,
+              verification_uri: link.device.verificationUri,
+              ...(link.device.verificationUriComplete
+                ? { verification_uri_complete: link.device.verificationUriComplete }
+                : {}),
+              interval: link.device.interval,
+            }
           : {}),
       });
     },

@@ -57,6 +57,7 @@ export const registerOAuthAppRoutes = (
           clientAuth: b.client_auth,
           resource: b.resource,
           agentConnect: b.agent_connect,
+          agentConnectFlows: b.agent_connect_flows,
         },
         request.adminContext,
       );
@@ -72,7 +73,7 @@ export const registerOAuthAppRoutes = (
         tags,
         security,
         summary:
-          'Add an app for a remote MCP server by its authorization discovery and dynamic client registration',
+          'Add an app for a remote MCP server by its authorization discovery, as a client by its metadata document or registration',
         headers: NamespaceHeader,
         body: DiscoverMcpAppBody,
         response: withErrors({ 201: OAuthAppView }, 409, 502, 503),
@@ -82,7 +83,13 @@ export const registerOAuthAppRoutes = (
       const b = request.body;
       const added = await oauthApps.discoverMcp(
         request.namespace,
-        { mcpUrl: b.mcp_url, name: b.name, scopes: b.scopes, agentConnect: b.agent_connect },
+        {
+          mcpUrl: b.mcp_url,
+          name: b.name,
+          scopes: b.scopes,
+          agentConnect: b.agent_connect,
+          registration: b.registration,
+        },
         request.adminContext,
       );
       return reply.status(201).send(view(added));

@@ -48,6 +48,7 @@ export const registerRetrievalRoutes = (
         requestId: request.id,
         endUser: request.query.user,
         approvalId: request.query.approval,
+        connectFlow: request.query.flow,
       });
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
       return toCredentialToken(credential);

@@ -9,8 +9,19 @@ export const ErrorResponse = Type.Object(
       connect_url: Type.Optional(
         Type.String({ description: '`authorization_required`: the link to show the end user.' }),
       ),
+      flow: Type.Optional(
+        Type.String({ description: '`authorization_required`: `browser` or `device` (RFC 8628).' }),
+      ),
       user_code: Type.Optional(Type.String({ description: 'Device flow: the code the user enters.' })),
       verification_uri: Type.Optional(Type.String({ description: 'Device flow: where the user enters it.' })),
+      verification_uri_complete: Type.Optional(
+        Type.String({
+          description: 'Device flow: the same page with the code filled in, when the provider gives one.',
+        }),
+      ),
+      interval: Type.Optional(
+        Type.Integer({ description: 'Device flow: seconds between the vault’s polls of the provider.' }),
+      ),
       expires_at: Type.Optional(Type.String({ description: 'When the link or the code stops working.' })),
     }),
   },

@@ -200,6 +200,12 @@ export const RetrievalQuery = Type.Object({
       description: 'After `approval_pending`: the approval this retry relies on (docs/approvals.md).',
     }),
   ),
+  flow: Type.Optional(
+    Type.Union([Type.Literal('browser'), Type.Literal('device')], {
+      description:
+        'With `user`, when that user has not connected yet: the consent flow `authorization_required` starts (`device`: RFC 8628, a user code). Absent: the app’s preferred one.',
+    }),
+  ),
 });
 
 /** The seed contract's answer; the only fields that can leave (an allowlist, like every response). */

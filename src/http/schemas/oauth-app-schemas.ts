@@ -13,6 +13,13 @@ const Endpoints = Type.Object(
   { additionalProperties: false },
 );
 
+const AgentConnectFlows = Type.Array(Type.Union([Type.Literal('browser'), Type.Literal('device')]), {
+  minItems: 1,
+  maxItems: 2,
+  description:
+    'The flows agents may start (`browser`, `device`: RFC 8628), preferred first; implies `agent_connect`. Default: `browser` (`device` for an app without an authorization endpoint).',
+});
+
 export const AddOAuthAppBody = Type.Object(
   {
     provider: Type.String({
@@ -40,6 +47,7 @@ export const AddOAuthAppBody = Type.Object(
         description: 'Agents may ask their users to connect through this app (`authorization_required`).',
       }),
     ),
+    agent_connect_flows: Type.Optional(AgentConnectFlows),
   },
   { additionalProperties: false },
 );
@@ -57,6 +65,19 @@ export const DiscoverMcpAppBody = Type.Object(
       }),
     ),
     agent_connect: Type.Optional(Type.Boolean()),
+    registration: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal('auto'),
+          Type.Literal('client_id_metadata_document'),
+          Type.Literal('dynamic_client_registration'),
+        ],
+        {
+          description:
+            'Default `auto`: the vault’s client ID metadata document where the server supports it, else dynamic client registration; either by name forces it.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -73,10 +94,20 @@ export const OAuthAppView = Type.Object({
   parameters: Type.Record(Type.String(), Type.String()),
   endpoints: Type.Union([Endpoints, Type.Null()]),
   agent_connect: Type.Boolean(),
+  agent_connect_flows: Type.Array(Type.String(), {
+    description: 'The flows agents may start, preferred first; empty when agent connect is off.',
+  }),
   resource: Type.Union([Type.String(), Type.Null()], {
     description: 'RFC 8707 resource sent on every authorization and token request (MCP servers).',
   }),
   redirect_uri: Type.String({ description: 'Register this URL with the provider.' }),
+  registration: Type.Union(
+    [Type.Literal('client_id_metadata_document'), Type.Literal('dynamic_client_registration'), Type.Null()],
+    {
+      description:
+        'Apps from MCP discovery: the client_id is the vault’s metadata document URL, or was registered dynamically (RFC 7591). Null: added by hand (or discovered before this was recorded).',
+    },
+  ),
   created_at: Type.String(),
 });
 
@@ -94,7 +125,9 @@ export const toOAuthAppView = (app: OAuthApp, redirectUri: string) => ({
   parameters: { ...app.settings.parameters },
   endpoints: app.settings.endpoints ?? null,
   agent_connect: app.agentConnect,
+  agent_connect_flows: app.agentConnectFlows,
   resource: app.settings.resource ?? null,
   redirect_uri: redirectUri,
+  registration: app.settings.registration ?? null,
   created_at: app.createdAt,
 });

@@ -153,6 +153,9 @@ export const createOAuthRefresh = ({
         : ('pass' as const);
     },
 
+    /** The MCP proxy's answer to an upstream 401: the use with a refreshed token, once, or undefined. */
+    reauthorize: (use: CredentialUse) => freshness.afterRefusal(use, 'proxy'),
+
     /** `tokenvault credential refresh NAME`: one refresh now (or the one in flight). */
     async refreshNow(namespace: string, name: string, user?: string) {
       const credential = await credentials.get(namespace, name, user);
@@ -194,7 +197,8 @@ export const createOAuthRefresh = ({
       await refreshStateRepo.remove(store.db, credential.id);
       const outcome = opened
         ? await revokeAtProvider(resolved, opened.secret, {
-            fetch,
+            // The provider's endpoints, reached like its token endpoint.
+            fetch: wiring.tokenClient?.fetch ?? fetch,
             ...(wiring.tokenClient?.allowHttp ? { allowHttp: true } : {}),
           })
         : ({ status: 'failed', code: 'secret_unreadable' } as const);

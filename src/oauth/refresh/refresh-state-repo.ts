@@ -137,6 +137,24 @@ export const refreshStateRepo = {
       .limit(limit)
       .execute(),
 
+  /**
+   * The scopes a client-credentials connection asked for, when the credential is one (its tokens are
+   * renewed by asking again, not refreshed); undefined for any other credential. Indexed by
+   * `connect_sessions_credential` (migration 0015).
+   */
+  async clientCredentialsScopes(db: Db, credentialId: string): Promise<string[] | undefined> {
+    const row = await db
+      .selectFrom('connect_sessions')
+      .select('scopes')
+      .where('credential_id', '=', credentialId)
+      .where('flow', '=', 'client_credentials')
+      .where('status', '=', 'completed')
+      .orderBy('updated_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? (JSON.parse(row.scopes) as string[]) : undefined;
+  },
+
   remove: (db: Db, credentialId: string) =>
     db.deleteFrom('oauth_refresh_state').where('credential_id', '=', credentialId).execute(),
 };

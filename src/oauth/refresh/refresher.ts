@@ -1,27 +1,29 @@
-import type { Transaction } from 'kysely';
 import type { AuditRecorder } from '../../audit/audit-types.js';
 import type { CredentialService } from '../../credentials/credential-service.js';
 import type { EventPublisher } from '../../events/event-types.js';
 import type { Clock } from '../../lib/clock.js';
+import type { SecretFields } from '../../credentials/credential-types.js';
 import type { Store } from '../../store/database.js';
-import type { Database } from '../../store/schema.js';
 import type { TokenClient } from '../token-client.js';
-import { mergeRefreshed, type TokenFailure, type TokenSet } from '../token-set.js';
-import { backoffMs, nextRefreshAt } from './refresh-plan.js';
+import { createGrantRequests, type RefreshKind } from './refresh-grant.js';
+import { createRefreshOutcomes } from './refresh-outcomes.js';
+import { nextRefreshAt } from './refresh-plan.js';
 import { refreshStateRepo, type RefreshStateRow, type StatePatch } from './refresh-state-repo.js';
 import type { RefreshResult, RefreshSettings, ResolveOAuthApp } from './refresh-types.js';
-import { secretToTokenSet, tokenSetToSecret } from './token-fields.js';
+import { earliestExpiry, tokenSetToSecret } from './token-fields.js';
 
 /**
  * One credential's refresh, at most one in flight across every process sharing the database:
  *
  *   single-flight in this process → the lease in the database (fenced) → re-read the secret → the
- *   token endpoint → one transaction: check the fence, store the new version (rotated refresh token
- *   and access token together), the schedule, the audit event → release
+ *   token endpoint (refresh-grant.ts: the credential's refresh token, then each nested token's own;
+ *   or, for a client-credentials credential, a new grant) → one transaction: check the fence, store
+ *   the new version (every rotated refresh token with its access token), the schedule, the audit
+ *   event → release
  *
  * A caller that finds the lease held waits for the holder's outcome and returns it. Nothing here
  * retries in a loop: a retryable failure is written as the next time to try (backoff), a refusal of
- * the grant as `needs_reauth`, once.
+ * the grant as `needs_reauth`, once (refresh-outcomes.ts).
  */
 
 export type RefreshTrigger = 'scheduler' | 'retrieval' | 'proxy' | 'admin' | 'downscope';
@@ -61,7 +63,7 @@ export interface RefresherLogger {
 export interface RefresherDeps {
   store: Pick<Store, 'db'>;
   credentials: Pick<CredentialService, 'openForRefresh'>;
-  tokens: Pick<TokenClient, 'refresh'>;
+  tokens: Pick<TokenClient, 'refresh' | 'clientCredentials'>;
   resolveApp: ResolveOAuthApp;
   audit: Pick<AuditRecorder, 'recordInTransaction'>;
   events: EventPublisher;
@@ -85,6 +87,17 @@ export const createRefresher = (deps: RefresherDeps) => {
   const waitPollMs = deps.waitPollMs ?? 25;
   const inFlight = new Map<string, Promise<RefreshResult>>();
   const now = () => clock.now().getTime();
+  const grants = createGrantRequests({ tokens, logger });
+  const { recordRefresh, announceReauth, waitAfter, narrowed, failed } = createRefreshOutcomes({
+    db,
+    credentials,
+    audit,
+    events,
+    clock,
+    settings,
+    random,
+    logger,
+  });
 
   /** The state row, made on first sight of the credential (adopted with its expiry unknown). */
   const stateOf = async (namespace: string, credentialId: string, version: number) => {
@@ -141,22 +154,12 @@ export const createRefresher = (deps: RefresherDeps) => {
     }
   };
 
-  const recordRefresh = (
-    trx: Transaction<Database>,
-    namespace: string,
-    name: string,
-    decision: { ok: true } | { ok: false; reason: string },
-    details: Record<string, string | number | boolean>,
-  ) =>
-    audit.recordInTransaction(trx, {
-      namespace,
-      actor: { type: 'system', id: null },
-      action: 'credential.refresh',
-      target: { type: 'credential', id: name },
-      decision: decision.ok ? 'allow' : 'deny',
-      reason: decision.ok ? 'ok' : decision.reason,
-      details: { credential_name: name, ...details },
-    });
+  /** How the credential's token is renewed: its refresh token, a client-credentials grant, or not at all. */
+  const kindOf = async (credentialId: string, secret: SecretFields): Promise<RefreshKind | undefined> => {
+    if (secret.refresh_token) return { kind: 'refresh_token' };
+    const scopes = await refreshStateRepo.clientCredentialsScopes(db, credentialId);
+    return scopes ? { kind: 'client_credentials', scopes } : undefined;
+  };
 
   /** The refresh proper, with the lease held (`fence`). */
   const refreshHeld = async (
@@ -190,28 +193,19 @@ export const createRefresher = (deps: RefresherDeps) => {
       return { outcome: 'not_refreshable', reason: 'needs_reauth' };
     }
     const resolved = await resolveApp(namespace, credentialId);
-    if (!resolved || !secret.refresh_token) {
+    const kind = resolved ? await kindOf(credentialId, secret) : undefined;
+    if (!resolved || !kind) {
       await finish({ status: 'unmanaged', next_refresh_at: null, secret_version: version });
       return { outcome: 'not_refreshable', reason: resolved ? 'no_refresh_token' : 'no_app' };
     }
+    if (options.narrowTo && kind.kind === 'client_credentials') {
+      // The app's own token has no refresh token to narrow with (the downscoper says so first).
+      await finish({});
+      return { outcome: 'retry_later', code: 'invalid_scope', nextRefreshAt: iso(now()) };
+    }
 
     const startedAt = now();
-    let answer: Awaited<ReturnType<typeof tokens.refresh>>;
-    try {
-      answer = await tokens.refresh({
-        provider: resolved.provider,
-        app: resolved.app,
-        refreshToken: secret.refresh_token,
-        ...(options.narrowTo ? { scopes: [...options.narrowTo.scopes] } : {}),
-      });
-    } catch (error) {
-      // The app's settings are wrong (an endpoint, a missing secret): an operator must act.
-      logger.warn(
-        { credentialId, err: (error as Error).message },
-        'oauth refresh: the OAuth app is misconfigured',
-      );
-      answer = { ok: false, failure: { kind: 'fatal', code: 'app_misconfigured', status: 0 } };
-    }
+    const answer = await grants.primary(credentialId, resolved, secret, kind, options.narrowTo?.scopes);
     if (answer.ok && options.narrowTo) {
       return narrowed(namespace, credentialId, credential.name, fence, secret, answer.token, write, options);
     }
@@ -220,202 +214,119 @@ export const createRefresher = (deps: RefresherDeps) => {
       await finish({});
       return { outcome: 'retry_later', code: answer.failure.code, nextRefreshAt: iso(now()) };
     }
-    if (answer.ok) {
-      const merged = mergeRefreshed(secretToTokenSet(secret), answer.token);
-      const at = now();
-      const expiresAt = merged.expiresAt ? Date.parse(merged.expiresAt) : null;
-      const next = nextRefreshAt(
-        {
-          now: at,
-          accessExpiresAt: expiresAt,
-          issuedAt: startedAt,
-          refreshable: merged.refreshToken !== undefined,
-        },
-        settings,
-        random,
-      );
-      const rotated =
-        answer.token.refreshToken !== undefined && answer.token.refreshToken !== secret.refresh_token;
-      const written = await db.transaction().execute(async (trx) => {
-        // The fence first: a holder whose lease was taken over writes nothing.
-        const held = await refreshStateRepo.finish(
-          trx,
-          credentialId,
-          fence,
-          {
-            status: 'active',
-            access_expires_at: expiresAt === null ? null : iso(expiresAt),
-            expiry_assumed: merged.expiresAtAssumed ? 1 : 0,
-            next_refresh_at: next === null ? null : iso(next),
-            last_refresh_at: iso(at),
-            failures: 0,
-            last_error: null,
-          },
-          iso(at),
-        );
-        if (!held) return undefined;
-        const newVersion = await write(trx, tokenSetToSecret(merged), iso(at));
-        await trx
-          .updateTable('oauth_refresh_state')
-          .set({ secret_version: newVersion })
-          .where('credential_id', '=', credentialId)
-          .execute();
-        await recordRefresh(
-          trx,
-          namespace,
-          credential.name,
-          { ok: true },
-          {
-            credential_id: credentialId,
-            version: newVersion,
-            trigger: options.trigger,
-            rotated,
-          },
-        );
-        return newVersion;
-      });
-      if (written === undefined) {
-        // Our lease ran out and another process took over: its refresh stands, this answer is dropped.
-        logger.warn({ credentialId, trigger: options.trigger }, 'oauth refresh: lease lost before the write');
-        const row = await waitForLease(credentialId);
-        return (
-          (row && outcomeOf(row, version)) ?? {
-            outcome: 'retry_later',
-            code: 'lease_lost',
-            nextRefreshAt: iso(now()),
-          }
-        );
-      }
-      return { outcome: 'refreshed', version: written };
+    if (!answer.ok) {
+      return failed(namespace, credentialId, credential.name, version, fence, answer.failure, options);
     }
-    return failed(namespace, credentialId, credential.name, version, fence, answer.failure, options);
-  };
-
-  /** A narrower token: handed to the caller; only a rotated refresh token is stored. */
-  const narrowed = async (
-    namespace: string,
-    credentialId: string,
-    name: string,
-    fence: number,
-    secret: Record<string, string>,
-    token: TokenSet,
-    write: (trx: Transaction<Database>, next: Record<string, string>, now: string) => Promise<number>,
-    options: RefreshOptions,
-  ): Promise<RefreshResult> => {
+    const {
+      merged,
+      renewed,
+      failure: nestedFailure,
+    } = await grants.withNested(credentialId, resolved, secret, answer.token);
     const at = now();
-    const rotated = token.refreshToken !== undefined && token.refreshToken !== secret.refresh_token;
-    const version = await db.transaction().execute(async (trx) => {
-      const held = await refreshStateRepo.finish(trx, credentialId, fence, {}, iso(at));
+    const expiry = earliestExpiry(merged);
+    const expiresAt = expiry === undefined ? null : Date.parse(expiry);
+    const next = nextRefreshAt(
+      { now: at, accessExpiresAt: expiresAt, issuedAt: startedAt, refreshable: true },
+      settings,
+      random,
+    );
+    // A nested token refused or not renewed: the tokens that were renewed are stored all the same
+    // (a single-use refresh token sent is spent), and the state says what is wrong with the rest.
+    const failures = nestedFailure
+      ? Number((await refreshStateRepo.get(db, credentialId))?.failures ?? 0) + 1
+      : 0;
+    const outcome: StatePatch = !nestedFailure
+      ? { status: 'active', failures: 0, last_error: null, next_refresh_at: next === null ? null : iso(next) }
+      : nestedFailure.failure.kind === 'reauth_required'
+        ? {
+            status: 'needs_reauth',
+            failures: 0,
+            last_error: nestedFailure.failure.code,
+            next_refresh_at: null,
+          }
+        : {
+            status: 'failing',
+            failures,
+            last_error: nestedFailure.failure.code,
+            next_refresh_at: iso(at + waitAfter(nestedFailure.failure, failures)),
+          };
+    const rotated =
+      answer.token.refreshToken !== undefined && answer.token.refreshToken !== secret.refresh_token;
+    const written = await db.transaction().execute(async (trx) => {
+      // The fence first: a holder whose lease was taken over writes nothing.
+      const held = await refreshStateRepo.finish(
+        trx,
+        credentialId,
+        fence,
+        {
+          ...outcome,
+          access_expires_at: expiresAt === null ? null : iso(expiresAt),
+          expiry_assumed: merged.expiresAtAssumed ? 1 : 0,
+          last_refresh_at: iso(at),
+        },
+        iso(at),
+      );
       if (!held) return undefined;
-      const current = await trx
-        .selectFrom('credentials')
-        .select('current_version')
-        .where('id', '=', credentialId)
-        .executeTakeFirstOrThrow();
-      if (!rotated) return Number(current.current_version);
-      const next = await write(trx, { ...secret, refresh_token: token.refreshToken as string }, iso(at));
-      // Same access token, same expiry: the state describes the new version as it did the old.
+      const newVersion = await write(trx, tokenSetToSecret(merged), iso(at));
       await trx
         .updateTable('oauth_refresh_state')
-        .set({ secret_version: next })
+        .set({ secret_version: newVersion })
         .where('credential_id', '=', credentialId)
         .execute();
+      if (kind.kind === 'client_credentials') {
+        // Renewed here from now on: the credential no longer expires with one token (connections
+        // made before migration 0015 carried the first token's expiry).
+        await trx
+          .updateTable('credentials')
+          .set({ expires_at: null })
+          .where('id', '=', credentialId)
+          .where('expires_at', 'is not', null)
+          .execute();
+      }
       await recordRefresh(
         trx,
         namespace,
-        name,
+        credential.name,
         { ok: true },
-        { credential_id: credentialId, version: next, trigger: options.trigger, rotated, narrowed: true },
+        {
+          credential_id: credentialId,
+          version: newVersion,
+          trigger: options.trigger,
+          rotated,
+          grant: kind.kind,
+          ...(renewed > 0 ? { nested_renewed: renewed } : {}),
+          ...(nestedFailure
+            ? { nested_failed: nestedFailure.key, provider_error: nestedFailure.failure.code }
+            : {}),
+        },
       );
-      return next;
-    });
-    if (version === undefined)
-      return { outcome: 'retry_later', code: 'lease_lost', nextRefreshAt: iso(now()) };
-    options.narrowTo?.onNarrowed({
-      accessToken: token.accessToken,
-      tokenType: token.tokenType,
-      expiresAt: token.expiresAt ? Date.parse(token.expiresAt) : null,
-      version,
-    });
-    return { outcome: 'refreshed', version };
-  };
-
-  const failed = async (
-    namespace: string,
-    credentialId: string,
-    name: string,
-    version: number,
-    fence: number,
-    failure: TokenFailure,
-    options: RefreshOptions,
-  ): Promise<RefreshResult> => {
-    const at = now();
-    const finish = (patch: StatePatch) => refreshStateRepo.finish(db, credentialId, fence, patch, iso(at));
-    if (failure.kind === 'reauth_required') {
-      // Before calling the grant gone: was the token changed under us (a reconnect, a takeover)?
-      const reread = await credentials.openForRefresh(namespace, credentialId);
-      if (reread && reread.version !== version) {
-        await finish({ next_refresh_at: iso(at) });
-        return { outcome: 'refreshed_elsewhere', version: reread.version };
+      if (nestedFailure?.failure.kind === 'reauth_required') {
+        await announceReauth(trx, namespace, credentialId, credential.name, nestedFailure.failure, options);
       }
-      const flipped = await db.transaction().execute(async (trx) => {
-        const held = await refreshStateRepo.finish(
-          trx,
-          credentialId,
-          fence,
-          { status: 'needs_reauth', next_refresh_at: null, last_error: failure.code, failures: 0 },
-          iso(at),
-        );
-        if (!held) return false;
-        // Once: only the refresh that moves it from active records and announces it.
-        const changed = await trx
-          .updateTable('credentials')
-          .set({ status: 'needs_reauth', updated_at: iso(at) })
-          .where('id', '=', credentialId)
-          .where('status', '=', 'active')
-          .executeTakeFirst();
-        if (Number(changed.numUpdatedRows) !== 1) return false;
-        await recordRefresh(
-          trx,
-          namespace,
-          name,
-          { ok: false, reason: 'credential_needs_reauth' },
-          {
-            credential_id: credentialId,
-            provider_error: failure.code,
-            status: failure.status,
-            trigger: options.trigger,
-          },
-        );
-        await events.publish(
-          {
-            type: 'credential.needs_reauth',
-            namespace,
-            data: { credential_id: credentialId, credential_name: name, error: failure.code },
-          },
-          trx,
-        );
-        return true;
-      });
-      logger.warn(
-        { credentialId, code: failure.code, announced: flipped },
-        'oauth refresh: grant refused, needs reauthorization',
+      return newVersion;
+    });
+    if (written === undefined) {
+      // Our lease ran out and another process took over: its refresh stands, this answer is dropped.
+      logger.warn({ credentialId, trigger: options.trigger }, 'oauth refresh: lease lost before the write');
+      const row = await waitForLease(credentialId);
+      return (
+        (row && outcomeOf(row, version)) ?? {
+          outcome: 'retry_later',
+          code: 'lease_lost',
+          nextRefreshAt: iso(now()),
+        }
       );
-      return { outcome: 'needs_reauth', code: failure.code };
     }
-    const row = await refreshStateRepo.get(db, credentialId);
-    const failures = Number(row?.failures ?? 0) + 1;
-    const wait =
-      failure.kind === 'fatal'
-        ? settings.backoffMaxMs
-        : backoffMs(failures, failure.retryAfterSeconds, settings, random);
-    const next = iso(at + wait);
-    await finish({ status: 'failing', failures, last_error: failure.code, next_refresh_at: next });
-    logger.warn(
-      { credentialId, code: failure.code, kind: failure.kind, httpStatus: failure.status, failures, next },
-      'oauth refresh failed; will try again',
-    );
-    return { outcome: 'retry_later', code: failure.code, nextRefreshAt: next };
+    if (nestedFailure) {
+      logger.warn(
+        { credentialId, nested: nestedFailure.key, code: nestedFailure.failure.code },
+        'oauth refresh: a nested token was not renewed',
+      );
+      if (nestedFailure.failure.kind === 'reauth_required') {
+        return { outcome: 'needs_reauth', code: nestedFailure.failure.code };
+      }
+    }
+    return { outcome: 'refreshed', version: written };
   };
 
   /** Takes the lease or waits for whoever has it; loops only while leases change hands. */

@@ -3,6 +3,7 @@ import type { SecretFields } from '../../credentials/credential-types.js';
 import { resolveEndpoints } from '../provider-template.js';
 import { clientAuthFor } from '../token-client.js';
 import type { ResolvedOAuthApp } from './refresh-types.js';
+import { nestedKeysOf, secretToTokenSet } from './token-fields.js';
 
 /**
  * Token revocation at the provider (RFC 7009) when an OAuth credential is removed: the refresh token
@@ -41,9 +42,14 @@ export const revokeAtProvider = async (
   }
   if (!endpoint) return { status: 'no_endpoint' };
   const as: oauth.AuthorizationServer = { issuer: app.issuer ?? endpoint, revocation_endpoint: endpoint };
+  // The credential's own tokens, then each nested one's (Slack's user token): each its refresh
+  // token first.
+  const held = secretToTokenSet(secret, nestedKeysOf(provider));
   const tokens: [string, string][] = [];
-  if (secret.refresh_token) tokens.push([secret.refresh_token, 'refresh_token']);
-  if (secret.access_token) tokens.push([secret.access_token, 'access_token']);
+  for (const token of [held, ...Object.values(held.nested)]) {
+    if (token.refreshToken) tokens.push([token.refreshToken, 'refresh_token']);
+    if (token.accessToken) tokens.push([token.accessToken, 'access_token']);
+  }
   let revoked = 0;
   for (const [token, hint] of tokens) {
     try {

@@ -86,6 +86,22 @@ export const createTokenFreshness = (deps: TokenFreshnessDeps) => {
           return use;
       }
     },
+    /**
+     * After an upstream refused the token before its expiry (revoked early, clock skew): one refresh
+     * of the refused version (or the refresh that already replaced it, here or on another replica)
+     * and the use with the newer secret, read for the decision `use` came from; undefined when there
+     * is no newer token (the caller answers the refusal, never loops).
+     */
+    async afterRefusal(use: CredentialUse, trigger: RefreshTrigger): Promise<CredentialUse | undefined> {
+      if (use.read.credential.type !== 'oauth2') return undefined;
+      const result = await refresher.refresh(use.allowed.namespace, use.allowed.credentialId, {
+        trigger,
+        ifVersion: use.read.version,
+        respectBackoff: true,
+      });
+      if (result.outcome !== 'refreshed' && result.outcome !== 'refreshed_elsewhere') return undefined;
+      return { allowed: use.allowed, read: await credentials.readCurrentSecret(use.allowed) };
+    },
     /** The expiry this process knows for a version (tests, `credential show`). */
     expiryOf,
   };
