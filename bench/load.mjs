@@ -16,7 +16,8 @@ export const percentile = (sorted, p) => {
  * process.hrtime) rather than from its result histogram, which keeps whole milliseconds only and so
  * reports 0 or 1 ms for everything a loopback server answers.
  * @param {{ url: string, connections: number, duration: number, method?: string,
- *   headers?: Record<string, string>, setupRequest?: (req: any) => any, overallRate?: number }} options
+ *   headers?: Record<string, string>, setupRequest?: (req: any, context: any) => any, overallRate?: number }} options
+ *   `setupRequest`'s `context` is the connection's own object (autocannon's), kept between its requests.
  */
 export const runLoad = async ({
   url,

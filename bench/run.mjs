@@ -14,6 +14,7 @@ import { busyShare, machineCpuSeconds, postgresCpuSeconds } from './cpu.mjs';
 import { openPostgres } from './postgres.mjs';
 import { adminSection } from './sections/admin.mjs';
 import { auditSection } from './sections/audit.mjs';
+import { mcpProxySection } from './sections/mcp-proxy.mjs';
 import { oauthRefreshSection } from './sections/oauth-refresh.mjs';
 import { proxySection } from './sections/proxy.mjs';
 import { policiesSection } from './sections/policies.mjs';
@@ -189,6 +190,7 @@ const main = async () => {
   if (has('audit')) await runSection(auditSection, {});
   if (has('proxy')) await runSection(proxySection, {});
   if (has('policies')) await runSection(policiesSection, {});
+  if (has('mcp-proxy')) await runSection(mcpProxySection, {});
   if (has('oauth-refresh')) await runSection(oauthRefreshSection, {});
 
   for (const [heading, table] of tables) console.log(`\n${heading}\n\n${table}`);

@@ -3,6 +3,7 @@
 //   node bench/server-child.mjs fastify   Fastify alone with the retrieval route: the framework's floor
 //   node bench/server-child.mjs vault     the vault (SQLite in BENCH_DATA_DIR, or BENCH_CHILD_DATABASE_URL)
 //   node bench/server-child.mjs upstream  an API for the HTTP proxy to forward to (proxy-upstream.mjs)
+//   node bench/server-child.mjs mcp-upstream  an MCP server for the MCP proxy (mcp-upstream.mjs)
 //   node bench/server-child.mjs op        an OAuth server for the refresh bench (oauth-provider.mjs)
 // All listen on 127.0.0.1 only and take commands from the parent over the IPC channel.
 
@@ -24,12 +25,31 @@ const kind = process.argv[2];
  * too. One counter increment per statement; nothing else changes.
  */
 let statements = 0;
+/**
+ * BENCH_STATEMENT_TIMES=1: also the wall time each SQLite statement holds the main thread, by its
+ * text (a write waiting there for another connection's lock blocks the event loop meanwhile).
+ */
+const timeStatements = process.env.BENCH_STATEMENT_TIMES === '1';
+/** @type {Map<string, { n: number, ms: number, maxMs: number }>} */
+const statementTimes = new Map();
 const countCalls = (proto, names) => {
   for (const name of names) {
     const original = proto[name];
     proto[name] = function counted(...args) {
       statements += 1;
-      return original.apply(this, args);
+      if (!timeStatements || typeof this.source !== 'string') return original.apply(this, args);
+      const started = performance.now();
+      try {
+        return original.apply(this, args);
+      } finally {
+        const ms = performance.now() - started;
+        const entry = statementTimes.get(this.source) ?? { n: 0, ms: 0, maxMs: 0 };
+        statementTimes.set(this.source, {
+          n: entry.n + 1,
+          ms: entry.ms + ms,
+          maxMs: Math.max(entry.maxMs, ms),
+        });
+      }
     };
   }
 };
@@ -132,6 +152,8 @@ const startVault = async () => {
       logLevel: process.env.BENCH_VAULT_LOG_LEVEL || undefined,
       // Every request authenticates with the same token from the same address; failures are bugs.
       authFailureLimit: '100000',
+      // The MCP proxy's upstream listens on the loopback address (BENCH_VAULT_OUTBOUND_ALLOW=127.0.0.1).
+      outboundAllow: process.env.BENCH_VAULT_OUTBOUND_ALLOW || undefined,
       // The oauth-refresh section: its OAuth server is on loopback over http, and the refresh margin
       // is the section's (each seeded token expires one margin after it is due).
       ...(process.env.BENCH_VAULT_OAUTH_MARGIN
@@ -268,12 +290,14 @@ const auditCount = async (server, { afterSeq, action = 'credential.retrieve' }) 
 };
 
 const startUpstream = async () => (await import('./proxy-upstream.mjs')).startUpstream();
+const startMcpUpstream = async () => (await import('./mcp-upstream.mjs')).startMcpUpstream();
 const startOp = async () => (await import('./oauth-provider.mjs')).startOAuthProvider();
 const starters = {
   ceiling: startCeiling,
   fastify: startFastify,
   vault: startVault,
   upstream: startUpstream,
+  'mcp-upstream': startMcpUpstream,
   op: startOp,
 };
 if (!starters[kind]) throw new Error(`server-child: unknown kind ${kind}`);
@@ -360,6 +384,21 @@ const commands = {
   /** Peak resident memory since the last reset (`resetPeakRss`), for the proxy's streaming run. */
   peakRss: async () => (await import('./proxy-upstream.mjs')).peakRss(),
   resetPeakRss: async () => (await import('./proxy-upstream.mjs')).resetPeakRss(),
+  setupMcpProxy: async (args) => (await import('./mcp-upstream.mjs')).setupMcpProxy(server, args),
+  /** The MCP upstream's counters: initialize requests, sessions ended, sessions held. */
+  mcpCounts: () => server.counts(),
+  /** Resident and heap memory after full collections, and the MCP proxy's open sessions. */
+  memoryAfterGc: async () => ({
+    ...(await (await import('./mcp-upstream.mjs')).memoryAfterGc()),
+    sessions: server.vault?.services.mcpEndpoint.sessionCount(),
+  }),
+  durableAppends: async (args) => (await import('./mcp-upstream.mjs')).durableAppends(server, args),
+  /** The statements that held the main thread longest (BENCH_STATEMENT_TIMES=1), and a fresh start. */
+  statementTimes: ({ top = 10 }) => {
+    const rows = [...statementTimes].sort((a, b) => b[1].ms - a[1].ms).slice(0, top);
+    statementTimes.clear();
+    return rows.map(([sql, t]) => ({ sql: sql.slice(0, 160), ...t }));
+  },
   // The oauth-refresh section (oauth-provider.mjs in the `op` child, oauth-seed.mjs in the vault).
   opClient: () => ({ url: server.url, client: server.client, resource: server.resource }),
   mint: (args) => server.mint(args),

@@ -8,10 +8,19 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killChildren } from './children.mjs';
 
-/** @typedef {'admin' | 'retrieval' | 'rewrap' | 'audit' | 'proxy' | 'policies' | 'oauth-refresh'} SectionName */
+/** @typedef {'admin' | 'retrieval' | 'rewrap' | 'audit' | 'proxy' | 'policies' | 'oauth-refresh' | 'mcp-proxy'} SectionName */
 
 /** @type {SectionName[]} */
-export const allSections = ['admin', 'retrieval', 'rewrap', 'audit', 'proxy', 'policies', 'oauth-refresh'];
+export const allSections = [
+  'admin',
+  'retrieval',
+  'rewrap',
+  'audit',
+  'proxy',
+  'policies',
+  'oauth-refresh',
+  'mcp-proxy',
+];
 
 /**
  * `BENCH_SMOKE=1`: tiny counts and quarter-second runs, so every section runs in seconds and the bench
@@ -64,6 +73,8 @@ export const settings = {
   auditEvents: Math.round(positive('BENCH_AUDIT_EVENTS', 1_000_000, 200)),
   // The body streamed each way through the HTTP proxy (MB) while the vault's peak memory is watched.
   proxyBodyMb: Math.round(positive('BENCH_PROXY_BODY_MB', 100, 4)),
+  // Sessions opened and closed through the MCP proxy while the vault's memory is watched.
+  mcpSessions: Math.round(positive('BENCH_MCP_SESSIONS', 10_000, 20)),
   // The oauth-refresh section: credentials due within one window (their refresh tokens minted by the
   // local OAuth server), the sizes the scheduler's pass with nothing due is measured at, and the
   // refreshes a second run beside retrieval.

@@ -121,6 +121,46 @@ export const targets = [
     issue: 'issue 15',
   },
   {
+    id: 'mcp-proxy-vs-direct',
+    section: 'mcp-proxy',
+    description:
+      "`tools/call` through the MCP proxy (proxy key, a kept session, audit durable) at >= 70 % of the upstream's direct calls/s",
+    threshold: 70,
+    compare: '>=',
+    unit: '%',
+    issue: 'issue 16',
+  },
+  {
+    id: 'mcp-proxy-added-p50',
+    section: 'mcp-proxy',
+    description: 'the MCP proxy adds <= 1 ms to a `tools/call` at the median (one call at a time)',
+    threshold: 1,
+    compare: '<=',
+    unit: 'ms',
+    issue: 'issue 16',
+  },
+  {
+    id: 'mcp-proxy-initialize-per-session',
+    section: 'mcp-proxy',
+    description:
+      'one upstream `initialize` per agent session, none per call (upstream initializes / sessions)',
+    threshold: 1,
+    compare: '<=',
+    unit: 'per session',
+    issue: 'issue 16',
+  },
+  {
+    id: 'mcp-proxy-session-memory',
+    section: 'mcp-proxy',
+    description:
+      "10,000 MCP sessions opened and closed grow the vault's heap after GC by < 8 MiB (flat: under 1 KB a session)",
+    threshold: 8,
+    compare: '<',
+    unit: 'MiB',
+    issue: 'issue 16',
+    scale: { of: 'sessions', atLeast: 10_000 },
+  },
+  {
     id: 'oauth-refresh-late',
     section: 'oauth-refresh',
     description:

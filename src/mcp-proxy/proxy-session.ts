@@ -52,6 +52,10 @@ import {
 
 export { refusalMessage };
 
+/** How long closing a session waits for the upstream to acknowledge the end of its session. */
+const terminateWaitMs = 2_000;
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 export interface SessionDeps {
   requests: Pick<AgentRequests, 'use'>;
   audit: Pick<AuditRecorder, 'record'>;
@@ -505,6 +509,13 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
       ended ??= new VaultError('mcp_session_not_found');
       if (transport) {
         transport.onclose = undefined;
+        // A Streamable HTTP upstream keeps each session until told (`DELETE`); without this it held
+        // every one of the bench's 10,000 closed sessions (docs/benchmarks.md). Bounded: an upstream
+        // that does not answer does not hold up the close, which aborts the request.
+        if ('terminateSession' in transport) {
+          const told = (transport as { terminateSession(): Promise<void> }).terminateSession();
+          await Promise.race([told.catch(() => undefined), delay(terminateWaitMs)]);
+        }
         await transport.close().catch(() => undefined);
       }
     },

@@ -13,6 +13,8 @@ export interface SdkUpstream {
   url: string;
   requests: IncomingHttpHeaders[];
   initializeCount(): number;
+  /** Sessions ended by the client (`DELETE`). */
+  closedCount(): number;
   /** The description `whoami` has in sessions opened from now on (a tool changing under the agent). */
   setDescription(text: string): void;
   stop(): Promise<void>;
@@ -28,6 +30,7 @@ export const startSdkUpstream = async ({
 }: { port?: number; hang?: boolean } = {}): Promise<SdkUpstream> => {
   const requests: IncomingHttpHeaders[] = [];
   let initializes = 0;
+  let closed = 0;
   let description = 'Answers with the Authorization header it received.';
   const transports = new Map<string, WebStandardStreamableHTTPServerTransport>();
 
@@ -41,6 +44,7 @@ export const startSdkUpstream = async ({
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       onsessioninitialized: (id) => void transports.set(id, transport),
+      onsessionclosed: () => void (closed += 1),
     });
     await server.connect(transport);
     return { transport, setAuthorization: (value: string) => (authorization = value) };
@@ -89,6 +93,7 @@ export const startSdkUpstream = async ({
     url: `http://127.0.0.1:${port}/mcp`,
     requests,
     initializeCount: () => initializes,
+    closedCount: () => closed,
     setDescription: (text) => {
       description = text;
     },
