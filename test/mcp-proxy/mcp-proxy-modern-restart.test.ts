@@ -36,6 +36,16 @@ interface Listening {
 const reconnectsOf = async (t: TestVault, proxy: string) =>
   (await auditEvents(t, 'mcp_proxy.reconnect')).filter((e) => e.details.proxy_name === proxy);
 
+/** What is in `after` and not in `before` (each of `before` taken out once). */
+const added = (before: string[], after: string[]) => {
+  const left = [...after];
+  for (const seen of before) left.splice(left.indexOf(seen), 1);
+  return left;
+};
+
+const outcomes = async (t: TestVault, proxy: string) =>
+  (await reconnectsOf(t, proxy)).map((e) => `${e.decision} ${e.reason}`);
+
 describe('MCP proxy, revision 2026-07-28: an upstream restart is survived and announced', () => {
   let t: TestVault;
   let addr: string;
@@ -166,6 +176,29 @@ describe('MCP proxy, revision 2026-07-28: an upstream restart is survived and an
     // Only the list the upstream has, and only once.
     expect(agent.toolsChanged()).toBe(1);
     expect(agent.state()).toBe('open');
+    await agent.close();
+  }, 60_000);
+  it('an HTTP upstream down for a while: calls refused meanwhile, the listen stream kept and told on its return', async () => {
+    const agent = await listening('sdk', httpKey);
+    expect(await call(agent.client, 'whoami')).toContain('authorization=[REDACTED]');
+    const before = await outcomes(t, 'sdk');
+
+    await upstream.stop();
+    // While it is down, a call is refused with its own code; the shared session and its listeners stay.
+    const down = await call(agent.client, 'whoami').catch((error: unknown) => String(error));
+    expect(down).toMatch(/could not be reached/);
+    expect(agent.state()).toBe('open');
+
+    upstream = await startSdkUpstream({ port });
+    expect(await call(agent.client, 'whoami')).toContain('authorization=[REDACTED]');
+    expect(upstream.initializeCount()).toBe(1);
+    await eventually(() => agent.toolsChanged() === 1);
+    expect(agent.state()).toBe('open');
+    // One refused while it was down, one on its return.
+    expect(added(before, await outcomes(t, 'sdk')).sort()).toEqual([
+      'allow ok',
+      'deny mcp_upstream_unavailable',
+    ]);
     await agent.close();
   }, 60_000);
 });
