@@ -28,6 +28,9 @@ interface Listening {
   subscription: McpSubscription;
   /** How many `notifications/tools/list_changed` the listen stream has delivered. */
   toolsChanged(): number;
+  /** The resource the stream names (with `resource`), and the updates of it the stream delivered. */
+  uri: string | undefined;
+  updates: string[];
   /** How the subscription ended, or 'open'. */
   state(): string;
   close(): Promise<void>;
@@ -90,8 +93,11 @@ describe('MCP proxy, revision 2026-07-28: an upstream restart is survived and an
     await upstream?.stop();
   });
 
-  /** A v2 client pinned to 2026-07-28, its tools listed (pinned), listening for tool list changes. */
-  const listening = async (proxy: string, token: string): Promise<Listening> => {
+  /**
+   * A v2 client pinned to 2026-07-28, its tools listed (pinned), listening for tool list changes
+   * (and, with `resource`, for updates of the upstream's first resource).
+   */
+  const listening = async (proxy: string, token: string, resource = false): Promise<Listening> => {
     const client = new Client(
       { name: 'modern-agent', version: '1.0.0' },
       { versionNegotiation: { mode: { pin: '2026-07-28' } } },
@@ -105,14 +111,22 @@ describe('MCP proxy, revision 2026-07-28: an upstream restart is survived and an
     await client.listTools();
     let toolsChanged = 0;
     client.setNotificationHandler('notifications/tools/list_changed', () => void (toolsChanged += 1));
-    const subscription = await client.listen({ toolsListChanged: true });
-    expect(subscription.honoredFilter).toEqual({ toolsListChanged: true });
+    const uri = resource ? (await client.listResources()).resources[0]!.uri : undefined;
+    const updates: string[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (note) => {
+      updates.push(note.params.uri);
+    });
+    const filter = { toolsListChanged: true as const, ...(uri ? { resourceSubscriptions: [uri] } : {}) };
+    const subscription = await client.listen(filter);
+    expect(subscription.honoredFilter).toEqual(filter);
     let state = 'open';
     void subscription.closed.then((how) => void (state = how));
     return {
       client,
       subscription,
       toolsChanged: () => toolsChanged,
+      uri,
+      updates,
       state: () => state,
       close: async () => {
         await subscription.close();
@@ -152,6 +166,27 @@ describe('MCP proxy, revision 2026-07-28: an upstream restart is survived and an
     expect(reconnects.map((e) => [e.decision, e.details.after])).toEqual([['allow', 'mcp_upstream_exited']]);
     expect(reconnects[0]!.details.list_changed).toEqual(['tools', 'resources', 'prompts']);
     expect(agent.state()).toBe('open');
+    await agent.close();
+  }, 60_000);
+
+  it('a killed stdio upstream: the resources a listen stream names are subscribed again on the new one', async () => {
+    const agent = await listening('everything', stdioKey, true);
+    const before = new Set(childPids(everythingBin));
+    expect(await call(agent.client, 'echo', { message: 'before' })).toContain('before');
+    const [child] = childPids(everythingBin);
+    expect(child).toBeDefined();
+    process.kill(child!, 'SIGKILL');
+    await eventually(() => !running(child!));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await call(agent.client, 'echo', { message: 'after' })).toContain('after');
+    expect(childPids(everythingBin).filter((pid) => !before.has(pid))).toHaveLength(1);
+
+    // The new server-everything sends updates of the resources subscribed on it once this is on.
+    await call(agent.client, 'toggle-subscriber-updates');
+    await eventually(() => agent.updates.length > 0);
+    expect(agent.updates[0]).toBe(agent.uri);
+    expect(agent.state()).toBe('open');
+    await call(agent.client, 'toggle-subscriber-updates');
     await agent.close();
   }, 60_000);
 
