@@ -20,7 +20,9 @@ import { type SdkUpstream, startSdkUpstream } from './sdk-upstream.js';
  * (server-everything over stdio, killed; an SDK server over Streamable HTTP, stopped and started
  * again on its port) restarts while the client is idle; the client's next request works, the vault
  * connects again exactly once (one upstream `initialize`, one `mcp_proxy.reconnect` event), and the
- * open listen stream carries `notifications/tools/list_changed` — it stays open throughout.
+ * open listen stream carries `notifications/tools/list_changed` — it stays open throughout, also while
+ * the upstream is down and calls are refused. The resources the stream names are subscribed again on
+ * the new upstream connection.
  */
 
 interface Listening {
