@@ -133,7 +133,7 @@ export const createMcpProxyService = (deps: McpProxyServiceDeps) => {
 
   /**
    * The shared session of a proxy key and the client capabilities a request declares (2026-07-28
-   * leg), opened on its first request; one whose upstream ended is replaced.
+   * leg), opened on its first request; one whose upstream never started is replaced.
    */
   const sharedFor = (
     caller: Awaited<ReturnType<typeof authenticateProxyKey>>,

@@ -101,6 +101,8 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
   const inFlight = new Set<RequestId>();
   /** progressToken → the agent request it belongs to, so progress rides that request's stream. */
   const progressOf = new Map<string | number, RequestId>();
+  /** The resources the agent subscribed to upstream: a new upstream connection is subscribed again. */
+  const subscriptions = new Set<string>();
   let lastRequestId = start.requestId;
 
   const events = sessionEvents(deps.audit, caller);
@@ -316,7 +318,8 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
   /**
    * A new upstream connection for a session whose upstream was lost: a decision like `initialize`'s
    * (the grant still holds; the secret is read afresh), one upstream `initialize` with the client's
-   * parameters, the tool pins checked against the new tool list, and the agent told to list again
+   * parameters, the tool pins checked against the new tool list, the agent's resource subscriptions
+   * made again, and the agent told to list again
    * (`list_changed` for each list the upstream has), on the stream of the request that found the
    * upstream gone. One `mcp_proxy.reconnect` event.
    */
@@ -343,6 +346,9 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
         (answer as { result: { capabilities?: Record<string, unknown> } }).result.capabilities ?? {};
       if (capabilities.tools !== undefined)
         await repinTools((method, params) => own(transport, method, params), deps.pins, proxy);
+      // The restarted upstream forgot them; a refusal changes nothing the agent holds.
+      if ((capabilities.resources as { subscribe?: unknown } | undefined)?.subscribe === true)
+        await Promise.all([...subscriptions].map((uri) => own(transport, 'resources/subscribe', { uri })));
       const notices = listChanged(capabilities);
       for (const notice of notices) await start.toAgent(notice, related);
       return {
@@ -478,6 +484,10 @@ export const openProxySession = (deps: SessionDeps, start: SessionStart) => {
           if (initializeParams === undefined) throw new VaultError('mcp_session_not_found');
           if (message.method === 'tools/call') return await call(message);
           if (message.method === 'tools/list') listRequests.add(message.id);
+          const uri = (message.params as { uri?: unknown } | undefined)?.uri;
+          if (message.method === 'resources/subscribe' && typeof uri === 'string') subscriptions.add(uri);
+          if (message.method === 'resources/unsubscribe' && typeof uri === 'string')
+            subscriptions.delete(uri);
           inFlight.add(message.id);
           await forward(message);
         } catch (error) {

@@ -131,7 +131,7 @@ const withoutEnvelope = (
 export interface SharedSession extends ExchangeTable, ListenTable {
   /** The upstream's `initialize` result, once it answered. */
   ready: Promise<Record<string, unknown>>;
-  /** The upstream ended (or never started): the next request opens a new shared session. */
+  /** The upstream never started (refused or failed): the next request opens a new shared session. */
   ended: boolean;
 }
 
@@ -198,12 +198,9 @@ export const openSharedSession = (
     ready: Promise.resolve({}),
     ended: false,
   } as unknown as SharedSession;
-  const deliver = deliverTo(shared);
-  shared.session = open(async (message) => {
-    await deliver(message);
-    const code = (message as { error?: { data?: { code?: string } } }).error?.data?.code;
-    if (code === 'mcp_upstream_exited' || code === 'mcp_upstream_unavailable') shared.ended = true;
-  });
+  // An upstream lost later (it exited, restarted, is down) does not end the shared session: the
+  // proxy session connects again on the next request and tells the listen streams (`list_changed`).
+  shared.session = open(deliverTo(shared));
   shared.ready = (async () => {
     const answer = await ownRequest(shared, initializeRequest(capabilities));
     if (!isJSONRPCResultResponse(answer)) {

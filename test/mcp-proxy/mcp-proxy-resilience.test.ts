@@ -175,6 +175,36 @@ describe('MCP proxy: an upstream restart is survived', () => {
     }, 60_000);
   }
 
+  it('a killed stdio upstream is subscribed again to the resources the client subscribed to', async () => {
+    const before = new Set(childPids(everythingBin));
+    const client = new ClientV2({ name: 'v2-agent', version: '1.0.0' });
+    const transport = new TransportV2(new URL(`${addr}/mcp/everything`), {
+      requestInit: { headers: { Authorization: `Bearer ${stdioKey}` } },
+    });
+    await client.connect(transport);
+    const updates: string[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (note) => {
+      updates.push(note.params.uri);
+    });
+    const uri = (await client.listResources()).resources[0]!.uri;
+    await client.subscribeResource({ uri });
+    const [child] = childPids(everythingBin).filter((pid) => !before.has(pid));
+    process.kill(child!, 'SIGKILL');
+    await eventually(() => !running(child!));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    expect(JSON.stringify(await client.callTool({ name: 'echo', arguments: { message: 'x' } }))).toContain(
+      'x',
+    );
+    // The new server-everything sends updates of the resources subscribed on it once this is on.
+    await client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+    await eventually(() => updates.length > 0);
+    expect(updates[0]).toBe(uri);
+    await client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+    await transport.terminateSession().catch(() => undefined);
+    await client.close();
+  }, 60_000);
+
   for (const version of ['v1', 'v2'] as const) {
     it(`${version}: an HTTP upstream stopped and started again on its port is initialized again once`, async () => {
       const agent = await connectAs(version, new URL(`${addr}/mcp/sdk`), httpKey);
