@@ -75,6 +75,32 @@ export const setUpStdioProxy = async (
   return { agent, grant, key: key.key as string, keyId: key.id as string };
 };
 
+/**
+ * A credential holding the canary, an agent granted it, and a proxy `name` to a Streamable HTTP
+ * upstream that injects it as a bearer token; with `key`, a proxy key for the agent too.
+ */
+export const setUpHttpProxy = async (
+  t: TestVault,
+  options: { name: string; url: string; agent: string; credential?: string; key?: boolean },
+): Promise<{ key?: string }> => {
+  const { name, url, agent, credential = 'upstream-token' } = options;
+  await ok(t, 'POST', '/v1/admin/credentials', {
+    name: credential,
+    type: 'api_key',
+    secret: { api_key: canary },
+  });
+  await ok(t, 'POST', '/v1/admin/agents', { name: agent });
+  await ok(t, 'POST', '/v1/admin/grants', { agent, credential, until_revoked: true });
+  await ok(t, 'POST', '/v1/admin/mcp-proxies', {
+    name,
+    url,
+    credential,
+    injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
+  });
+  if (!options.key) return {};
+  return { key: (await ok(t, 'POST', `/v1/admin/mcp-proxies/${name}/keys`, { agent })).key as string };
+};
+
 /** The process ids of this process's children whose command line contains `pattern` (stdio upstreams). */
 export const childPids = (pattern: string): number[] =>
   execFileSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' })

@@ -2,7 +2,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/lib/clock.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
-import { auditEvents, canary, ok } from './mcp-proxy-fixtures.js';
+import { auditEvents, canary, ok, setUpHttpProxy } from './mcp-proxy-fixtures.js';
 import { type SdkUpstream, startSdkUpstream } from './sdk-upstream.js';
 
 /**
@@ -21,23 +21,7 @@ describe('MCP proxy to a Streamable HTTP upstream', () => {
     upstream = await startSdkUpstream();
     t = await startTestVault({ settings: { outboundAllow: '127.0.0.1' }, clock });
     addr = await t.vault.listen();
-    await ok(t, 'POST', '/v1/admin/credentials', {
-      name: 'upstream-token',
-      type: 'api_key',
-      secret: { api_key: canary },
-    });
-    await ok(t, 'POST', '/v1/admin/agents', { name: 'http-agent' });
-    await ok(t, 'POST', '/v1/admin/grants', {
-      agent: 'http-agent',
-      credential: 'upstream-token',
-      until_revoked: true,
-    });
-    await ok(t, 'POST', '/v1/admin/mcp-proxies', {
-      name: 'sdk',
-      url: upstream.url,
-      credential: 'upstream-token',
-      injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
-    });
+    await setUpHttpProxy(t, { name: 'sdk', url: upstream.url, agent: 'http-agent' });
   }, 30_000);
 
   afterAll(async () => {

@@ -3,12 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import {
   auditEvents,
-  canary,
   childPids,
   eventually,
   everythingBin,
-  ok,
   running,
+  setUpHttpProxy,
   setUpStdioProxy,
 } from './mcp-proxy-fixtures.js';
 import { type SdkUpstream, startSdkUpstream } from './sdk-upstream.js';
@@ -65,24 +64,7 @@ describe('MCP proxy, revision 2026-07-28: an upstream restart is survived and an
     t = await startTestVault({ settings: { outboundAllow: '127.0.0.1' } });
     addr = await t.vault.listen();
     stdioKey = (await setUpStdioProxy(t)).key;
-    await ok(t, 'POST', '/v1/admin/credentials', {
-      name: 'upstream-token',
-      type: 'api_key',
-      secret: { api_key: canary },
-    });
-    await ok(t, 'POST', '/v1/admin/agents', { name: 'restart-agent' });
-    await ok(t, 'POST', '/v1/admin/grants', {
-      agent: 'restart-agent',
-      credential: 'upstream-token',
-      until_revoked: true,
-    });
-    await ok(t, 'POST', '/v1/admin/mcp-proxies', {
-      name: 'sdk',
-      url: upstream.url,
-      credential: 'upstream-token',
-      injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
-    });
-    httpKey = (await ok(t, 'POST', '/v1/admin/mcp-proxies/sdk/keys', { agent: 'restart-agent' }))
+    httpKey = (await setUpHttpProxy(t, { name: 'sdk', url: upstream.url, agent: 'restart-agent', key: true }))
       .key as string;
   }, 30_000);
 

@@ -14,12 +14,11 @@ import type { Clock } from '../../src/lib/clock.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import {
   auditEvents,
-  canary,
   childPids,
   eventually,
   everythingBin,
-  ok,
   running,
+  setUpHttpProxy,
   setUpStdioProxy,
 } from './mcp-proxy-fixtures.js';
 import { type SdkUpstream, startSdkUpstream } from './sdk-upstream.js';
@@ -99,24 +98,7 @@ describe('MCP proxy: an upstream restart is survived', () => {
     t = await startTestVault({ settings: { outboundAllow: '127.0.0.1' } });
     addr = await t.vault.listen();
     stdioKey = (await setUpStdioProxy(t)).key;
-    await ok(t, 'POST', '/v1/admin/credentials', {
-      name: 'upstream-token',
-      type: 'api_key',
-      secret: { api_key: canary },
-    });
-    await ok(t, 'POST', '/v1/admin/agents', { name: 'restart-agent' });
-    await ok(t, 'POST', '/v1/admin/grants', {
-      agent: 'restart-agent',
-      credential: 'upstream-token',
-      until_revoked: true,
-    });
-    await ok(t, 'POST', '/v1/admin/mcp-proxies', {
-      name: 'sdk',
-      url: upstream.url,
-      credential: 'upstream-token',
-      injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
-    });
-    httpKey = (await ok(t, 'POST', '/v1/admin/mcp-proxies/sdk/keys', { agent: 'restart-agent' }))
+    httpKey = (await setUpHttpProxy(t, { name: 'sdk', url: upstream.url, agent: 'restart-agent', key: true }))
       .key as string;
   }, 30_000);
 
@@ -259,24 +241,15 @@ describe('MCP proxy: an HTTP upstream that goes away mid-call', () => {
     upstream = await startSdkUpstream({ hang: true });
     t = await startTestVault({ settings: { outboundAllow: '127.0.0.1' } });
     addr = await t.vault.listen();
-    await ok(t, 'POST', '/v1/admin/credentials', {
-      name: 'slow-token',
-      type: 'api_key',
-      secret: { api_key: canary },
-    });
-    await ok(t, 'POST', '/v1/admin/agents', { name: 'slow-agent' });
-    await ok(t, 'POST', '/v1/admin/grants', {
-      agent: 'slow-agent',
-      credential: 'slow-token',
-      until_revoked: true,
-    });
-    await ok(t, 'POST', '/v1/admin/mcp-proxies', {
-      name: 'slow',
-      url: upstream.url,
-      credential: 'slow-token',
-      injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
-    });
-    key = (await ok(t, 'POST', '/v1/admin/mcp-proxies/slow/keys', { agent: 'slow-agent' })).key as string;
+    key = (
+      await setUpHttpProxy(t, {
+        name: 'slow',
+        url: upstream.url,
+        agent: 'slow-agent',
+        credential: 'slow-token',
+        key: true,
+      })
+    ).key as string;
   }, 30_000);
 
   afterAll(async () => {

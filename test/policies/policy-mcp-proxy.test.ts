@@ -1,7 +1,7 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
-import { auditEvents, canary, ok } from '../mcp-proxy/mcp-proxy-fixtures.js';
+import { auditEvents, canary, ok, setUpHttpProxy } from '../mcp-proxy/mcp-proxy-fixtures.js';
 import { type SdkUpstream, startSdkUpstream } from '../mcp-proxy/sdk-upstream.js';
 import { attach, createPolicy, detach } from './policy-fixtures.js';
 
@@ -19,23 +19,7 @@ describe('policies attached to MCP proxies and proxy keys', () => {
     upstream = await startSdkUpstream();
     t = await startTestVault({ settings: { outboundAllow: '127.0.0.1' } });
     addr = await t.vault.listen();
-    await ok(t, 'POST', '/v1/admin/credentials', {
-      name: 'upstream-token',
-      type: 'api_key',
-      secret: { api_key: canary },
-    });
-    await ok(t, 'POST', '/v1/admin/agents', { name: 'mcp-agent' });
-    await ok(t, 'POST', '/v1/admin/grants', {
-      agent: 'mcp-agent',
-      credential: 'upstream-token',
-      until_revoked: true,
-    });
-    await ok(t, 'POST', '/v1/admin/mcp-proxies', {
-      name: 'sdk',
-      url: upstream.url,
-      credential: 'upstream-token',
-      injections: [{ in: 'header', name: 'Authorization', template: 'Bearer {{api_key}}' }],
-    });
+    await setUpHttpProxy(t, { name: 'sdk', url: upstream.url, agent: 'mcp-agent' });
     // Nothing here comes from 203.0.113.0/24: a policy allowing only that range refuses every call.
     await createPolicy(t, 'name: office-only\nrules:\n  - ip_allowlist: { cidrs: [203.0.113.0/24] }\n');
   }, 30_000);
