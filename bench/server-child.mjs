@@ -279,14 +279,23 @@ const auditCount = async (server, { afterSeq, action = 'credential.retrieve' }) 
   const head = await auditHead(server);
   const rows = await server.vault.store.db
     .selectFrom('audit_events')
-    .select(['decision', (eb) => eb.fn.countAll().as('n')])
+    .select(['decision', 'reason', (eb) => eb.fn.countAll().as('n')])
     .where('seq', '>', afterSeq)
     .where('seq', '<=', head)
     .where('action', '=', action)
-    .groupBy('decision')
+    .groupBy(['decision', 'reason'])
     .execute();
-  const byDecision = Object.fromEntries(rows.map((r) => [r.decision, Number(r.n)]));
-  return { head, events: head - afterSeq, allow: byDecision.allow ?? 0, deny: byDecision.deny ?? 0 };
+  const count = (/** @type {(r: { decision: string, reason: string | null }) => boolean} */ pick) =>
+    rows.filter(pick).reduce((sum, r) => sum + Number(r.n), 0);
+  return {
+    head,
+    events: head - afterSeq,
+    allow: count((r) => r.decision === 'allow'),
+    deny: count((r) => r.decision === 'deny' && r.reason !== 'mcp_request_cancelled'),
+    // A call in flight when the load generator stops is cancelled by its closed connection: audited
+    // as refused with this reason, and not a gap.
+    cancelled: count((r) => r.decision === 'deny' && r.reason === 'mcp_request_cancelled'),
+  };
 };
 
 const startUpstream = async () => (await import('./proxy-upstream.mjs')).startUpstream();

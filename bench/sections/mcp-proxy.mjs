@@ -224,7 +224,8 @@ const benchMcpProxy = async () => {
       .flat()
       .filter((r) => r.upstreamCalls < r.ok || r.upstreamCalls > r.sent).length;
     const auditGaps = proxiedRuns.filter(
-      (r) => !r.audit || r.audit.deny > 0 || r.audit.allow < r.ok || r.audit.allow > r.sent,
+      (r) =>
+        !r.audit || r.audit.deny > 0 || r.audit.allow < r.ok || r.audit.allow + r.audit.cancelled > r.sent,
     ).length;
     /** @param {string} over @param {string} under @param {(r: any) => number} f */
     const paired = (over, under, f) =>
