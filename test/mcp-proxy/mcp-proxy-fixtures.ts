@@ -101,6 +101,18 @@ export const setUpHttpProxy = async (
   return { key: (await ok(t, 'POST', `/v1/admin/mcp-proxies/${name}/keys`, { agent })).key as string };
 };
 
+/**
+ * Stops a vault whose clients closed event streams. Node's fetch (undici), in this test process,
+ * opens a spare connection whenever the connection of an aborted event stream ends, and sends nothing
+ * on it; the vault's server would wait out its headers timeout (a minute) for each before it closes.
+ * They are the test clients' leftovers, so they are cut while the vault stops.
+ */
+export const stopCuttingLeftovers = async (t: TestVault | undefined) => {
+  if (!t) return;
+  const reaper = setInterval(() => t.vault.app.server.closeAllConnections(), 50);
+  await t.stop().finally(() => clearInterval(reaper));
+};
+
 /** The process ids of this process's children whose command line contains `pattern` (stdio upstreams). */
 export const childPids = (pattern: string): number[] =>
   execFileSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' })

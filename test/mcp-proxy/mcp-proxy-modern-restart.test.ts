@@ -9,6 +9,7 @@ import {
   running,
   setUpHttpProxy,
   setUpStdioProxy,
+  stopCuttingLeftovers,
 } from './mcp-proxy-fixtures.js';
 import { type SdkUpstream, startSdkUpstream } from './sdk-upstream.js';
 
@@ -69,11 +70,8 @@ describe('MCP proxy, revision 2026-07-28: an upstream restart is survived and an
   }, 30_000);
 
   afterAll(async () => {
-    // Node's fetch (undici) opens a spare connection when the connection of an aborted event stream
-    // (the closed listen stream) ends, and sends nothing on it; the vault's server would wait out its
-    // headers timeout for it. A client's leftover, cut while the vault stops (as mcp-proxy-sse.test.ts).
-    const reaper = setInterval(() => t?.vault.app.server.closeAllConnections(), 50);
-    await t?.stop().finally(() => clearInterval(reaper));
+    // The closed listen streams leave spare client connections behind.
+    await stopCuttingLeftovers(t);
     await upstream?.stop();
   });
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, describePostgres, type TestDatabase } from '../helpers/postgres.js';
 import { createTempDataDir, type TempDataDir } from '../helpers/sqlite.js';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
-import { ok, setUpStdioProxy } from './mcp-proxy-fixtures.js';
+import { ok, setUpStdioProxy, stopCuttingLeftovers } from './mcp-proxy-fixtures.js';
 
 /**
  * The HTTP+SSE transport with two replicas on one PostgreSQL database: its stream is one response
@@ -38,11 +38,7 @@ describePostgres('an HTTP+SSE session across two replicas', () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const vault of replicas) {
-      // Cut the test's own leftover client connections (see mcp-proxy-sse.test.ts).
-      const reaper = setInterval(() => vault.vault.app.server.closeAllConnections(), 50);
-      await vault.stop().finally(() => clearInterval(reaper));
-    }
+    for (const vault of replicas) await stopCuttingLeftovers(vault);
     for (const dir of dirs) await dir.cleanup();
     await database?.drop();
   });

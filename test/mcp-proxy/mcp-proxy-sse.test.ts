@@ -3,7 +3,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVault, type TestVault } from '../helpers/vault.js';
 import { everythingContract, type EverythingProxy, itNeverLeaksTheSecret } from './everything-contract.js';
-import { auditEvents, ok, setUpStdioProxy } from './mcp-proxy-fixtures.js';
+import { auditEvents, ok, setUpStdioProxy, stopCuttingLeftovers } from './mcp-proxy-fixtures.js';
 
 /**
  * The deprecated HTTP+SSE transport toward agents (MCP 2024-11-05): the v1 SDK's `SSEClientTransport`
@@ -34,12 +34,7 @@ describe('MCP proxy over the HTTP+SSE transport', () => {
   }, 30_000);
 
   afterAll(async () => {
-    // Node's fetch (undici), in this test process, opens a spare connection whenever a connection
-    // of an aborted event stream ends, and sends nothing on it; the vault would wait out its
-    // headers timeout (a minute) for each before its server closes. They are the clients' leftovers,
-    // so they are cut while the vault stops.
-    const reaper = setInterval(() => t?.vault.app.server.closeAllConnections(), 50);
-    await t?.stop().finally(() => clearInterval(reaper));
+    await stopCuttingLeftovers(t);
   });
 
   const connect = async (token = key) => {
