@@ -4,8 +4,8 @@ import { agentSubject } from '../audit/audit-subjects.js';
 import { assertNamespace } from '../credentials/credential-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
-import { newId, newToken } from '../lib/ids.js';
-import { hashToken } from '../lib/token-hash.js';
+import { newId } from '../lib/ids.js';
+import { mintKey } from '../lib/minted-key.js';
 import type { Database } from '../store/schema.js';
 import { isUniqueViolation } from '../store/store-errors.js';
 import { type AuditContext, auditedChange, type RecordAllowed } from '../audit/audit-context.js';
@@ -82,21 +82,8 @@ export const createAgentService = ({ db, clock, audit }: AgentServiceDeps) => {
     assertKeyName(name);
     if (input.ttlSeconds !== undefined) assertKeyTtl(input.ttlSeconds);
     const now = clock.now();
-    const apiKey = newToken('tv_agent_');
-    const row = {
-      id: newId(),
-      namespace: agent.namespace,
-      agent_id: agent.id,
-      name,
-      key_hash: hashToken(apiKey),
-      created_at: now.toISOString(),
-      expires_at:
-        input.ttlSeconds === undefined
-          ? null
-          : new Date(now.getTime() + input.ttlSeconds * 1000).toISOString(),
-      revoked_at: null,
-      last_used_at: null,
-    };
+    const { token: apiKey, columns } = mintKey('tv_agent_', now, input.ttlSeconds);
+    const row = { id: newId(), namespace: agent.namespace, agent_id: agent.id, name, ...columns };
     await agentKeyRepo.insert(trx, row);
     const key = toAgentKey(row);
     return { apiKey, key: { ...key, status: keyStatus(key, now) } };

@@ -7,8 +7,8 @@ import { assertDescription, assertKeyName, assertKeyTtl } from '../agents/agent-
 import { assertNamespace } from '../credentials/credential-types.js';
 import { VaultError } from '../errors/vault-error.js';
 import type { Clock } from '../lib/clock.js';
-import { newId, newToken } from '../lib/ids.js';
-import { hashToken } from '../lib/token-hash.js';
+import { newId } from '../lib/ids.js';
+import { mintKey } from '../lib/minted-key.js';
 import type { Database } from '../store/schema.js';
 import { isUniqueViolation } from '../store/store-errors.js';
 import {
@@ -212,7 +212,7 @@ export const createProxyAdminService = ({ db, clock, audit }: ProxyAdminServiceD
           `Proxy "${proxy.name}" has ${live} live keys; revoke some first.`,
         );
       }
-      const key = newToken('tv_proxy_');
+      const { token: key, columns } = mintKey('tv_proxy_', now, input.ttlSeconds);
       const row = {
         id: newId(),
         namespace,
@@ -220,14 +220,7 @@ export const createProxyAdminService = ({ db, clock, audit }: ProxyAdminServiceD
         agent_id: agent.id,
         end_user: input.user ?? null,
         name: keyName,
-        key_hash: hashToken(key),
-        created_at: now.toISOString(),
-        expires_at:
-          input.ttlSeconds === undefined
-            ? null
-            : new Date(now.getTime() + input.ttlSeconds * 1000).toISOString(),
-        revoked_at: null,
-        last_used_at: null,
+        ...columns,
       };
       await proxyKeyRepo.insert(trx, row);
       const created = toProxyKey(row);
